@@ -1,0 +1,65 @@
+"""The one small protocol every speech engine implements: 16 kHz mono float32 chunks in, segments out.
+
+Engines are pure: no HTTP, no files of the request, no rendering. Times in the returned segments are relative to
+the start of each chunk; the pipeline shifts them to absolute times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from app.transcript import Segment, Task
+
+SAMPLE_RATE = 16_000
+Audio = npt.NDArray[np.float32]
+
+LANGUAGE_NAMES = {
+    "en": "English",
+    "ru": "Russian",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "uk": "Ukrainian",
+}
+
+
+class ModelInfo(msgspec.Struct, frozen=True):
+    """What a model is and can do. `languages` is None for a multilingual model."""
+
+    name: str
+    family: str
+    languages: frozenset[str] | None
+    can_translate: bool = False
+    owned_by: str = "stt-appliance"
+
+    def supports(self, language: str) -> bool:
+        return self.languages is None or language in self.languages
+
+    def language_names(self) -> str:
+        if self.languages is None:
+            return "many languages"
+        return ", ".join(sorted(LANGUAGE_NAMES.get(code, code) for code in self.languages))
+
+
+class Engine(Protocol):
+    """A loaded model."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def transcribe(
+        self,
+        chunks: Sequence[Audio],
+        *,
+        language: str | None,
+        task: Task = "transcribe",
+        prompt: str | None = None,
+    ) -> list[list[Segment]]:
+        """Recognise each chunk (at most 30 s each); one list of chunk-relative segments per chunk."""
+        ...
