@@ -47,6 +47,13 @@ class ModelInfo(msgspec.Struct, frozen=True):
         return ", ".join(sorted(LANGUAGE_NAMES.get(code, code) for code in self.languages))
 
 
+class ChunkResult(msgspec.Struct, frozen=True):
+    """What an engine heard in one chunk: chunk-relative segments and, if it detected it, the language."""
+
+    segments: tuple[Segment, ...]
+    language: str | None = None
+
+
 class Engine(Protocol):
     """A loaded model."""
 
@@ -60,6 +67,6 @@ class Engine(Protocol):
         language: str | None,
         task: Task = "transcribe",
         prompt: str | None = None,
-    ) -> list[list[Segment]]:
-        """Recognise each chunk (at most 30 s each); one list of chunk-relative segments per chunk."""
+    ) -> list[ChunkResult]:
+        """Recognise each chunk (at most 30 s each); one result per chunk, in order."""
         ...
