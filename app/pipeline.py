@@ -1,8 +1,4 @@
-"""Audio file -> decoded 16 kHz windows -> Silero VAD -> chunks -> engine batches -> absolute segments.
-
-PLACEHOLDER INTERFACE (being implemented on branch `audio`): the signatures below are the contract the API layer
-uses. Memory stays bounded: nothing holds the whole file as samples.
-"""
+"""PROVISIONAL pipeline (replaced by branch `audio`): decode all, fixed 30 s chunks, no VAD."""
 
 from __future__ import annotations
 
@@ -12,7 +8,8 @@ from pathlib import Path
 import msgspec
 
 from app.cancel import CancelToken
-from app.engines.base import Engine
+from app.engines.base import SAMPLE_RATE, Engine
+from app.errors import InvalidRequest
 from app.transcript import Segment, Task
 
 
@@ -23,28 +20,32 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
     vad_max_duration: float = 22.0
     vad_strict_limit: float = 30.0
     vad_new_chunk_threshold: float = 0.2
-    max_audio_seconds: float = 0.0  # 0 = no limit
-    window_seconds: float = 60.0  # decode window; tests make it small to exercise window edges
+    max_audio_seconds: float = 0.0
+    window_seconds: float = 60.0
 
 
 class TranscriptionRun:
-    """One transcription of one file. Iterate `segments()`; afterwards `duration` and `language` are final."""
-
-    def __init__(
-        self,
-        path: Path,
-        engine: Engine,
-        *,
-        language: str | None,
-        task: Task,
-        prompt: str | None,
-        config: PipelineConfig,
-        cancel: CancelToken,
-    ) -> None:
-        raise NotImplementedError
-
-    duration: float
-    language: str | None
+    def __init__(self, path: Path, engine: Engine, *, language: str | None, task: Task, prompt: str | None,
+                 config: PipelineConfig, cancel: CancelToken) -> None:
+        self.path, self.engine, self.task, self.prompt, self.config, self.cancel = path, engine, task, prompt, config, cancel
+        self.language = language
+        self.duration = 0.0
 
     def segments(self) -> Iterator[Segment]:
-        raise NotImplementedError
+        from faster_whisper.audio import decode_audio
+
+        try:
+            audio = decode_audio(str(self.path))
+        except Exception:
+            raise InvalidRequest("Could not decode audio file", param="file") from None
+        if len(audio) == 0:
+            raise InvalidRequest("Audio file is empty", param="file")
+        self.duration = len(audio) / SAMPLE_RATE
+        step = 30 * SAMPLE_RATE
+        for offset in range(0, len(audio), step):
+            self.cancel.raise_if_cancelled()
+            result = self.engine.transcribe([audio[offset:offset + step]], language=self.language, task=self.task,
+                                            prompt=self.prompt)[0]
+            self.language = result.language or self.language
+            for s in result.segments:
+                yield s.shifted(offset / SAMPLE_RATE)
