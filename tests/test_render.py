@@ -148,7 +148,15 @@ def test_verbose_json_example_reads_like_openai() -> None:
     second = body["segments"][1]
     assert second["seek"] == 3104 and second["tokens"] == [] and second["avg_logprob"] == 0.0
     assert second["compression_ratio"] == compression_ratio("no statistics here") > 0
-    assert list(body) == ["task", "language", "duration", "text", "segments", "words", "usage"]
+    assert list(body) == ["task", "language", "duration", "text", "words", "segments", "usage"]
+
+
+def test_spaced_words_rebuild_the_text_when_joined() -> None:
+    words = (Word("Hello", 0.0, 0.4), Word("world.", 0.5, 0.9))
+    transcript = Transcript("en", 1.0, (Segment(0.0, 0.9, "Hello world.", words),))
+    body = json.loads(render_verbose_json(transcript, words=True, segments=False, spaced_words=True))
+    assert [w["word"] for w in body["words"]] == ["Hello", " world."]
+    assert "".join(w["word"] for w in body["words"]) == body["text"]
 
 
 def test_granularities_decide_segments_and_words() -> None:

@@ -45,8 +45,8 @@ class VerboseBody(msgspec.Struct, omit_defaults=True):
     language: str
     duration: float
     text: str
-    segments: list[VerboseSegment] | msgspec.UnsetType = msgspec.UNSET
     words: list[VerboseWord] | msgspec.UnsetType = msgspec.UNSET
+    segments: list[VerboseSegment] | msgspec.UnsetType = msgspec.UNSET
     usage: Usage | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -73,7 +73,9 @@ def verbose_flags(granularities: Iterable[str]) -> tuple[bool, bool]:
     return "word" in asked, "segment" in asked or not asked
 
 
-def render_verbose_json(transcript: Transcript, *, words: bool, segments: bool) -> bytes:
+def render_verbose_json(transcript: Transcript, *, words: bool, segments: bool, spaced_words: bool = False) -> bytes:
+    """OpenAI's verbose_json. Words carry no spaces, as OpenAI sends them; `spaced_words` prefixes every word but
+    the first with its separating space, for clients that rebuild the text as `"".join(words)`."""
     body = VerboseBody(
         task=transcript.task,
         # OpenAI's translations always report the output language.
@@ -84,7 +86,10 @@ def render_verbose_json(transcript: Transcript, *, words: bool, segments: bool) 
     if segments:
         body.segments = [_segment(i, s) for i, s in enumerate(transcript.segments)]
     if words:
-        body.words = [VerboseWord(w.word, _time(w.start), _time(w.end)) for w in transcript.words]
+        body.words = [
+            VerboseWord(" " + w.word if spaced_words and i else w.word, _time(w.start), _time(w.end))
+            for i, w in enumerate(transcript.words)
+        ]
     body.usage = _usage(transcript)
     return _encoder.encode(body)
 
