@@ -1,45 +1,96 @@
-"""PROVISIONAL SSE events (replaced by branch `render`)."""
+"""Server-sent events of a streamed transcription, shaped as the `openai` SDK's stream event types.
+
+Each builder returns the bytes of one complete event (`data: {...}\\n\\n`); the `*_payload` functions give the JSON
+alone for frameworks that frame events themselves. OpenAI's `transcript.text.done` carries token usage only, which
+our engines cannot report honestly, so it is left out (the field is optional in the SDK).
+"""
 
 from __future__ import annotations
-
-import math
 
 import msgspec
 
 from app.transcript import Segment
 
-KEEPALIVE = b": keep-alive\n\n"
-DONE = b"data: [DONE]\n\n"
+SSE_DONE = b"data: [DONE]\n\n"
+SSE_KEEPALIVE = b": keep-alive\n\n"
 
 
-def _event(body: object) -> bytes:
-    return b"data: " + msgspec.json.encode(body) + b"\n\n"
+class DeltaEvent(msgspec.Struct, tag_field="type", tag="transcript.text.delta"):
+    delta: str
 
 
-def delta_event(delta: str) -> bytes:
-    return _event({"type": "transcript.text.delta", "delta": delta})
+class DoneEvent(msgspec.Struct, tag_field="type", tag="transcript.text.done"):
+    text: str
 
 
-def segment_event(index: int, s: Segment) -> bytes:
-    return _event({"type": "transcript.text.segment", "id": index, "start": s.start, "end": s.end, "text": s.text})
+class SegmentEvent(msgspec.Struct, tag_field="type", tag="transcript.text.segment"):
+    """OpenAI's diarized segment event; `speaker` is "" when the speaker is unknown (the SDK requires a string)."""
+
+    id: str
+    start: float
+    end: float
+    text: str
+    speaker: str
 
 
-def done_event(text: str, duration: float) -> bytes:
-    return _event({"type": "transcript.text.done", "text": text,
-                   "usage": {"type": "duration", "seconds": math.ceil(duration)}})
+class ErrorBody(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
 
 
-def error_event(body: dict[str, object]) -> bytes:
-    return _event({"type": "error", **body})
+class ErrorEvent(msgspec.Struct, tag_field="type", tag="error"):
+    error: ErrorBody
+
+
+Event = DeltaEvent | DoneEvent | SegmentEvent | ErrorEvent
+
+_encoder = msgspec.json.Encoder()
+
+
+def sse_frame(payload: bytes) -> bytes:
+    """One SSE event from a single-line JSON payload."""
+    return b"data: " + payload + b"\n\n"
+
+
+def event_payload(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def sse_delta(delta: str) -> bytes:
+    return sse_frame(event_payload(DeltaEvent(delta)))
+
+
+def sse_done(text: str) -> bytes:
+    return sse_frame(event_payload(DoneEvent(text)))
+
+
+def sse_segment(index: int, segment: Segment, *, speaker: str = "") -> bytes:
+    return sse_frame(event_payload(segment_event(index, segment, speaker=speaker)))
+
+
+def segment_event(index: int, segment: Segment, *, speaker: str = "") -> SegmentEvent:
+    return SegmentEvent(str(index), round(segment.start, 3), round(segment.end, 3), segment.text, speaker)
+
+
+def sse_error(message: str, *, type: str = "server_error", param: str | None = None, code: str | None = None) -> bytes:
+    """An OpenAI-shaped error event (pass an `AppError`'s message, type, param and code)."""
+    return sse_frame(event_payload(ErrorEvent(ErrorBody(message, type, param, code))))
 
 
 class DeltaJoiner:
-    def __init__(self) -> None:
-        self.started = False
+    """Turns successive segment texts into deltas whose concatenation is exactly `Transcript.text`.
 
-    def push(self, text: str) -> str:
+    The separating space goes at the start of the next non-empty delta; an empty segment gives no delta.
+    """
+
+    def __init__(self) -> None:
+        self._started = False
+
+    def push(self, text: str) -> str | None:
         if not text:
-            return ""
-        delta = (" " + text) if self.started else text
-        self.started = True
+            return None
+        delta = " " + text if self._started else text
+        self._started = True
         return delta
