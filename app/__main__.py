@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "download":
         from app.download import main as download_main
 
-        return download_main(argv[1:])
+        return int(download_main(argv[1:]))
     import uvicorn
 
     from app.logs import configure_logging

@@ -6,6 +6,7 @@ think about: the only shared state readers on the event loop see is a snapshot o
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import time
@@ -24,10 +25,8 @@ log = structlog.get_logger("app.models")
 def _release_memory() -> None:
     """Give freed heap pages back to the OS so RSS really drops after an unload."""
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 class ModelManager:

@@ -25,9 +25,25 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TranscriptionRun:
-    def __init__(self, path: Path, engine: Engine, *, language: str | None, task: Task, prompt: str | None,
-                 config: PipelineConfig, cancel: CancelToken) -> None:
-        self.path, self.engine, self.task, self.prompt, self.config, self.cancel = path, engine, task, prompt, config, cancel
+    def __init__(
+        self,
+        path: Path,
+        engine: Engine,
+        *,
+        language: str | None,
+        task: Task,
+        prompt: str | None,
+        config: PipelineConfig,
+        cancel: CancelToken,
+    ) -> None:
+        self.path, self.engine, self.task, self.prompt, self.config, self.cancel = (
+            path,
+            engine,
+            task,
+            prompt,
+            config,
+            cancel,
+        )
         self.language = language
         self.duration = 0.0
 
@@ -44,8 +60,9 @@ class TranscriptionRun:
         step = 30 * SAMPLE_RATE
         for offset in range(0, len(audio), step):
             self.cancel.raise_if_cancelled()
-            result = self.engine.transcribe([audio[offset:offset + step]], language=self.language, task=self.task,
-                                            prompt=self.prompt)[0]
+            result = self.engine.transcribe(
+                [audio[offset : offset + step]], language=self.language, task=self.task, prompt=self.prompt
+            )[0]
             self.language = result.language or self.language
             for s in result.segments:
                 yield s.shifted(offset / SAMPLE_RATE)

@@ -79,7 +79,8 @@ class Transcriber:
             name = self.settings.model
         if name not in self.settings.allowed_models:
             raise InvalidRequest(
-                f"Model '{name}' is not available on this server; use one of: {', '.join(self.settings.allowed_models)}",
+                f"Model '{name}' is not available on this server; "
+                f"use one of: {', '.join(self.settings.allowed_models)}",
                 param="model",
                 code="model_not_found",
             )

@@ -13,7 +13,7 @@ from openai import APIError, OpenAI
 from openai._streaming import SSEDecoder, Stream
 from openai.types.audio import Transcription, TranscriptionStreamEvent, TranscriptionVerbose
 from openai.types.audio.transcription_create_response import TranscriptionCreateResponse
-from render_strategies import transcripts
+from tests.render_strategies import transcripts
 
 from app.render import (
     SSE_DONE,
@@ -43,7 +43,7 @@ def stream_of(transcript: Transcript) -> bytes:
         if delta is not None:
             body.append(sse_delta(delta))
         body += [sse_segment(index, segment), SSE_KEEPALIVE]
-    return b"".join([*body, sse_done(transcript.text), SSE_DONE])
+    return b"".join([*body, sse_done(transcript.text, math.ceil(transcript.duration)), SSE_DONE])
 
 
 @settings(max_examples=100, deadline=None)
@@ -78,10 +78,15 @@ def test_json_text_and_stream_agree(transcript: Transcript) -> None:
     assert render_text(transcript) == transcript.text + "\n"
 
     events = [sse for sse in SSEDecoder().iter_bytes(iter([stream_of(transcript)])) if sse.data != "[DONE]"]
-    parsed_events = [stream_event.validate_json(sse.data) for sse in events]
+    parsed_events = [stream_event.validate_json(sse.data) for sse in events[:-1]]
     deltas = [e.delta for e in parsed_events if e.type == "transcript.text.delta"]
     assert "".join(deltas) == transcript.text and all(deltas)
-    assert parsed_events[-1].type == "transcript.text.done" and parsed_events[-1].text == transcript.text
+    done = json.loads(events[-1].data)  # usage is a duration, as in the json response (the SDK reads it leniently)
+    assert done == {
+        "type": "transcript.text.done",
+        "text": transcript.text,
+        "usage": {"type": "duration", "seconds": math.ceil(transcript.duration)},
+    }
     assert len([e for e in parsed_events if e.type == "transcript.text.segment"]) == len(transcript.segments)
 
 
@@ -107,6 +112,7 @@ def test_the_sdk_streams_our_events_and_raises_our_error() -> None:
         "TranscriptionTextDoneEvent",
     ]
     assert ok[-1].text == "Привет, мир!" and ok[1].id == "0" and ok[3].start == 1.6
+    assert ok[-1].usage.type == "duration" and ok[-1].usage.seconds == 3
 
     failing = sse_delta("Hello") + sse_error("The audio could not be decoded.", type="invalid_request_error")
     try:

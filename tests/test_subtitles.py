@@ -6,7 +6,7 @@ import html
 import re
 
 from hypothesis import given, settings
-from render_strategies import transcripts
+from tests.render_strategies import transcripts
 
 from app.render import MAX_CUE_SECONDS, MAX_LINE_CHARS, MAX_LINES, render_srt, render_vtt
 from app.transcript import Segment, Transcript, Word

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from litestar import Request
 from litestar.types import Scope
 
 STATE_KEY = "stt_request"
+AnyRequest = Request[Any, Any, Any]
 
 
 class RequestRecord(msgspec.Struct, kw_only=True):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import structlog
-from litestar import Request, Response
+from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from app.api.context import record_of
+from app.api.context import AnyRequest, record_of
 from app.errors import AppError
 
 log = structlog.get_logger("app.errors")
@@ -28,18 +28,18 @@ def error_body(message: str, status: int, *, param: str | None = None, code: str
     return {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "param": param, "code": code}}
 
 
-def _note(request: Request[object, object, object], kind: str) -> None:
+def _note(request: AnyRequest, kind: str) -> None:
     record = record_of(request.scope)
     if record is not None:
         record.error = kind
 
 
-def app_error_handler(request: Request[object, object, object], exc: AppError) -> Response[object]:
+def app_error_handler(request: AnyRequest, exc: AppError) -> Response[object]:
     _note(request, type(exc).__name__)
     return Response(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
-def http_exception_handler(request: Request[object, object, object], exc: HTTPException) -> Response[object]:
+def http_exception_handler(request: AnyRequest, exc: HTTPException) -> Response[object]:
     status = exc.status_code
     if isinstance(exc, ValidationException):
         status = 400  # OpenAI answers 400 for bad parameters; never 422
@@ -53,7 +53,7 @@ def http_exception_handler(request: Request[object, object, object], exc: HTTPEx
     return Response(error_body(message, status), status_code=status, headers=exc.headers or None)
 
 
-def internal_error_handler(request: Request[object, object, object], exc: Exception) -> Response[object]:
+def internal_error_handler(request: AnyRequest, exc: Exception) -> Response[object]:
     record = record_of(request.scope)
     request_id = record.request_id if record else "unknown"
     _note(request, type(exc).__name__)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import cast
 
-from litestar import Request, get
+from litestar import get
 
+from app.api.context import AnyRequest
 from app.api.services import Services
 from app.devices import resolve_device
 
 
 @get("/health", summary="Liveness and the default model's state")
-async def health(request: Request[object, object, object]) -> dict[str, object]:
+async def health(request: AnyRequest) -> dict[str, object]:
     services = cast(Services, request.app.state.services)
     settings = services.settings
     return {
@@ -19,6 +20,5 @@ async def health(request: Request[object, object, object]) -> dict[str, object]:
         "model": settings.model,
         "device": resolve_device(settings.device),
         "loaded": services.models.is_loaded(settings.model),
-        "queue": {"admitted": services.runner.admitted, "running": services.runner.running,
-                  "max": settings.max_queue},
+        "queue": {"admitted": services.runner.admitted, "running": services.runner.running, "max": settings.max_queue},
     }

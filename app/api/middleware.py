@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -37,8 +37,10 @@ async def _send_error(send: Send, error: Unauthorized) -> None:
     body = msgspec.json.encode(error.body())
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    start: Any = {"type": "http.response.start", "status": error.status, "headers": headers}
+    await send(start)
+    end: Any = {"type": "http.response.body", "body": body}
+    await send(end)
 
 
 def _authorized(scope: Scope, api_key: str) -> Unauthorized | None:
@@ -68,7 +70,7 @@ class RequestMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
@@ -90,7 +92,7 @@ class RequestMiddleware:
                 public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
                 denied = (
                     None
-                    if (public or not self.api_key or scope["method"] == "OPTIONS")
+                    if (public or not self.api_key or str(scope.get("method", "")) == "OPTIONS")
                     else _authorized(scope, self.api_key)
                 )
                 if denied is not None:
@@ -99,7 +101,7 @@ class RequestMiddleware:
                 else:
                     await self.app(scope, receive, send_wrapper)
             finally:
-                self._log(record, record.status_override or status, time.monotonic() - started, scope["method"])
+                self._log(record, record.status_override or status, time.monotonic() - started, str(scope.get("method", "")))
 
     def _log(self, record: RequestRecord, status: int, seconds: float, method: str) -> None:
         if record.route in ("/health", "/metrics", "/static", "/favicon.ico"):

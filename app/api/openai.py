@@ -12,24 +12,22 @@ from typing import Literal, TypeVar, cast, get_args
 
 import msgspec
 import structlog
-from litestar import Request, Response, get, post
+from litestar import Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.response import Stream
 
 from app import render
-from app.api.context import record_of
+from app.api.context import AnyRequest, record_of
 from app.api.services import Services
 from app.api.uploads import Form, UploadedFile, read_form
 from app.cancel import CancelToken
 from app.errors import AppError, Cancelled, InvalidRequest
-from app.render import sse
 from app.service import Job, RunSummary
 from app.settings import ResponseFormat
 from app.transcript import Segment, Task, Transcript
 
 T = TypeVar("T")
 log = structlog.get_logger("app.api")
-AnyRequest = Request[object, object, object]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 GRANULARITIES = ("word", "segment")
 TEXT_MEDIA = {"text": "text/plain; charset=utf-8", "srt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
@@ -83,10 +81,11 @@ def parse_options(form: Form, default_format: ResponseFormat) -> Options:
             number = -1.0
         if not 0.0 <= number <= 1.0:
             raise InvalidRequest(f"Invalid temperature '{temperature}': use a number from 0 to 1", param="temperature")
+    words, segments = render.verbose_flags(granularities)
     return Options(
         response_format=cast(ResponseFormat, response_format),
-        words="word" in granularities,
-        segments="segment" in granularities or not granularities,
+        words=words,
+        segments=segments,
         stream=parse_bool(form.first("stream"), "stream"),
     )
 
@@ -113,6 +112,12 @@ def render_transcript(transcript: Transcript, options: Options) -> Response[byte
             return Response(render.render_srt(transcript), media_type=TEXT_MEDIA["srt"])
         case "vtt":
             return Response(render.render_vtt(transcript), media_type=TEXT_MEDIA["vtt"])
+
+
+def error_event(exc: Exception) -> bytes:
+    if isinstance(exc, AppError):
+        return render.sse_error(exc.message, type=exc.type, param=exc.param, code=exc.code)
+    return render.sse_error("Internal server error", type="server_error", code="internal_error")
 
 
 async def until_disconnect(request: AnyRequest, work: Awaitable[T], cancel: CancelToken) -> T:
@@ -191,7 +196,7 @@ async def stream_events(
     """SSE: a delta per segment (plus a segment event for timed formats), keep-alive comments, then done."""
     record = record_of(request.scope)
     keepalive = services.settings.keepalive_seconds
-    joiner = sse.DeltaJoiner()
+    joiner = render.DeltaJoiner()
     texts: list[str] = []
     finished = False
     with owned:
@@ -204,7 +209,7 @@ async def stream_events(
                     pending = asyncio.ensure_future(anext(items))
                 done, _ = await asyncio.wait({pending}, timeout=keepalive)
                 if not done:
-                    yield sse.KEEPALIVE
+                    yield render.SSE_KEEPALIVE
                     continue
                 try:
                     item = pending.result()
@@ -214,8 +219,8 @@ async def stream_events(
                     pending = None
                 if isinstance(item, RunSummary):
                     text = "".join(texts)
-                    yield sse.done_event(text, item.duration)
-                    yield sse.DONE
+                    yield render.sse_done(text, render.usage_seconds(item.duration))
+                    yield render.SSE_DONE
                     finished = True
                     if record is not None:
                         record.audio_seconds = item.duration
@@ -224,9 +229,9 @@ async def stream_events(
                 delta = joiner.push(item.text)
                 if delta:
                     texts.append(delta)
-                    yield sse.delta_event(delta)
+                    yield render.sse_delta(delta)
                 if options.response_format in ("verbose_json", "srt", "vtt"):
-                    yield sse.segment_event(index, item)
+                    yield render.sse_segment(index, item)
                 index += 1
         except (Cancelled, asyncio.CancelledError, GeneratorExit):
             cancel.cancel()
@@ -240,7 +245,7 @@ async def stream_events(
             if record is not None:
                 record.error = type(exc).__name__
                 record.status_override = getattr(exc, "status", 500)
-            yield sse.error_event(services.error_body(exc))
+            yield error_event(exc)
         finally:
             if pending is not None:
                 pending.cancel()

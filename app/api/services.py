@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.errors import AppError
 from app.models import ModelManager
 from app.runner import Runner
 from app.service import Transcriber
@@ -29,9 +28,3 @@ class Services:
     def cancelled(self) -> None:
         if self.metrics is not None:
             self.metrics.cancelled()
-
-    @staticmethod
-    def error_body(exc: BaseException) -> dict[str, object]:
-        if isinstance(exc, AppError):
-            return dict(exc.body())
-        return {"error": {"message": "Internal server error", "type": "server_error", "param": None, "code": None}}

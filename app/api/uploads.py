@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import IO
 
 import msgspec
-from litestar import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from app.api.context import AnyRequest
 from app.errors import InvalidRequest, PayloadTooLarge
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -153,7 +153,7 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
     )
 
 
-async def read_form(request: Request[object, object, object], *, max_bytes: int) -> Form:
+async def read_form(request: AnyRequest, *, max_bytes: int) -> Form:
     """Parse a multipart request body incrementally; files land in a fresh private temp directory."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:

@@ -14,23 +14,48 @@ class WhisperEngine:
         from faster_whisper import WhisperModel
 
         self.model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=num_threads)
-        self._info = ModelInfo(name=name, family="whisper", languages=frozenset({"en"}) if name.endswith(".en") else None,
-                               can_translate=not name.endswith(".en"))
+        self._info = ModelInfo(
+            name=name,
+            family="whisper",
+            languages=frozenset({"en"}) if name.endswith(".en") else None,
+            can_translate=not name.endswith(".en"),
+        )
 
     @property
     def info(self) -> ModelInfo:
         return self._info
 
-    def transcribe(self, chunks: Sequence[Audio], *, language: str | None, task: Task = "transcribe",
-                   prompt: str | None = None) -> list[ChunkResult]:
+    def transcribe(
+        self, chunks: Sequence[Audio], *, language: str | None, task: Task = "transcribe", prompt: str | None = None
+    ) -> list[ChunkResult]:
         out = []
         for chunk in chunks:
-            segs, info = self.model.transcribe(chunk, language=language, task=task, initial_prompt=prompt,
-                                               word_timestamps=True, beam_size=1, condition_on_previous_text=False)
-            out.append(ChunkResult(tuple(
-                Segment(float(s.start), float(s.end), s.text.strip(), tuple(Word(w.word.strip(), float(w.start), float(w.end), float(w.probability))
-                                                               for w in (s.words or [])))
-                for s in segs), info.language))
+            segs, info = self.model.transcribe(
+                chunk,
+                language=language,
+                task=task,
+                initial_prompt=prompt,
+                word_timestamps=True,
+                beam_size=1,
+                condition_on_previous_text=False,
+            )
+            out.append(
+                ChunkResult(
+                    tuple(
+                        Segment(
+                            float(s.start),
+                            float(s.end),
+                            s.text.strip(),
+                            tuple(
+                                Word(w.word.strip(), float(w.start), float(w.end), float(w.probability))
+                                for w in (s.words or [])
+                            ),
+                        )
+                        for s in segs
+                    ),
+                    info.language,
+                )
+            )
         return out
 
 

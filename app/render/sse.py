@@ -1,8 +1,9 @@
 """Server-sent events of a streamed transcription, shaped as the `openai` SDK's stream event types.
 
 Each builder returns the bytes of one complete event (`data: {...}\\n\\n`); the `*_payload` functions give the JSON
-alone for frameworks that frame events themselves. OpenAI's `transcript.text.done` carries token usage only, which
-our engines cannot report honestly, so it is left out (the field is optional in the SDK).
+alone for frameworks that frame events themselves. `transcript.text.done` carries the duration usage of the
+non-streamed json response (`{"type": "duration", "seconds": N}`): the SDK's model types it as token usage, but it
+builds events leniently, so clients read `event.usage.seconds` just as OpenAI's own duration usage.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ class DeltaEvent(msgspec.Struct, tag_field="type", tag="transcript.text.delta"):
     delta: str
 
 
+class DurationUsage(msgspec.Struct, tag_field="type", tag="duration"):
+    seconds: int
+
+
 class DoneEvent(msgspec.Struct, tag_field="type", tag="transcript.text.done"):
     text: str
+    usage: DurationUsage | None = None
 
 
 class SegmentEvent(msgspec.Struct, tag_field="type", tag="transcript.text.segment"):
@@ -62,8 +68,10 @@ def sse_delta(delta: str) -> bytes:
     return sse_frame(event_payload(DeltaEvent(delta)))
 
 
-def sse_done(text: str) -> bytes:
-    return sse_frame(event_payload(DoneEvent(text)))
+def sse_done(text: str, seconds: int | None = None) -> bytes:
+    """The final event; `seconds` (the billed duration, rounded up) adds `usage` as in the json response."""
+    usage = None if seconds is None else DurationUsage(seconds)
+    return sse_frame(event_payload(DoneEvent(text, usage)))
 
 
 def sse_segment(index: int, segment: Segment, *, speaker: str = "") -> bytes:
