@@ -20,6 +20,7 @@ from app import render
 from app.api.context import AnyRequest, record_of
 from app.api.services import Services
 from app.api.uploads import Form, UploadedFile, read_form
+from app.audio.decode import probe_audio
 from app.cancel import CancelToken
 from app.errors import AppError, Cancelled, InvalidRequest
 from app.service import Job, RunSummary
@@ -155,6 +156,8 @@ async def respond(
     record = record_of(request.scope)
     if record is not None:
         record.model = job.model
+    # Refuse what cannot be decoded (or is declared too long) now, with a plain 400, before queueing or streaming.
+    await asyncio.to_thread(probe_audio, upload.path, float(settings.max_audio_seconds))
     cancel = CancelToken()
     if options.stream:
         owned = stack.pop_all()  # the stream now owns the queue slot and the temp files

@@ -162,6 +162,12 @@ def _to_arrays(frames: list[av.AudioFrame]) -> Iterator[Audio]:
         yield np.ascontiguousarray(data.reshape(-1), dtype=np.float32)
 
 
+def probe_audio(path: Path, max_seconds: float = 0.0) -> float | None:
+    """Check that `path` opens as audio within the declared-duration limit; return the declared duration."""
+    with AudioDecoder(path, max_seconds=max_seconds) as decoder:
+        return decoder.declared_duration
+
+
 def decode_all(path: Path, *, max_seconds: float = 0.0) -> Audio:
     """The whole file as one array. For short inputs and tests; the pipeline streams with `blocks()`."""
     with AudioDecoder(path, max_seconds=max_seconds) as audio:
