@@ -381,10 +381,10 @@ def test_cli_offline_returns_one_line_error(
 
 def test_model_table_matches_onnx_asr_file_patterns() -> None:
     """Every GigaAM/Parakeet file onnx-asr looks for (its `?` glob) is covered by our table, fp32 and int8."""
+    import fnmatch
+
     from onnx_asr.models.gigaam import GigaamV2Ctc, GigaamV2Rnnt, GigaamV3E2eCtc, GigaamV3E2eRnnt
     from onnx_asr.models.nemo import NemoConformerTdt
-
-    import fnmatch
 
     cases = {
         "v3_ctc": GigaamV2Ctc, "v3_rnnt": GigaamV2Rnnt, "v3_e2e_ctc": GigaamV3E2eCtc, "v3_e2e_rnnt": GigaamV3E2eRnnt,
