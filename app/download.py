@@ -420,7 +420,7 @@ def download_model(name: str, models_dir: Path, *, quantization: str = "none", p
 
 def main(argv: Sequence[str]) -> int:
     """`python -m app download [MODEL...]`: download the given models (default: MODEL from settings)."""
-    from app.settings import SettingsError, load_settings
+    from app.settings import SettingsError, load_settings, read_dotenv
 
     if any(arg in ("-h", "--help") for arg in argv):
         print("usage: python -m app download [MODEL...]   (default: MODEL from .env / environment)")
@@ -428,6 +428,9 @@ def main(argv: Sequence[str]) -> int:
         return 0
     try:
         settings = load_settings()
+        for key, value in read_dotenv(Path(".env")).items():  # natively, .env may set HF_ENDPOINT / HF_TOKEN too
+            if key.startswith("HF_") or key == "HUGGING_FACE_HUB_TOKEN":
+                os.environ.setdefault(key, value)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
