@@ -1,0 +1,70 @@
+"""Prometheus metrics on a private registry (no process-global state, so tests and several apps don't collide).
+
+The HTTP layer calls the small API below and serves `render()` at GET /metrics. Labels stay low-cardinality:
+route templates (not raw paths), status codes, model names from ALLOWED_MODELS.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
+_SECONDS_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+
+class Metrics:
+    """All metrics of one app instance, prefixed `stt_`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._requests = Counter("stt_requests", "HTTP requests by route and status", ["route", "status"], registry=r)
+        self._audio_seconds = Counter("stt_audio_seconds", "Seconds of audio transcribed", registry=r)
+        self._processing_seconds = Counter(
+            "stt_processing_seconds", "Wall-clock seconds spent processing requests with audio", registry=r
+        )
+        self._request_seconds = Histogram(
+            "stt_request_processing_seconds",
+            "Processing time per request with audio",
+            buckets=_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self._rtf = Histogram(
+            "stt_real_time_factor", "Processing seconds / audio seconds per request", buckets=_RTF_BUCKETS, registry=r
+        )
+        self._queue_depth = Gauge("stt_queue_depth", "Jobs waiting for the worker", registry=r)
+        self._in_flight = Gauge("stt_jobs_in_flight", "Jobs being processed", registry=r)
+        self._model_loaded = Gauge("stt_model_loaded", "1 when the model is loaded in memory", ["model"], registry=r)
+        self._rejected = Counter("stt_rejected", "Requests rejected because the queue was full (503)", registry=r)
+        self._cancelled = Counter("stt_cancelled", "Jobs cancelled because the client went away (499)", registry=r)
+
+    def observe_request(
+        self, route: str, status: int, audio_seconds: float = 0.0, processing_seconds: float = 0.0
+    ) -> None:
+        """Count one finished request; audio/processing seconds (when > 0) feed the totals and the RTF histogram."""
+        self._requests.labels(route=route, status=str(status)).inc()
+        if audio_seconds > 0:
+            self._audio_seconds.inc(audio_seconds)
+        if processing_seconds > 0:
+            self._processing_seconds.inc(processing_seconds)
+            self._request_seconds.observe(processing_seconds)
+        if audio_seconds > 0 and processing_seconds > 0:
+            self._rtf.observe(processing_seconds / audio_seconds)
+
+    def set_queue(self, depth: int, in_flight: int) -> None:
+        self._queue_depth.set(depth)
+        self._in_flight.set(in_flight)
+
+    def set_model_loaded(self, name: str, loaded: bool) -> None:
+        self._model_loaded.labels(model=name).set(1 if loaded else 0)
+
+    def rejected(self) -> None:
+        self._rejected.inc()
+
+    def cancelled(self) -> None:
+        self._cancelled.inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text exposition and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
