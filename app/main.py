@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> Litestar:
             services.runner.shutdown()
 
     return Litestar(
-        route_handlers=[*openai.ROUTES, health.health],
+        route_handlers=[*openai.ROUTES, health.health, health.metrics],
         lifespan=[lifespan],
         state=State({"services": services}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -188,7 +188,7 @@ def _clamped(segment: Segment, limit: float) -> Segment:
     def clamp(t: float) -> float:
         return min(max(t, 0.0), limit)
 
-    if 0.0 <= segment.start and segment.end <= limit and all(w.end <= limit and w.start >= 0 for w in segment.words):
+    if segment.start >= 0.0 and segment.end <= limit and all(w.end <= limit and w.start >= 0 for w in segment.words):
         return segment
     words = tuple(Word(w.word, clamp(w.start), clamp(w.end), w.probability) for w in segment.words)
     return msgspec.structs.replace(segment, start=clamp(segment.start), end=clamp(segment.end), words=words)

@@ -25,8 +25,11 @@ _DONE = object()
 
 
 class Runner:
-    def __init__(self, max_queue: int, *, retry_after_seconds: int = 10) -> None:
+    def __init__(
+        self, max_queue: int, *, retry_after_seconds: int = 10, on_reject: Callable[[], None] | None = None
+    ) -> None:
         self.max_queue = max_queue
+        self._on_reject = on_reject
         self.retry_after_seconds = retry_after_seconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._lock = threading.Lock()
@@ -48,6 +51,8 @@ class Runner:
         """Hold a queue slot for the duration of a request; 503 when the queue is full."""
         with self._lock:
             if self._admitted >= self.max_queue:
+                if self._on_reject is not None:
+                    self._on_reject()
                 raise ServerBusy(
                     f"The server is busy: {self._admitted} requests are queued or running (MAX_QUEUE={self.max_queue})."
                     " Retry later.",

@@ -75,7 +75,7 @@ def test_upload_over_the_limit_is_413(strict_server: ServerProcess, audio_dir: P
 
 def test_upload_over_the_limit_without_content_length_is_413(strict_server: ServerProcess) -> None:
     def body() -> Iterator[bytes]:
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.wav\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
         for _ in range(40):
             yield b"\x00" * 65536  # 2.5 MB, streamed in chunks with no declared length
         yield b"\r\n--b--\r\n"
@@ -108,3 +108,6 @@ def test_a_full_queue_answers_503_at_once(strict_server: ServerProcess, audio_di
     assert int(rejected.headers["retry-after"]) > 0
     worker.join(timeout=120)
     assert first["r"].status_code == 200
+    metrics = httpx.get(f"{strict_server.url}/metrics").text
+    assert "stt_rejected_total 1.0" in metrics
+    assert 'stt_requests_total{route="/v1/audio/transcriptions",status="503"} 1.0' in metrics

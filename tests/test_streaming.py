@@ -112,6 +112,7 @@ def test_hanging_up_a_plain_request_cancels_the_job(stream_server: ServerProcess
     wait_until_idle(stream_server)
     assert temp_entries(stream_server) == []
     assert stream_server.log().count("status=499") == before + 1
+    assert "stt_cancelled_total 2.0" in httpx.get(f"{stream_server.url}/metrics").text
 
 
 def test_a_bad_file_is_refused_before_the_stream_starts(stream_server: ServerProcess) -> None:

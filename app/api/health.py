@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from litestar import get
+from litestar import Response, get
 
 from app.api.context import AnyRequest
 from app.api.services import Services
@@ -22,3 +22,12 @@ async def health(request: AnyRequest) -> dict[str, object]:
         "loaded": services.models.is_loaded(settings.model),
         "queue": {"admitted": services.runner.admitted, "running": services.runner.running, "max": settings.max_queue},
     }
+
+
+@get("/metrics", summary="Prometheus metrics", media_type="text/plain")
+async def metrics(request: AnyRequest) -> Response[bytes]:
+    services = cast(Services, request.app.state.services)
+    running = services.runner.running
+    services.metrics.set_queue(services.runner.admitted - running, running)
+    body, content_type = services.metrics.render()
+    return Response(body, media_type=content_type)

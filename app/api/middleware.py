@@ -101,12 +101,13 @@ class RequestMiddleware:
                 else:
                     await self.app(scope, receive, send_wrapper)
             finally:
-                self._log(record, record.status_override or status, time.monotonic() - started, str(scope.get("method", "")))
+                method = str(scope.get("method", ""))
+                self._log(record, record.status_override or status, time.monotonic() - started, method)
 
     def _log(self, record: RequestRecord, status: int, seconds: float, method: str) -> None:
         if record.route in ("/health", "/metrics", "/static", "/favicon.ico"):
             if self.metrics is not None:
-                self.metrics.observe_request(record.route, status, None, None)
+                self.metrics.observe_request(record.route, status)
             return
         rtf = None
         if record.audio_seconds and record.processing_seconds is not None:
@@ -124,4 +125,6 @@ class RequestMiddleware:
         }
         log.info("request", **{k: v for k, v in fields.items() if v is not None})
         if self.metrics is not None:
-            self.metrics.observe_request(record.route, status, record.audio_seconds, record.processing_seconds)
+            self.metrics.observe_request(
+                record.route, status, record.audio_seconds or 0.0, record.processing_seconds or 0.0
+            )

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from app.metrics import Metrics
 from app.models import ModelManager
 from app.runner import Runner
 from app.service import Transcriber
 from app.settings import Settings
 
-if TYPE_CHECKING:
-    from app.metrics import Metrics
-
 
 class Services:
-    def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.metrics = metrics
-        self.runner = Runner(settings.max_queue)
+        self.metrics = Metrics()
+        self.runner = Runner(settings.max_queue, on_reject=self.metrics.rejected)
         self.models = ModelManager(settings, on_change=self._model_changed)
         self.transcriber = Transcriber(settings, self.runner, self.models)
 
     def _model_changed(self, name: str, loaded: bool) -> None:
-        if self.metrics is not None:
-            self.metrics.set_model_loaded(name, loaded)
+        self.metrics.set_model_loaded(name, loaded)
 
     def cancelled(self) -> None:
-        if self.metrics is not None:
-            self.metrics.cancelled()
+        self.metrics.cancelled()
