@@ -27,7 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("Debian's Chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -168,10 +168,9 @@ def test_transcribe_file_live_and_download_srt(server: str, browser: Browser, tm
     page.set_input_files("#file", str(BECKETT))
     page.select_option("#format", "srt")
     page.click("#go")
-    page.wait_for_function(
-        "document.getElementById('transcript').textContent.toLowerCase().includes('fail better')", timeout=120_000
-    )
-    page.wait_for_selector("#result:not(.partial)", timeout=60_000)
+    page.wait_for_selector("#result:not(.partial), #error:not([hidden])", timeout=120_000)
+    assert page.is_hidden("#error"), page.text_content("#error")
+    expect(page.locator("#transcript")).to_contain_text("fail better", ignore_case=True)
     assert "Done" in page.text_content("#status")
     assert page.is_hidden("#error")
     assert int(page.text_content("#segment-count")) >= 1
@@ -221,7 +220,7 @@ def test_cancel_stops_the_job_on_the_server(server: str, browser: Browser, tmp_p
     page = _open(browser, f"{server}/", urls, width=390, height=844)
     page.set_input_files("#file", str(long_file))
     page.click("#go")
-    page.wait_for_function("document.getElementById('transcript').textContent.trim().length > 0", timeout=120_000)
+    expect(page.locator("#transcript")).to_have_text(re.compile(r"\w"), timeout=120_000)
     assert page.is_visible("#cancel")
     page.click("#cancel")
     assert "Cancelled" in page.text_content("#error")
@@ -257,7 +256,7 @@ def test_docs_load_from_this_server_only(server: str, browser: Browser) -> None:
     urls: list[str] = []
     page = _open(browser, f"{server}/docs", urls)
     page.wait_for_selector(".swagger-ui .info .title", timeout=60_000)
-    page.wait_for_selector("text=/v1/audio/transcriptions")
+    expect(page.locator(".opblock-summary-path", has_text="/v1/audio/transcriptions").first).to_be_visible()
     page.wait_for_load_state("networkidle")
     _only_local(urls)
     assert any(u.endswith("/static/vendor/swagger-ui/swagger-ui-bundle.js") for u in urls)
@@ -333,7 +332,7 @@ def test_errors_are_told_in_words(locked_server: str, browser: Browser, tmp_path
     page.set_input_files("#file", str(junk))
     page.click("#go")
     # Refused before the stream starts (400) or reported inside it (an error event): either way, in words.
-    page.wait_for_function("/refused|failed/.test(document.getElementById('error').textContent)", timeout=60_000)
+    expect(page.locator("#error")).to_have_text(re.compile("refused|failed"), timeout=60_000)
     assert page.is_enabled("#go")
 
     # A wrong key is named as such.
@@ -341,6 +340,6 @@ def test_errors_are_told_in_words(locked_server: str, browser: Browser, tmp_path
     page.dispatch_event("#api-key", "change")
     page.set_input_files("#file", str(BECKETT))
     page.click("#go")
-    page.wait_for_function("document.getElementById('error').textContent.includes('not accepted')", timeout=60_000)
+    expect(page.locator("#error")).to_contain_text("not accepted", timeout=60_000)
     _only_local(urls)
     page.close()

@@ -220,10 +220,14 @@
       }
       if (!res.ok) return;
       const body = await res.json();
-      const ids = (body.data || []).map((m) => m.id).filter(Boolean);
+      const models = (body.data || []).filter((m) => m && m.id);
       const keep = el.model.value;
-      el.model.replaceChildren(new Option("Server default", ""), ...ids.map((id) => new Option(id, id)));
-      if (ids.includes(keep)) el.model.value = keep;
+      const fallback = models.find((m) => m.default);
+      const options = models.map((m) => new Option(m.default ? `${m.id} (default)` : m.id, m.id));
+      if (!fallback) options.unshift(new Option("Server default", ""));
+      el.model.replaceChildren(...options);
+      if (models.some((m) => m.id === keep)) el.model.value = keep;
+      else if (fallback) el.model.value = fallback.id;
       if (el.error.textContent.includes("API key")) showError("");
     } catch (_) {
       // the list is a convenience: the server default still works
