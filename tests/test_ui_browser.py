@@ -223,7 +223,8 @@ def test_cancel_stops_the_job_on_the_server(server: str, browser: Browser, tmp_p
     expect(page.locator("#transcript")).to_have_text(re.compile(r"\w"), timeout=120_000)
     assert page.is_visible("#cancel")
     page.click("#cancel")
-    assert "Cancelled" in page.text_content("#error")
+    assert "Cancelled" in page.text_content("#status")
+    assert page.is_hidden("#error")
     assert page.is_enabled("#go") and page.is_hidden("#cancel")
 
     # The worker frees itself: the queue drains (bounded wait, checked by state, not by time).

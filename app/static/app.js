@@ -330,7 +330,8 @@
     }
   }
 
-  function finish(done, error) {
+  // Ends the job: with a result, with an error (shown as such), or with a plain note (a cancel is not an error).
+  function finish(done, error, note) {
     if (!job) return;
     const current = job;
     job = null;
@@ -340,9 +341,10 @@
       current.xhr.abort();
     }
     setRunning(false);
-    if (error) {
-      showError(error);
-      setStatus(current.text ? "Stopped; the text so far is kept below." : "");
+    if (error || note) {
+      showError(error || "");
+      const kept = current.text ? " The text so far is kept below." : "";
+      setStatus(`${note || "Stopped."}${kept}`);
       el.result.hidden = !current.text;
       el.result.classList.add("partial");
       return;
@@ -448,7 +450,7 @@
       finish(null, errorText(xhr.status, xhr.responseText, xhr.getResponseHeader("Retry-After")));
     };
     xhr.onerror = () => finish(null, errorText(0, ""));
-    xhr.onabort = () => { if (!current.closing) finish(null, "Cancelled."); };
+    xhr.onabort = () => { if (!current.closing) finish(null, null, "Cancelled."); };
     current.timer = setInterval(tick, 1000);
 
     setRunning(true);
@@ -458,7 +460,7 @@
 
   el.form.addEventListener("submit", (e) => { e.preventDefault(); if (!job) start(); });
   el.cancel.addEventListener("click", () => {
-    if (job) finish(null, "Cancelled: the server stops the job.");
+    if (job) finish(null, null, "Cancelled; the server has been told to stop.");
     el.go.focus();
   });
 
