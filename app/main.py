@@ -16,6 +16,7 @@ from app.api import health, openai
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.middleware import RequestMiddleware
 from app.api.services import Services
+from app.api.ui import openapi_config, ui_router
 from app.api.uploads import clean_temp_root
 from app.settings import Settings
 from app.threads import configure_threads
@@ -55,12 +56,12 @@ def create_app(settings: Settings) -> Litestar:
             services.runner.shutdown()
 
     return Litestar(
-        route_handlers=[*openai.ROUTES, health.health, health.metrics],
+        route_handlers=[*openai.ROUTES, health.health, health.metrics, ui_router()],
         lifespan=[lifespan],
         state=State({"services": services}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[DefineMiddleware(RequestMiddleware, api_key=settings.api_key, metrics=services.metrics)],
         request_max_body_size=None,  # uploads are limited while streaming (MAX_UPLOAD_MB), see app/api/uploads.py
-        openapi_config=None,
+        openapi_config=openapi_config("STT appliance", "0.1.0"),
         debug=False,
     )

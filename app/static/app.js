@@ -1,0 +1,516 @@
+// The transcription page: plain ES2020, no framework, nothing loaded from elsewhere.
+//
+// One XMLHttpRequest carries each job: its upload events give upload progress (fetch cannot report upload
+// progress, and Chromium streams request bodies only over HTTP/2), and its progressive responseText feeds the
+// server-sent-event parser. Aborting it closes the connection, which is how the server learns to stop the job.
+"use strict";
+
+(() => {
+  const KEY_STORE = "stt.apiKey";
+  const QUIET_LIMIT_MS = 120000; // the server sends a keep-alive every few seconds; silence this long means trouble
+  const SUBTITLE = { maxLineChars: 42, maxLines: 2, maxCueSeconds: 7 };
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    form: $("form"), drop: $("drop"), file: $("file"), fileName: $("file-name"),
+    model: $("model"), language: $("language"), format: $("format"),
+    keyBox: $("key-box"), key: $("api-key"), go: $("go"), cancel: $("cancel"),
+    progress: $("progress"), uploadBar: $("upload-bar"), audioBar: $("audio-bar"),
+    status: $("status"), error: $("error"), result: $("result"), resultTitle: $("result-title"),
+    transcript: $("transcript"), segments: $("segments"), segmentCount: $("segment-count"),
+    copy: $("copy"),
+  };
+
+  let file = null;
+  let audioSeconds = null; // from the browser's own reading of the file, when it can
+  let job = null; // the running job
+  let result = null; // the finished transcript: {text, language, duration, segments}
+
+  // ---------- small helpers ----------
+
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const ss = String(s % 60).padStart(2, "0");
+    return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+  }
+
+  function stamp(seconds, sep) {
+    const ms = Math.max(0, Math.round(seconds * 1000));
+    const p = (n, w) => String(n).padStart(w, "0");
+    return `${p(Math.floor(ms / 3600000), 2)}:${p(Math.floor(ms / 60000) % 60, 2)}:${p(Math.floor(ms / 1000) % 60, 2)}${sep}${p(ms % 1000, 3)}`;
+  }
+
+  function setStatus(text) { el.status.textContent = text; }
+
+  function showError(text) {
+    el.error.textContent = text;
+    el.error.hidden = !text;
+  }
+
+  function authHeaders() {
+    const key = el.key.value.trim();
+    return key ? { Authorization: `Bearer ${key}` } : {};
+  }
+
+  function revealKey(message) {
+    el.keyBox.open = true;
+    el.key.focus();
+    if (message) showError(message);
+  }
+
+  // ---------- server-sent events ----------
+
+  // Returns a function to feed text chunks; calls onData(payload) for each complete event's data.
+  function sseParser(onData) {
+    let buffer = "";
+    let data = [];
+    return (chunk) => {
+      buffer += chunk;
+      const lines = buffer.split("\n");
+      buffer = lines.pop();
+      for (let line of lines) {
+        if (line.endsWith("\r")) line = line.slice(0, -1);
+        if (line === "") {
+          if (data.length) onData(data.join("\n"));
+          data = [];
+        } else if (line.startsWith(":")) {
+          // comment, e.g. ": keep-alive"
+        } else {
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          let value = colon < 0 ? "" : line.slice(colon + 1);
+          if (value.startsWith(" ")) value = value.slice(1);
+          if (field === "data") data.push(value);
+        }
+      }
+    };
+  }
+
+  // ---------- subtitles, built from segments with the server's limits ----------
+
+  // Lay words out on at most maxLines lines of maxLineChars, balancing two lines; null when they do not fit.
+  function layout(words) {
+    const one = words.join(" ");
+    if (one.length <= SUBTITLE.maxLineChars || words.length === 1) return [one];
+    let best = null;
+    for (let k = 1; k < words.length; k++) {
+      const a = words.slice(0, k).join(" ");
+      const b = words.slice(k).join(" ");
+      if (a.length <= SUBTITLE.maxLineChars && b.length <= SUBTITLE.maxLineChars) {
+        const score = Math.max(a.length, b.length);
+        if (!best || score < best.score) best = { score, lines: [a, b] };
+      }
+    }
+    return best ? best.lines : null;
+  }
+
+  // Split each segment into cues that fit the limits, sharing its time out by character position.
+  function buildCues(segments) {
+    const cues = [];
+    for (const seg of segments) {
+      const words = String(seg.text || "").trim().split(/\s+/).filter(Boolean);
+      if (!words.length) continue;
+      const duration = Math.max(0, seg.end - seg.start);
+      const total = words.join(" ").length + 1;
+      const timeAt = (chars) => seg.start + (duration * chars) / total;
+      let group = [];
+      let groupStart = 0; // character offset of the group's first word
+      let offset = 0;
+      const flush = (endOffset) => {
+        const start = timeAt(groupStart);
+        const end = Math.min(timeAt(endOffset), start + SUBTITLE.maxCueSeconds);
+        cues.push({ start, end, lines: layout(group) });
+      };
+      for (const word of words) {
+        const next = group.concat(word);
+        const tooLong = timeAt(offset + word.length + 1) - timeAt(groupStart) > SUBTITLE.maxCueSeconds;
+        if (group.length && (layout(next) === null || tooLong)) {
+          flush(offset);
+          group = [word];
+          groupStart = offset;
+        } else {
+          group = next;
+        }
+        offset += word.length + 1;
+      }
+      flush(total);
+    }
+    return cues;
+  }
+
+  function toSrt(segments) {
+    return buildCues(segments)
+      .map((c, i) => `${i + 1}\n${stamp(c.start, ",")} --> ${stamp(c.end, ",")}\n${c.lines.join("\n")}\n`)
+      .join("\n");
+  }
+
+  function toVtt(segments) {
+    const body = buildCues(segments)
+      .map((c) => `${stamp(c.start, ".")} --> ${stamp(c.end, ".")}\n${c.lines.join("\n")}\n`)
+      .join("\n");
+    return `WEBVTT\n\n${body}`;
+  }
+
+  function verboseJson(r) {
+    return {
+      task: "transcribe",
+      language: r.language,
+      duration: r.duration,
+      text: r.text,
+      segments: r.segments.map((s) => ({ id: s.id, start: s.start, end: s.end, text: s.text })),
+    };
+  }
+
+  function render(r, format) {
+    switch (format) {
+      case "json": return JSON.stringify({ text: r.text }, null, 2);
+      case "verbose_json": return JSON.stringify(verboseJson(r), null, 2);
+      case "srt": return toSrt(r.segments);
+      case "vtt": return toVtt(r.segments);
+      default: return r.text;
+    }
+  }
+
+  // ---------- file choice ----------
+
+  function chooseFile(f) {
+    file = f || null;
+    audioSeconds = null;
+    el.fileName.textContent = file ? `${file.name} (${(file.size / 1048576).toFixed(1)} MB)` : "";
+    if (!file) return;
+    const probe = new Audio();
+    const url = URL.createObjectURL(file);
+    probe.preload = "metadata";
+    probe.onloadedmetadata = () => {
+      if (Number.isFinite(probe.duration)) audioSeconds = probe.duration;
+      URL.revokeObjectURL(url);
+    };
+    probe.onerror = () => URL.revokeObjectURL(url);
+    probe.src = url;
+  }
+
+  el.file.addEventListener("change", () => chooseFile(el.file.files[0]));
+  for (const type of ["dragenter", "dragover"]) {
+    el.drop.addEventListener(type, (e) => { e.preventDefault(); el.drop.classList.add("over"); });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    el.drop.addEventListener(type, () => el.drop.classList.remove("over"));
+  }
+  el.drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    const f = e.dataTransfer && e.dataTransfer.files[0];
+    if (f) chooseFile(f);
+  });
+  // A file dropped beside the zone must not navigate away from the page.
+  window.addEventListener("dragover", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => e.preventDefault());
+
+  // ---------- models and key ----------
+
+  async function loadModels() {
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), 10000);
+    try {
+      const res = await fetch("/v1/models", { headers: authHeaders(), signal: ctrl.signal });
+      if (res.status === 401) {
+        revealKey(el.key.value ? "The API key was not accepted." : "This server requires an API key: enter it below.");
+        return;
+      }
+      if (!res.ok) return;
+      const body = await res.json();
+      const models = (body.data || []).filter((m) => m && m.id);
+      const keep = el.model.value;
+      const fallback = models.find((m) => m.default);
+      const options = models.map((m) => new Option(m.default ? `${m.id} (default)` : m.id, m.id));
+      if (!fallback) options.unshift(new Option("Server default", ""));
+      el.model.replaceChildren(...options);
+      if (models.some((m) => m.id === keep)) el.model.value = keep;
+      else if (fallback) el.model.value = fallback.id;
+      if (el.error.textContent.includes("API key")) showError("");
+    } catch (_) {
+      // the list is a convenience: the server default still works
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  el.key.value = localStorage.getItem(KEY_STORE) || "";
+  if (el.key.value) el.keyBox.open = true;
+  el.key.addEventListener("change", () => {
+    const key = el.key.value.trim();
+    if (key) localStorage.setItem(KEY_STORE, key); else localStorage.removeItem(KEY_STORE);
+    loadModels();
+  });
+
+  // ---------- a job ----------
+
+  function errorText(status, body, retryAfter) {
+    let message = "";
+    try {
+      const parsed = JSON.parse(body);
+      message = (parsed.error && parsed.error.message) || parsed.detail || "";
+    } catch (_) {
+      message = (body || "").trim().slice(0, 300);
+    }
+    switch (status) {
+      case 0: return "Could not reach the server (network error or connection closed).";
+      case 400: return `The server refused the request: ${message || "bad request."}`;
+      case 401: return el.key.value ? "The API key was not accepted." : "This server requires an API key: enter it below.";
+      case 413: return `The file is too large for this server. ${message}`.trim();
+      case 503: {
+        const wait = retryAfter ? ` Try again in ${retryAfter} s.` : " Try again later.";
+        return `The server is busy${message ? `: ${message}` : "."}${wait}`;
+      }
+      default: return `The server answered ${status}. ${message}`.trim();
+    }
+  }
+
+  function setRunning(running) {
+    for (const c of [el.file, el.model, el.language, el.key, el.go]) c.disabled = running;
+    el.cancel.hidden = !running;
+    el.progress.hidden = !running;
+    el.drop.classList.toggle("busy", running);
+  }
+
+  function tick() {
+    if (!job) return;
+    if (Date.now() - job.lastActivity > QUIET_LIMIT_MS) {
+      finish(null, "The server sent nothing for two minutes; stopped waiting.");
+      return;
+    }
+    const elapsed = (Date.now() - job.started) / 1000;
+    if (job.phase === "upload") {
+      const pct = Math.round(el.uploadBar.value * 100);
+      setStatus(`Uploading… ${pct}% · ${clock(elapsed)} elapsed`);
+      return;
+    }
+    let position = "";
+    if (job.audioPosition > 0) {
+      position = ` · audio at ${clock(job.audioPosition)}${audioSeconds ? ` of ${clock(audioSeconds)}` : ""}`;
+    }
+    setStatus(`Transcribing… ${clock(elapsed)} elapsed${position}`);
+  }
+
+  function addSegment(seg) {
+    job.segments.push(seg);
+    job.audioPosition = Math.max(job.audioPosition, seg.end);
+    if (audioSeconds) el.audioBar.value = Math.min(1, job.audioPosition / audioSeconds);
+    const li = document.createElement("li");
+    const time = document.createElement("time");
+    time.textContent = `${clock(seg.start)}–${clock(seg.end)}`;
+    li.append(time, ` ${String(seg.text).trim()}`);
+    el.segments.append(li);
+    el.segmentCount.textContent = String(job.segments.length);
+    tick();
+  }
+
+  function onEvent(payload) {
+    if (!job) return;
+    if (payload === "[DONE]") return;
+    let event;
+    try { event = JSON.parse(payload); } catch (_) { return; }
+    if (event.type === "transcript.text.delta") {
+      job.text += event.delta || "";
+      el.transcript.textContent = job.text;
+      el.transcript.scrollTop = el.transcript.scrollHeight;
+    } else if (event.type === "transcript.text.segment") {
+      addSegment(event);
+    } else if (event.type === "transcript.text.done") {
+      const seconds = event.usage && event.usage.seconds;
+      finish({
+        text: typeof event.text === "string" ? event.text : job.text,
+        language: event.language || el.language.value || null,
+        duration: seconds || job.audioPosition || audioSeconds || 0,
+        segments: job.segments,
+      });
+    } else if (event.type === "error") {
+      finish(null, `Transcription failed: ${(event.error && event.error.message) || "unknown error"}`);
+    }
+  }
+
+  // Ends the job: with a result, with an error (shown as such), or with a plain note (a cancel is not an error).
+  function finish(done, error, note) {
+    if (!job) return;
+    const current = job;
+    job = null;
+    clearInterval(current.timer);
+    if (current.xhr.readyState !== XMLHttpRequest.DONE) {
+      current.closing = true;
+      current.xhr.abort();
+    }
+    setRunning(false);
+    if (error || note) {
+      showError(error || "");
+      const kept = current.text ? " The text so far is kept below." : "";
+      setStatus(`${note || "Stopped."}${kept}`);
+      el.result.hidden = !current.text;
+      el.result.classList.add("partial");
+      return;
+    }
+    result = done;
+    const elapsed = (Date.now() - current.started) / 1000;
+    const speed = result.duration && elapsed > 0 ? ` (${(result.duration / elapsed).toFixed(1)}× real time)` : "";
+    setStatus(`Done: ${clock(result.duration)} of audio in ${elapsed.toFixed(1)} s${speed}.`);
+    el.result.classList.remove("partial");
+    el.result.hidden = false;
+    showResult();
+  }
+
+  function showResult() {
+    if (!result) return;
+    const format = el.format.value;
+    const names = { text: "Transcript", json: "JSON", verbose_json: "Verbose JSON", srt: "SRT", vtt: "WebVTT" };
+    el.resultTitle.textContent = names[format] || "Transcript";
+    el.transcript.textContent = render(result, format);
+  }
+  el.format.addEventListener("change", showResult);
+
+  function start() {
+    showError("");
+    if (!file) {
+      showError("Choose a file first.");
+      el.file.focus();
+      return;
+    }
+    result = null;
+    el.transcript.textContent = "";
+    el.segments.replaceChildren();
+    el.segmentCount.textContent = "0";
+    el.result.hidden = false;
+    el.result.classList.add("partial");
+    el.resultTitle.textContent = "Transcript";
+    el.uploadBar.value = 0;
+    el.audioBar.removeAttribute("value");
+
+    const form = new FormData();
+    form.append("file", file, file.name);
+    if (el.model.value) form.append("model", el.model.value);
+    if (el.language.value) form.append("language", el.language.value);
+    form.append("response_format", "verbose_json"); // so segment events arrive, for timings and subtitles
+    form.append("stream", "true");
+
+    const xhr = new XMLHttpRequest();
+    job = {
+      xhr, started: Date.now(), lastActivity: Date.now(), phase: "upload",
+      text: "", segments: [], audioPosition: 0, streaming: null, seen: 0, closing: false,
+    };
+    const current = job;
+    const feed = sseParser(onEvent);
+    const pump = () => {
+      const text = xhr.responseText;
+      if (text.length > current.seen) {
+        current.lastActivity = Date.now();
+        const chunk = text.slice(current.seen);
+        current.seen = text.length;
+        feed(chunk);
+      }
+    };
+
+    xhr.open("POST", "/v1/audio/transcriptions");
+    for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
+    xhr.setRequestHeader("Accept", "text/event-stream");
+    xhr.upload.onprogress = (e) => {
+      current.lastActivity = Date.now();
+      if (e.lengthComputable) el.uploadBar.value = e.loaded / e.total;
+      tick();
+    };
+    xhr.upload.onload = () => {
+      el.uploadBar.value = 1;
+      current.phase = "transcribe";
+      tick();
+    };
+    xhr.onreadystatechange = () => {
+      if (xhr.readyState >= XMLHttpRequest.HEADERS_RECEIVED && current.streaming === null && xhr.status) {
+        current.phase = "transcribe";
+        current.streaming = xhr.status === 200 && (xhr.getResponseHeader("Content-Type") || "").includes("event-stream");
+      }
+    };
+    xhr.onprogress = () => { if (current.streaming) pump(); };
+    xhr.onload = () => {
+      if (job !== current) return;
+      if (current.streaming) {
+        pump();
+        if (job === current) finish(null, "The connection closed before the transcript was finished.");
+        return;
+      }
+      if (xhr.status === 200) {
+        // A server that answered without streaming: take the whole verbose_json body.
+        try {
+          const body = JSON.parse(xhr.responseText);
+          (body.segments || []).forEach((s) => addSegment(s));
+          finish({ text: body.text || "", language: body.language || null, duration: body.duration || 0, segments: current.segments });
+        } catch (_) {
+          finish(null, "The server's answer could not be read.");
+        }
+        return;
+      }
+      if (xhr.status === 401) revealKey();
+      finish(null, errorText(xhr.status, xhr.responseText, xhr.getResponseHeader("Retry-After")));
+    };
+    xhr.onerror = () => finish(null, errorText(0, ""));
+    xhr.onabort = () => { if (!current.closing) finish(null, null, "Cancelled."); };
+    current.timer = setInterval(tick, 1000);
+
+    setRunning(true);
+    tick();
+    xhr.send(form);
+  }
+
+  el.form.addEventListener("submit", (e) => { e.preventDefault(); if (!job) start(); });
+  el.cancel.addEventListener("click", () => {
+    if (job) finish(null, null, "Cancelled; the server has been told to stop.");
+    el.go.focus();
+  });
+
+  // ---------- results out ----------
+
+  function baseName() {
+    return (file ? file.name.replace(/\.[^.]+$/, "") : "") || "transcript";
+  }
+
+  function download(kind) {
+    if (!result) return;
+    const content = {
+      txt: () => result.text.trim() + "\n",
+      srt: () => toSrt(result.segments),
+      vtt: () => toVtt(result.segments),
+      json: () => JSON.stringify(verboseJson(result), null, 2) + "\n",
+    }[kind]();
+    const types = { txt: "text/plain", srt: "application/x-subrip", vtt: "text/vtt", json: "application/json" };
+    const url = URL.createObjectURL(new Blob([content], { type: `${types[kind]};charset=utf-8` }));
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = `${baseName()}.${kind}`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  for (const button of document.querySelectorAll("[data-download]")) {
+    button.addEventListener("click", () => download(button.dataset.download));
+  }
+
+  el.copy.addEventListener("click", async () => {
+    const text = el.transcript.textContent;
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch (_) {
+      // Plain http on a LAN is not a secure context: fall back to a selection copy.
+      const area = document.createElement("textarea");
+      area.value = text;
+      document.body.append(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+    }
+    setStatus("Copied to the clipboard.");
+  });
+
+  // For tests and the curious: the subtitle builder is pure and needs no server.
+  window.sttSubtitles = { buildCues, toSrt, toVtt };
+
+  loadModels();
+})();

@@ -1,0 +1,346 @@
+"""The page at `/` and the docs at `/docs`, driven in Debian's headless Chromium against the real server.
+
+Run: `uv run pytest tests/test_ui_browser.py -m browser -q` (needs `apt-get install -y chromium`).
+Set UPDATE_SCREENSHOT=1 to refresh docs/screenshot.png from the transcription test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("Debian's Chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+AUDIO = Path(os.environ.get("SHARED_AUDIO", ROOT.parent / "shared" / "audio"))
+if not AUDIO.is_dir():
+    AUDIO = Path("/work/shared/audio")
+BECKETT = AUDIO / "beckett.wav"
+TWO_CITIES = AUDIO / "two_cities.wav"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SRT_TIME = r"(\d{2}):(\d{2}):(\d{2}),(\d{3})"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_server(tmp: Path, **extra: str) -> Iterator[str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MODEL": "tiny.en",
+        "ALLOWED_MODELS": "tiny.en",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "MODELS_DIR": str(tmp / "models"),
+        "NUM_THREADS": "2",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    log = (tmp / "server.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}: {(tmp / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("server did not answer /health within 180 s")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _start_server(tmp_path_factory.mktemp("server"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser: Browser, url: str, hosts: list[str], width: int = 1000, height: int = 900) -> Page:
+    page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=True)
+    page.on("request", lambda r: hosts.append(r.url))
+    page.goto(url)
+    return page
+
+
+def _only_local(urls: list[str]) -> None:
+    remote = [u for u in urls if urlparse(u).scheme not in ("blob", "data") and urlparse(u).hostname != "127.0.0.1"]
+    assert remote == [], f"requests left this machine: {remote}"
+
+
+def parse_srt(text: str) -> list[tuple[float, float, list[str]]]:
+    """Strictly parse SRT: index, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, one or more text lines, blank line."""
+    cues = []
+    blocks = text.strip("\n").split("\n\n")
+    for n, block in enumerate(blocks, start=1):
+        lines = block.split("\n")
+        assert lines[0] == str(n), f"cue {n} has index {lines[0]!r}"
+        m = re.fullmatch(f"{SRT_TIME} --> {SRT_TIME}", lines[1])
+        assert m, f"bad timing line {lines[1]!r}"
+        g = [int(x) for x in m.groups()]
+        start = g[0] * 3600 + g[1] * 60 + g[2] + g[3] / 1000
+        end = g[4] * 3600 + g[5] * 60 + g[6] + g[7] / 1000
+        assert len(lines) >= 3 and all(line.strip() for line in lines[2:]), f"cue {n} has no text"
+        cues.append((start, end, lines[2:]))
+    return cues
+
+
+def _check_cue_limits(cues: list[tuple[float, float, list[str]]]) -> None:
+    previous_start = 0.0
+    for start, end, lines in cues:
+        assert start <= end <= start + 7.0 + 1e-3
+        assert start >= previous_start - 1e-3
+        previous_start = start
+        assert 1 <= len(lines) <= 2
+        for line in lines:
+            assert len(line) <= 42 or " " not in line, f"line too long: {line!r}"
+
+
+def _cancellations(base: str) -> float | None:
+    """Sum of /metrics samples about cancellation, or None when the server has no /metrics."""
+    res = httpx.get(f"{base}/metrics", timeout=10)
+    if res.status_code == 404:
+        return None
+    assert res.status_code == 200
+    total = 0.0
+    for line in res.text.splitlines():
+        if line and not line.startswith("#") and "cancel" in line.lower():
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_transcribe_file_live_and_download_srt(server: str, browser: Browser, tmp_path: Path) -> None:
+    urls: list[str] = []
+    page = _open(browser, f"{server}/", urls)
+    page.wait_for_selector("#model option[value='tiny.en']", state="attached")
+    page.set_input_files("#file", str(BECKETT))
+    page.select_option("#format", "srt")
+    page.click("#go")
+    page.wait_for_selector("#result:not(.partial), #error:not([hidden])", timeout=120_000)
+    assert page.is_hidden("#error"), page.text_content("#error")
+    expect(page.locator("#transcript")).to_contain_text("fail better", ignore_case=True)
+    assert "Done" in page.text_content("#status")
+    assert page.is_hidden("#error")
+    assert int(page.text_content("#segment-count")) >= 1
+
+    with page.expect_download() as info:
+        page.click("[data-download='srt']")
+    download = info.value
+    assert download.suggested_filename == "beckett.srt"
+    cues = parse_srt(Path(download.path()).read_text(encoding="utf-8"))
+    assert cues
+    _check_cue_limits(cues)
+    spoken = " ".join(" ".join(lines) for _, _, lines in cues).lower()
+    assert "fail better" in spoken
+    assert cues[-1][1] <= 10.5  # the file is 10 s long
+
+    with page.expect_download() as info:
+        page.click("[data-download='vtt']")
+    vtt = Path(info.value.path()).read_text(encoding="utf-8")
+    assert vtt.startswith("WEBVTT\n\n")
+    assert re.search(r"\d{2}:\d{2}:\d{2}\.\d{3} --> \d{2}:\d{2}:\d{2}\.\d{3}", vtt)
+
+    shot = tmp_path / "screenshot.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size < 300_000
+    if os.environ.get("UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")
+    _only_local(urls)
+    page.close()
+
+
+def _long_wav(path: Path, seconds: float) -> Path:
+    with wave.open(str(TWO_CITIES)) as src:
+        params = src.getparams()
+        frames = src.readframes(params.nframes)
+    repeats = int(seconds // (params.nframes / params.framerate)) + 1
+    with wave.open(str(path), "wb") as out:
+        out.setparams(params)
+        for _ in range(repeats):
+            out.writeframes(frames)
+    return path
+
+
+def test_cancel_stops_the_job_on_the_server(server: str, browser: Browser, tmp_path: Path) -> None:
+    long_file = _long_wav(tmp_path / "long.wav", 180)
+    before = _cancellations(server)
+    urls: list[str] = []
+    page = _open(browser, f"{server}/", urls, width=390, height=844)
+    page.set_input_files("#file", str(long_file))
+    page.click("#go")
+    expect(page.locator("#transcript")).to_have_text(re.compile(r"\w"), timeout=120_000)
+    assert page.is_visible("#cancel")
+    page.click("#cancel")
+    assert "Cancelled" in page.text_content("#status")
+    assert page.is_hidden("#error")
+    assert page.is_enabled("#go") and page.is_hidden("#cancel")
+
+    # The worker frees itself: the queue drains (bounded wait, checked by state, not by time).
+    for _ in range(300):
+        queue = httpx.get(f"{server}/health", timeout=10).json()["queue"]
+        if queue["running"] == 0 and queue["admitted"] == 0:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the server still holds the cancelled job: {queue}")
+
+    # A following request is served, and the metrics count the cancellation.
+    with BECKETT.open("rb") as f:
+        res = httpx.post(
+            f"{server}/v1/audio/transcriptions",
+            files={"file": ("beckett.wav", f, "audio/wav")},
+            data={"model": "tiny.en", "response_format": "json"},
+            timeout=120,
+        )
+    assert res.status_code == 200, res.text
+    assert "fail better" in res.json()["text"].lower()
+    after = _cancellations(server)
+    if before is not None and after is not None:
+        assert after > before, "/metrics shows no cancellation"
+    _only_local(urls)
+    page.close()
+
+
+def test_docs_load_from_this_server_only(server: str, browser: Browser) -> None:
+    urls: list[str] = []
+    page = _open(browser, f"{server}/docs", urls)
+    page.wait_for_selector(".swagger-ui .info .title", timeout=60_000)
+    expect(page.locator(".opblock-summary-path", has_text="/v1/audio/transcriptions").first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    _only_local(urls)
+    assert any(u.endswith("/static/vendor/swagger-ui/swagger-ui-bundle.js") for u in urls)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def blank_page(server: str, browser: Browser) -> Iterator[Page]:
+    page = browser.new_page()
+    page.goto(f"{server}/")
+    yield page
+    page.close()
+
+
+segment_strategy = st.lists(
+    st.tuples(
+        st.floats(min_value=0, max_value=5),  # gap before the segment
+        st.floats(min_value=0.05, max_value=40),  # its length
+        st.lists(st.text(alphabet="abcdefghij,.'é", min_size=1, max_size=50), min_size=1, max_size=60),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=segment_strategy)
+def test_client_side_cues_keep_the_subtitle_limits(blank_page: Page, spec: list) -> None:
+    segments = []
+    t = 0.0
+    for i, (gap, length, words) in enumerate(spec):
+        start = t + gap
+        segments.append({"id": i, "start": start, "end": start + length, "text": " " + " ".join(words)})
+        t = start + length
+    cues = blank_page.evaluate("(segs) => window.sttSubtitles.buildCues(segs)", segments)
+    _check_cue_limits([(c["start"], c["end"], c["lines"]) for c in cues])
+    # No word is lost or reordered, and each cue lies within its segment's time.
+    assert " ".join(" ".join(c["lines"]) for c in cues).split() == " ".join(s["text"] for s in segments).split()
+    for c in cues:
+        assert any(s["start"] - 1e-6 <= c["start"] and c["end"] <= s["end"] + 1e-6 for s in segments)
+    srt = blank_page.evaluate("(segs) => window.sttSubtitles.toSrt(segs)", segments)
+    assert len(parse_srt(srt)) == len(cues)
+
+
+@pytest.fixture(scope="module")
+def locked_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _start_server(
+        tmp_path_factory.mktemp("locked"), API_KEY="s3cret-key", MAX_UPLOAD_MB="1", LOAD_MODEL_ON_STARTUP="false"
+    )
+
+
+def test_errors_are_told_in_words(locked_server: str, browser: Browser, tmp_path: Path) -> None:
+    urls: list[str] = []
+    page = _open(browser, f"{locked_server}/", urls)
+    # /v1/models answered 401: the key field opens and says why.
+    page.wait_for_selector("#key-box[open]")
+    assert "API key" in page.text_content("#error")
+    page.fill("#api-key", "s3cret-key")
+    page.dispatch_event("#api-key", "change")
+    page.wait_for_selector("#model option[value='tiny.en']", state="attached")
+    assert page.evaluate("localStorage.getItem('stt.apiKey')") == "s3cret-key"
+
+    # Too big (two_cities.wav is about 4 MB, the limit 1 MB).
+    page.set_input_files("#file", str(TWO_CITIES))
+    page.click("#go")
+    page.wait_for_selector("#error:not([hidden])", timeout=60_000)
+    assert "too large" in page.text_content("#error")
+    assert page.is_enabled("#go")
+
+    # Not audio: the server's own message is shown.
+    junk = tmp_path / "notes.wav"
+    junk.write_bytes(b"this is not audio at all\n" * 20)
+    page.set_input_files("#file", str(junk))
+    page.click("#go")
+    # Refused before the stream starts (400) or reported inside it (an error event): either way, in words.
+    expect(page.locator("#error")).to_have_text(re.compile("refused|failed"), timeout=60_000)
+    assert page.is_enabled("#go")
+
+    # A wrong key is named as such.
+    page.fill("#api-key", "wrong")
+    page.dispatch_event("#api-key", "change")
+    page.set_input_files("#file", str(BECKETT))
+    page.click("#go")
+    expect(page.locator("#error")).to_contain_text("not accepted", timeout=60_000)
+    _only_local(urls)
+    page.close()
