@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -350,6 +351,11 @@ def fmt_duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+def num(value: float, spec: str, unit: str = "") -> str:
+    """A figure, or '-' when it was not measured (NaN, e.g. with --skip-direct)."""
+    return "-" if math.isnan(value) else f"{value:{spec}}{unit}"
+
+
 @dataclass
 class Row:
     name: str
@@ -376,9 +382,9 @@ def report(rows: list[Row], model: str, load_at_start: str) -> str:
         s, d = row.server, row.direct
         first = "-" if s.first_delta_after_upload is None else f"{s.first_delta_after_upload:.2f} s"
         lines.append(
-            f"| {fmt_duration(s.audio_seconds)} | {s.rtf:.3f} | {d.rtf:.3f} | {s.rtf / d.rtf:.2f} | {first} | "
-            f"{s.upload_seconds:.2f} s | {s.idle_rss_mb:.0f} MB | {s.peak_rss_mb:.0f} MB | {d.peak_rss_mb:.0f} MB | "
-            f"{s.peak_rss_mb / d.peak_rss_mb:.2f} |"
+            f"| {fmt_duration(s.audio_seconds)} | {s.rtf:.3f} | {num(d.rtf, '.3f')} | {num(s.rtf / d.rtf, '.2f')} | "
+            f"{first} | {s.upload_seconds:.2f} s | {s.idle_rss_mb:.0f} MB | {s.peak_rss_mb:.0f} MB | "
+            f"{num(d.peak_rss_mb, '.0f', ' MB')} | {num(s.peak_rss_mb / d.peak_rss_mb, '.2f')} |"
         )
     lines.append("")
     by_name = {row.name: row for row in rows}
@@ -394,7 +400,7 @@ def report(rows: list[Row], model: str, load_at_start: str) -> str:
         lines.append(
             f"- Server peak RSS, longest ({longest.name}) vs shortest ({shortest.name}): "
             f"{longest.server.peak_rss_mb / shortest.server.peak_rss_mb:.3f}; direct: "
-            f"{longest.direct.peak_rss_mb / shortest.direct.peak_rss_mb:.3f}"
+            f"{num(longest.direct.peak_rss_mb / shortest.direct.peak_rss_mb, '.3f')}"
         )
     return "\n".join(lines) + "\n"
 
