@@ -1,7 +1,12 @@
 """Audio file -> decoded 16 kHz windows -> Silero VAD -> chunks -> engine batches -> absolute segments.
 
-PLACEHOLDER INTERFACE (being implemented on branch `audio`): the signatures below are the contract the API layer
-uses. Memory stays bounded: nothing holds the whole file as samples.
+Memory stays bounded: the file is decoded one window (`window_seconds`) at a time, and a buffer keeps only the
+audio that may still become part of a chunk (the open chunk, or the open speech region, plus a little padding).
+Its size is bounded by one window plus the strict chunk limit, whatever the length of the file; finished chunks
+wait for a batch (at most `batch_size` of them) and are then dropped.
+
+The VAD and the chunker are incremental and carry their state across windows, so the chunks (and therefore the
+text) do not depend on `window_seconds`.
 """
 
 from __future__ import annotations
@@ -10,10 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
+import numpy as np
 
+from app.audio.chunking import Chunk, Chunker
+from app.audio.decode import AudioDecoder
+from app.audio.vad import SileroVad, SpeechRegion, SpeechSegmenter, load_vad
 from app.cancel import CancelToken
-from app.engines.base import Engine
-from app.transcript import Segment, Task
+from app.engines.base import SAMPLE_RATE, Audio, Engine
+from app.transcript import Segment, Task, Word
 
 
 class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,11 +34,58 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
     vad_new_chunk_threshold: float = 0.2
     max_audio_seconds: float = 0.0  # 0 = no limit
     window_seconds: float = 60.0  # decode window; tests make it small to exercise window edges
+    chunk_padding: float = 0.2  # seconds of context added around each chunk (never past the middle of a pause)
+    vad_min_speech: float = 0.25  # Silero: shorter speech is ignored
+    vad_min_silence: float = 0.1  # Silero: a pause must last this long to end a speech region
+
+
+class AudioBuffer:
+    """The decoded audio not yet given away as chunks: append at the end, drop from the front, slice by sample."""
+
+    def __init__(self) -> None:
+        self._blocks: list[Audio] = []
+        self._start = 0  # absolute sample index of the first buffered sample
+        self.size = 0  # samples held
+        self.high_water = 0  # the most samples ever held at once
+
+    @property
+    def end(self) -> int:
+        return self._start + self.size
+
+    def append(self, block: Audio) -> None:
+        self._blocks.append(block)
+        self.size += block.size
+        self.high_water = max(self.high_water, self.size)
+
+    def drop_before(self, sample: int) -> None:
+        """Forget everything before absolute `sample` (copying the kept tail so dropped memory is really freed)."""
+        while self._blocks and self._start + self._blocks[0].size <= sample:
+            first = self._blocks.pop(0)
+            self._start += first.size
+            self.size -= first.size
+        if self._blocks and sample > self._start:
+            cut = sample - self._start
+            self._blocks[0] = self._blocks[0][cut:].copy()
+            self._start = sample
+            self.size -= cut
+
+    def slice(self, start: int, end: int) -> Audio:
+        """A copy of samples [start, end), which must still be buffered."""
+        if start < self._start or end > self.end:
+            raise ValueError(f"samples {start}..{end} are not buffered ({self._start}..{self.end})")
+        parts: list[Audio] = []
+        offset = self._start
+        for block in self._blocks:
+            lo, hi = max(start, offset), min(end, offset + block.size)
+            if lo < hi:
+                parts.append(block[lo - offset : hi - offset])
+            offset += block.size
+            if offset >= end:
+                break
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 class TranscriptionRun:
-    """One transcription of one file. Iterate `segments()`; afterwards `duration` and `language` are final."""
-
     def __init__(
         self,
         path: Path,
@@ -40,11 +96,99 @@ class TranscriptionRun:
         prompt: str | None,
         config: PipelineConfig,
         cancel: CancelToken,
+        vad: SileroVad | None = None,
     ) -> None:
-        raise NotImplementedError
+        self.path = path
+        self.engine = engine
+        self.requested_language = language
+        self.task: Task = task
+        self.prompt = prompt
+        self.config = config
+        self.cancel = cancel
+        self.vad = vad
+        self.duration = 0.0
+        self.language: str | None = language
+        self.buffer = AudioBuffer()
+        self.chunks: list[Chunk] = []  # every chunk given to the engine, in order (times only; for diagnostics)
 
-    duration: float
-    language: str | None
+    def _segmenter(self) -> SpeechSegmenter:
+        c = self.config
+        return SpeechSegmenter(
+            threshold=c.vad_threshold,
+            min_speech_seconds=c.vad_min_speech,
+            min_silence_seconds=c.vad_min_silence,
+            # The segmenter splits over-long speech at its least speech-like point, leaving room for padding.
+            max_speech_seconds=c.vad_strict_limit - 2 * c.chunk_padding,
+            split_search_from_seconds=min(c.vad_min_duration, (c.vad_strict_limit - 2 * c.chunk_padding) / 2),
+        )
+
+    def _chunker(self) -> Chunker:
+        c = self.config
+        return Chunker(
+            min_duration=c.vad_min_duration,
+            max_duration=c.vad_max_duration,
+            strict_limit=c.vad_strict_limit,
+            new_chunk_threshold=c.vad_new_chunk_threshold,
+            pad=c.chunk_padding,
+        )
 
     def segments(self) -> Iterator[Segment]:
-        raise NotImplementedError
+        """Segments with absolute times, in order, yielded as each batch of chunks is recognised."""
+        vad = (self.vad or load_vad()).stream()
+        segmenter = self._segmenter()
+        chunker = self._chunker()
+        buffer = self.buffer
+        batch: list[tuple[Chunk, Audio]] = []
+
+        def take(regions: list[SpeechRegion], *, final_samples: int | None = None) -> None:
+            done = [chunk for region in regions for chunk in chunker.push(region)]
+            if final_samples is None:
+                done += chunker.advance(
+                    segmenter.horizon, next_start=segmenter.next_start, min_end=segmenter.min_future_end
+                )
+            else:
+                done += chunker.finish(final_samples)
+            batch.extend((chunk, buffer.slice(chunk.start, chunk.end)) for chunk in done)
+            if final_samples is None:
+                buffer.drop_before(min(chunker.keep_from(segmenter.horizon), buffer.end))
+
+        with AudioDecoder(self.path, max_seconds=self.config.max_audio_seconds) as decoder:
+            for block in decoder.blocks(self.config.window_seconds):
+                buffer.append(block)
+                self.duration = decoder.decoded_seconds
+                take(segmenter.push(vad.feed(block)))
+                while len(batch) >= self.config.batch_size:
+                    yield from self._recognise(batch[: self.config.batch_size])
+                    del batch[: self.config.batch_size]
+            total = decoder.decoded_samples
+            self.duration = total / SAMPLE_RATE
+        take(segmenter.push(vad.finish()) + segmenter.finish(total), final_samples=total)
+        while batch:
+            yield from self._recognise(batch[: self.config.batch_size])
+            del batch[: self.config.batch_size]
+
+    def _recognise(self, batch: list[tuple[Chunk, Audio]]) -> Iterator[Segment]:
+        self.cancel.raise_if_cancelled()
+        results = self.engine.transcribe(
+            [audio for _, audio in batch], language=self.requested_language, task=self.task, prompt=self.prompt
+        )
+        if len(results) != len(batch):
+            raise RuntimeError(f"engine returned {len(results)} results for {len(batch)} chunks")
+        for (chunk, _), result in zip(batch, results, strict=True):
+            self.chunks.append(chunk)
+            if result.language:
+                self.language = result.language
+            for segment in result.segments:
+                yield _clamped(segment, chunk.duration).shifted(chunk.start / SAMPLE_RATE)
+
+
+def _clamped(segment: Segment, limit: float) -> Segment:
+    """Keep chunk-relative times inside the chunk (decoders sometimes overshoot the end by a few ms)."""
+
+    def clamp(t: float) -> float:
+        return min(max(t, 0.0), limit)
+
+    if 0.0 <= segment.start and segment.end <= limit and all(w.end <= limit and w.start >= 0 for w in segment.words):
+        return segment
+    words = tuple(Word(w.word, clamp(w.start), clamp(w.end), w.probability) for w in segment.words)
+    return msgspec.structs.replace(segment, start=clamp(segment.start), end=clamp(segment.end), words=words)

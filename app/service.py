@@ -1,0 +1,143 @@
+"""Transcription as the API layer asks for it: resolve and check the model, run the pipeline on the worker.
+
+No HTTP here: routes hand in a file path and parameters, and get back a `Transcript` or a stream of segments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import msgspec
+
+from app.cancel import CancelToken
+from app.engines.base import LANGUAGE_NAMES, ModelInfo
+from app.errors import InvalidRequest
+from app.models import ModelManager
+from app.pipeline import PipelineConfig, TranscriptionRun
+from app.runner import Runner
+from app.settings import Settings
+from app.transcript import Segment, Task, Transcript
+
+# Names OpenAI clients send that mean "the server's default model".
+DEFAULT_MODEL_ALIASES = frozenset({"", "whisper-1", "default", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"})
+_CODE_BY_NAME = {name.lower(): code for code, name in LANGUAGE_NAMES.items()}
+
+
+class RunSummary(msgspec.Struct, frozen=True):
+    """What is only known once all audio has been read; the last item of a stream."""
+
+    duration: float
+    language: str
+    processing_seconds: float
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    model: str
+    language: str | None = None
+    prompt: str | None = None
+    task: Task = "transcribe"
+
+
+def normalise_language(language: str | None) -> str | None:
+    """'EN', 'en-US', 'english' -> 'en'; empty -> None (let the model detect it)."""
+    if language is None or not language.strip():
+        return None
+    value = language.strip().lower().replace("_", "-")
+    if value in _CODE_BY_NAME:
+        return _CODE_BY_NAME[value]
+    code = value.split("-", 1)[0]
+    if not code.isalpha() or not 2 <= len(code) <= 3:
+        raise InvalidRequest(f"Invalid language '{language}': use an ISO-639-1 code such as 'en'", param="language")
+    return code
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        batch_size=settings.batch_size,
+        vad_threshold=settings.vad_threshold,
+        vad_min_duration=settings.vad_min_duration,
+        vad_max_duration=settings.vad_max_duration,
+        vad_strict_limit=settings.vad_strict_limit,
+        vad_new_chunk_threshold=settings.vad_new_chunk_threshold,
+        max_audio_seconds=float(settings.max_audio_seconds),
+    )
+
+
+class Transcriber:
+    def __init__(self, settings: Settings, runner: Runner, models: ModelManager) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.models = models
+        self.config = pipeline_config(settings)
+
+    def resolve_model(self, requested: str | None) -> ModelInfo:
+        """The model a request asked for: omitted or an OpenAI alias -> MODEL; else it must be allowed."""
+        name = (requested or "").strip()
+        if name in DEFAULT_MODEL_ALIASES:
+            name = self.settings.model
+        if name not in self.settings.allowed_models:
+            raise InvalidRequest(
+                f"Model '{name}' is not available on this server; "
+                f"use one of: {', '.join(self.settings.allowed_models)}",
+                param="model",
+                code="model_not_found",
+            )
+        return self.models.info(name)
+
+    def job(self, requested_model: str | None, language: str | None, prompt: str | None, task: Task) -> Job:
+        """Validate a request's parameters before any audio is touched."""
+        info = self.resolve_model(requested_model)
+        code = normalise_language(language)
+        if code is not None and not info.supports(code):
+            raise InvalidRequest(
+                f"Model '{info.name}' only supports {info.language_names()}; got language='{language}'",
+                param="language",
+                code="unsupported_language",
+            )
+        if task == "translate" and not info.can_translate:
+            raise InvalidRequest(
+                f"Model '{info.name}' cannot translate; use a multilingual Whisper model for /v1/audio/translations",
+                param="model",
+                code="translation_unsupported",
+            )
+        if code is None and info.languages is not None and len(info.languages) == 1:
+            code = next(iter(info.languages))
+        return Job(model=info.name, language=code, prompt=prompt or None, task=task)
+
+    def _run(self, path: Path, job: Job, cancel: CancelToken) -> TranscriptionRun:
+        engine = self.models.get(job.model)
+        return TranscriptionRun(
+            path,
+            engine,
+            language=job.language,
+            task=job.task,
+            prompt=job.prompt,
+            config=self.config,
+            cancel=cancel,
+        )
+
+    async def transcribe(self, path: Path, job: Job, cancel: CancelToken) -> tuple[Transcript, RunSummary]:
+        def work() -> tuple[Transcript, RunSummary]:
+            started = time.monotonic()
+            run = self._run(path, job, cancel)
+            segments = tuple(run.segments())
+            language = run.language or job.language or "en"
+            transcript = Transcript(language=language, duration=run.duration, segments=segments, task=job.task)
+            return transcript, RunSummary(run.duration, language, time.monotonic() - started)
+
+        return await self.runner.run(work, cancel)
+
+    def stream(self, path: Path, job: Job, cancel: CancelToken) -> AsyncIterator[Segment | RunSummary]:
+        """Segments as each batch finishes, then one RunSummary."""
+
+        def produce(emit: Callable[[Segment | RunSummary], None]) -> None:
+            started = time.monotonic()
+            run = self._run(path, job, cancel)
+            for segment in run.segments():
+                emit(segment)
+            language = run.language or job.language or "en"
+            emit(RunSummary(run.duration, language, time.monotonic() - started))
+
+        return self.runner.stream(produce, cancel)
