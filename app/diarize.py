@@ -1,0 +1,348 @@
+"""Offline speaker diarization: Silero VAD regions -> speaker embeddings -> clustering -> speaker turns.
+
+- Speech regions come from `faster_whisper.vad.get_speech_timestamps` (Silero on onnxruntime, no torch).
+  TODO(merge with branch `audio`): use `app.audio.vad` once it lands, so both pipelines share one VAD.
+- Embeddings come from Resemblyzer's pretrained speaker encoder (the 17 MB `pretrained.pt` that ships in the
+  `resemblyzer` package; a 3-layer LSTM over 40-band mel frames). We rebuild its small network here and compute its
+  mel features in numpy, rather than importing `resemblyzer`: that package imports `webrtcvad`, which needs
+  `pkg_resources` (gone from current setuptools), and its librosa features cost ~8 s of numba warm-up on first use.
+  `tests/test_diarize.py` checks the features against librosa's and the weights load with no missing keys.
+- Windows of 1.6 s (the encoder's native partial length) every 0.8 s inside each region; shorter regions give one
+  window. Clustering is average-linkage agglomerative on cosine distance, cut at `DISTANCE_THRESHOLD` (tuned on the
+  shared recordings: one speaker's windows merge below ~0.32, two voices separate at ~0.47), so the number of
+  speakers is estimated, and a single speaker results when all embeddings are close.
+- Labels are smoothed (a lone window between two of another speaker inside one region flips), tiny clusters are
+  folded into the nearest big one, pieces are merged into turns, and speakers are numbered 0..k-1 in order of
+  first appearance.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from app.cancel import CancelToken
+from app.errors import ModelUnavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+SAMPLE_RATE = 16_000
+FloatArray = npt.NDArray[np.float32]
+
+WINDOW_FRAMES = 160  # 1.6 s of 10 ms mel frames: the encoder's native partial utterance
+STEP_FRAMES = 80
+MIN_REGION_S = 0.25  # regions shorter than this get no embedding of their own
+DISTANCE_THRESHOLD = 0.40
+MIN_CLUSTER_S = 1.0  # a cluster covering less speech than this is folded into the nearest larger one
+MERGE_GAP_S = 0.5
+MAX_SPEAKERS = 12
+EMBED_BATCH = 32
+
+
+class DiarizationSegment(msgspec.Struct, frozen=True):
+    start: float
+    end: float
+    speaker: int
+
+
+# --- features -------------------------------------------------------------------------------------------------
+
+
+def _hz_to_mel(freq: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Slaney's mel scale (librosa's default, htk=False)."""
+    f_sp = 200.0 / 3
+    mels = freq / f_sp
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    log_part = freq >= min_log_hz
+    mels[log_part] = min_log_mel + np.log(freq[log_part] / min_log_hz) / logstep
+    return mels
+
+
+def _mel_to_hz(mels: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    f_sp = 200.0 / 3
+    freqs = f_sp * mels
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    log_part = mels >= min_log_mel
+    freqs[log_part] = min_log_hz * np.exp(logstep * (mels[log_part] - min_log_mel))
+    return freqs
+
+
+def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = 400, n_mels: int = 40) -> FloatArray:
+    """Slaney-normalised triangular mel filters, equal to `librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)`."""
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    edges = _hz_to_mel(np.array([0.0, sr / 2.0]))
+    mel_f = _mel_to_hz(np.linspace(edges[0], edges[1], n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+_FILTERS = mel_filterbank()
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)).astype(np.float32)  # periodic Hann
+
+
+def mel_frames(wav: FloatArray) -> FloatArray:
+    """Power mel spectrogram as Resemblyzer computes it (25 ms window, 10 ms hop, centred): (frames, 40)."""
+    padded = np.pad(wav.astype(np.float32), 200, mode="constant")
+    count = 1 + (len(padded) - 400) // 160
+    frames = np.lib.stride_tricks.sliding_window_view(padded, 400)[::160][:count]
+    power = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2
+    return np.asarray(power @ _FILTERS.T, dtype=np.float32)
+
+
+def normalize_volume(wav: FloatArray, target_dbfs: float = -30.0) -> FloatArray:
+    """Raise quiet audio to `target_dbfs` RMS (never lowers it), as Resemblyzer's preprocessing does."""
+    rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) if len(wav) else 0.0
+    if rms <= 1e-9:
+        return wav
+    change_db = target_dbfs - 20 * float(np.log10(rms))
+    if change_db <= 0:
+        return wav
+    gain = np.float32(10 ** (change_db / 20))
+    return np.asarray(wav * gain, dtype=np.float32)
+
+
+# --- the encoder ----------------------------------------------------------------------------------------------
+
+_encoder_lock = threading.Lock()
+_encoder: Any = None
+
+
+def _weights_path() -> Path:
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable("Diarization needs the `resemblyzer` package (its speaker encoder weights)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
+    if not path.is_file():
+        raise ModelUnavailable(f"Speaker encoder weights not found at {path}")
+    return path
+
+
+def _load_encoder(num_threads: int) -> Any:
+    """Resemblyzer's VoiceEncoder network with its shipped weights, loaded once (torch imported lazily)."""
+    global _encoder
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(num_threads)
+    with _encoder_lock:
+        if _encoder is not None:
+            return _encoder
+
+        class VoiceEncoder(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lstm = nn.LSTM(40, 256, 3, batch_first=True)
+                self.linear = nn.Linear(256, 256)
+                self.relu = nn.ReLU()
+
+            def forward(self, mels: torch.Tensor) -> torch.Tensor:
+                _, (hidden, _) = self.lstm(mels)
+                raw = self.relu(self.linear(hidden[-1]))
+                normed: torch.Tensor = raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-9)
+                return normed
+
+        checkpoint = torch.load(_weights_path(), map_location="cpu", weights_only=True)
+        state = {k: v for k, v in checkpoint["model_state"].items() if not k.startswith("similarity_")}
+        model = VoiceEncoder()
+        model.load_state_dict(state, strict=True)
+        model.eval()
+        _encoder = model
+        return model
+
+
+def _embed(mels: Sequence[FloatArray], num_threads: int, cancel: CancelToken | None) -> FloatArray:
+    import torch
+
+    model = _load_encoder(num_threads)
+    out: list[FloatArray] = []
+    with torch.inference_mode():
+        full = [i for i, m in enumerate(mels) if m.shape[0] == WINDOW_FRAMES]
+        short = [i for i, m in enumerate(mels) if m.shape[0] != WINDOW_FRAMES]
+        result: dict[int, FloatArray] = {}
+        for start in range(0, len(full), EMBED_BATCH):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            idx = full[start : start + EMBED_BATCH]
+            batch = torch.from_numpy(np.stack([mels[i] for i in idx]))
+            for i, emb in zip(idx, model(batch).numpy(), strict=True):
+                result[i] = emb
+        for i in short:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            result[i] = model(torch.from_numpy(mels[i][None]))[0].numpy()
+        out = [result[i] for i in range(len(mels))]
+    return np.stack(out).astype(np.float32) if out else np.zeros((0, 256), np.float32)
+
+
+# --- the pipeline ---------------------------------------------------------------------------------------------
+
+
+def speech_regions(audio: FloatArray, threshold: float = 0.5) -> list[tuple[float, float]]:
+    """Speech regions in seconds (Silero VAD with short silences split, small padding)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(
+        threshold=threshold, min_silence_duration_ms=300, speech_pad_ms=100, min_speech_duration_ms=200
+    )
+    stamps = get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)
+    return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+
+
+class _Window(msgspec.Struct):
+    region: int
+    start: float
+    end: float
+
+
+def _windows(audio: FloatArray, regions: list[tuple[float, float]]) -> tuple[list[_Window], list[FloatArray]]:
+    windows: list[_Window] = []
+    mels: list[FloatArray] = []
+    for r, (start, end) in enumerate(regions):
+        if end - start < MIN_REGION_S:
+            continue
+        wav = normalize_volume(audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)])
+        mel = mel_frames(wav)
+        n = mel.shape[0]
+        offsets = list(range(0, n - WINDOW_FRAMES + 1, STEP_FRAMES)) if n >= WINDOW_FRAMES else [0]
+        if n >= WINDOW_FRAMES and offsets[-1] != n - WINDOW_FRAMES:
+            offsets.append(n - WINDOW_FRAMES)
+        for off in offsets:
+            windows.append(_Window(r, start + off / 100, min(end, start + (off + WINDOW_FRAMES) / 100)))
+            mels.append(mel[off : off + WINDOW_FRAMES])
+    return windows, mels
+
+
+def cluster(
+    embeddings: FloatArray, durations: FloatArray, threshold: float = DISTANCE_THRESHOLD
+) -> npt.NDArray[np.int64]:
+    """Cluster labels 0..k-1 for L2-normalised embeddings; k estimated by the distance threshold."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    n = len(embeddings)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    if n == 1:
+        return np.zeros(1, np.int64)
+    tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
+    labels = fcluster(tree, t=threshold, criterion="distance") - 1
+    if labels.max() + 1 > MAX_SPEAKERS:
+        labels = fcluster(tree, t=MAX_SPEAKERS, criterion="maxclust") - 1
+    labels = np.asarray(labels, dtype=np.int64)
+    # Fold clusters that cover too little speech into the nearest larger cluster (by centroid cosine).
+    while True:
+        ids = np.unique(labels)
+        if len(ids) <= 1:
+            break
+        cover = {int(c): float(durations[labels == c].sum()) for c in ids}
+        small = min(cover, key=lambda c: cover[c])
+        if cover[small] >= MIN_CLUSTER_S:
+            break
+        centroids = {int(c): embeddings[labels == c].mean(axis=0) for c in ids}
+        mine = centroids[small] / max(float(np.linalg.norm(centroids[small])), 1e-9)
+        best = max(
+            (c for c in centroids if c != small),
+            key=lambda c: float(mine @ centroids[c]) / max(float(np.linalg.norm(centroids[c])), 1e-9),
+        )
+        labels[labels == small] = best
+    _, dense = np.unique(labels, return_inverse=True)
+    return np.asarray(dense, dtype=np.int64)
+
+
+def _smooth(windows: list[_Window], labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """A lone window whose two neighbours in the same region agree on another speaker takes their label."""
+    out = labels.copy()
+    for i in range(1, len(windows) - 1):
+        same_region = windows[i - 1].region == windows[i].region == windows[i + 1].region
+        if same_region and labels[i - 1] == labels[i + 1] != labels[i]:
+            out[i] = labels[i - 1]
+    return out
+
+
+def _turns(
+    windows: list[_Window], labels: npt.NDArray[np.int64], regions: list[tuple[float, float]]
+) -> list[tuple[float, float, int]]:
+    pieces: list[tuple[float, float, int]] = []
+    by_region: dict[int, list[int]] = {}
+    for i, w in enumerate(windows):
+        by_region.setdefault(w.region, []).append(i)
+    embedded = sorted(by_region)
+    for r, (rstart, rend) in enumerate(regions):
+        if r not in by_region:
+            if not embedded:
+                continue
+            # Too short to embed: the speaker of the nearest embedded region.
+            nearest = min(embedded, key=lambda e: abs((regions[e][0] + regions[e][1]) / 2 - (rstart + rend) / 2))
+            idx = by_region[nearest]
+            near_i = min(idx, key=lambda i: abs((windows[i].start + windows[i].end) / 2 - (rstart + rend) / 2))
+            pieces.append((rstart, rend, int(labels[near_i])))
+            continue
+        idx = by_region[r]
+        centers = [(windows[i].start + windows[i].end) / 2 for i in idx]
+        for k, i in enumerate(idx):
+            start = rstart if k == 0 else (centers[k - 1] + centers[k]) / 2
+            end = rend if k == len(idx) - 1 else (centers[k] + centers[k + 1]) / 2
+            if end > start:
+                pieces.append((start, end, int(labels[i])))
+    pieces.sort()
+    merged: list[tuple[float, float, int]] = []
+    for start, end, spk in pieces:
+        if merged and merged[-1][2] == spk and start - merged[-1][1] <= MERGE_GAP_S:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end), spk)
+        else:
+            merged.append((start, end, spk))
+    return merged
+
+
+def _load_audio(source: Path | str | FloatArray) -> FloatArray:
+    if isinstance(source, np.ndarray):
+        return source.astype(np.float32, copy=False)
+    from faster_whisper.audio import decode_audio
+
+    # NOTE: decodes the whole file into memory (64 kB/s of audio: ~230 MB per hour). Replace with the windowed
+    # decoder from app.audio when that lands.
+    return np.asarray(decode_audio(str(source), sampling_rate=SAMPLE_RATE), dtype=np.float32)
+
+
+def diarize(
+    path_or_audio: Path | str | FloatArray,
+    *,
+    offset: float = 0.0,
+    num_threads: int,
+    cancel: CancelToken | None = None,
+    threshold: float = DISTANCE_THRESHOLD,
+) -> list[DiarizationSegment]:
+    """Who spoke when: speaker turns (speaker ids 0..k-1 by first appearance), times shifted by `offset`.
+
+    `path_or_audio` is an audio file or 16 kHz mono float32 samples. Blocking and CPU-heavy: run it in the worker.
+    """
+    audio = _load_audio(path_or_audio)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    regions = speech_regions(audio)
+    windows, mels = _windows(audio, regions)
+    if not windows:
+        return [DiarizationSegment(round(s + offset, 3), round(e + offset, 3), 0) for s, e in regions]
+    embeddings = _embed(mels, num_threads, cancel)
+    durations = np.array([w.end - w.start for w in windows], dtype=np.float32)
+    labels = _smooth(windows, cluster(embeddings, durations, threshold))
+    turns = _turns(windows, labels, regions)
+    order: dict[int, int] = {}
+    for _, _, spk in turns:
+        order.setdefault(spk, len(order))
+    return [DiarizationSegment(round(s + offset, 3), round(e + offset, 3), order[spk]) for s, e, spk in turns]

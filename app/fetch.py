@@ -1,0 +1,231 @@
+"""Download an audio URL to a private temp file, refusing internal addresses (SSRF guard).
+
+Every hop is resolved once with getaddrinfo, every resolved address is checked, and the connection is then made to
+the checked IP itself (the URL's host replaced by the IP, the `Host` header and the TLS SNI / certificate check kept
+on the original name). So a DNS answer that changes between the check and the connect (DNS rebinding) cannot move
+the request to another address. Redirects are followed by hand (at most `MAX_REDIRECTS`), each hop checked again.
+Proxies from the environment are ignored (`trust_env=False`): a proxy would make the pinning meaningless.
+
+Nothing here knows HTTP status codes of our own API: failures are `AppError`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import re
+import socket
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+from app.errors import InvalidRequest, NotFound, PayloadTooLarge, UpstreamError
+
+MAX_REDIRECTS = 5
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Cloud metadata endpoints: refused even with ALLOW_PRIVATE_URLS=true (no LAN audio source lives there).
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+)
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+
+
+class FetchTimeout(UpstreamError):
+    """504: the audio source did not answer (or finish sending) in time."""
+
+    status = 504
+
+
+def is_private_address(ip: IPAddress) -> bool:
+    """True for anything that is not a plain public unicast address (IPv4-mapped IPv6 judged by its IPv4)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return is_private_address(ip.ipv4_mapped)
+    return (
+        ip.is_loopback
+        or ip.is_private
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT)
+        or not ip.is_global
+    )
+
+
+def _is_metadata(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped in METADATA_ADDRESSES
+    return ip in METADATA_ADDRESSES
+
+
+async def resolve_host(host: str, port: int) -> list[IPAddress]:
+    """All addresses `host` resolves to (a literal IP resolves to itself)."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise InvalidRequest(f"Cannot resolve the host of audio_file_url: {host}", param="audio_file_url") from None
+    addresses: list[IPAddress] = []
+    for info in infos:
+        # sockaddr[0] may carry an IPv6 zone ("fe80::1%eth0"): drop it before parsing.
+        ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if ip not in addresses:
+            addresses.append(ip)
+    if not addresses:
+        raise InvalidRequest(f"Cannot resolve the host of audio_file_url: {host}", param="audio_file_url")
+    return addresses
+
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+
+async def _checked_address(url: httpx.URL, allow_private: bool, resolver: Resolver) -> IPAddress:
+    if url.scheme not in ("http", "https"):
+        raise InvalidRequest("audio_file_url must be an http or https URL", param="audio_file_url")
+    if not url.host:
+        raise InvalidRequest("audio_file_url has no host", param="audio_file_url")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    addresses = await resolver(url.host, port)
+    for ip in addresses:
+        if _is_metadata(ip):
+            raise InvalidRequest(
+                f"URL resolves to a cloud metadata address ({ip}); refused", param="audio_file_url", code="ssrf_refused"
+            )
+        if not allow_private and is_private_address(ip):
+            raise InvalidRequest(
+                f"URL resolves to a private address ({ip}); set ALLOW_PRIVATE_URLS=true to allow LAN sources",
+                param="audio_file_url",
+                code="ssrf_refused",
+            )
+    return addresses[0]
+
+
+def _pinned_request(client: httpx.AsyncClient, url: httpx.URL, ip: IPAddress) -> httpx.Request:
+    """A GET to the checked IP that still names the original host (Host header, SNI and certificate check)."""
+    host_header = url.host if url.port is None else f"{url.host}:{url.port}"
+    if ":" in url.host and url.port is None:  # an IPv6 literal host
+        host_header = f"[{url.host}]"
+    elif ":" in url.host:
+        host_header = f"[{url.host}]:{url.port}"
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    return client.build_request(
+        "GET",
+        url.copy_with(host=str(ip)),
+        headers={"Host": host_header, "Accept-Encoding": "identity"},
+        extensions=extensions,
+    )
+
+
+def _suffix(url: httpx.URL) -> str:
+    match = _SUFFIX.search(url.path)
+    return match.group(0).lower() if match else ""
+
+
+async def fetch_to_tempfile(
+    url: str,
+    *,
+    max_bytes: int,
+    timeout_s: float,
+    allow_private: bool,
+    dest_dir: Path | None = None,
+    resolver: Resolver = resolve_host,
+) -> Path:
+    """Download `url` into a new 0600 temp file and return its path; the caller deletes it.
+
+    `timeout_s` bounds the whole download (connect, every hop, the body). On any error the partial file is removed.
+    Raises InvalidRequest (bad scheme, unresolvable or refused address, too many redirects), NotFound (source 404),
+    PayloadTooLarge (more than `max_bytes`), FetchTimeout (504) or UpstreamError (502: other statuses, network).
+    """
+    try:
+        current = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        raise InvalidRequest("audio_file_url is not a valid URL", param="audio_file_url") from None
+
+    fd, name = tempfile.mkstemp(prefix="fetch-", suffix=_suffix(current), dir=dest_dir)  # mode 0600
+    path = Path(name)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await _download(current, fd, max_bytes, timeout_s, allow_private, resolver)
+    except TimeoutError:
+        _discard(fd, path)
+        raise FetchTimeout(f"The audio source did not respond within {timeout_s:g} s", param="audio_file_url") from None
+    except BaseException:
+        _discard(fd, path)
+        raise
+    os.close(fd)
+    return path
+
+
+def _discard(fd: int, path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    path.unlink(missing_ok=True)
+
+
+async def _download(
+    url: httpx.URL, fd: int, max_bytes: int, timeout_s: float, allow_private: bool, resolver: Resolver
+) -> None:
+    timeout = httpx.Timeout(timeout_s)
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        for _hop in range(MAX_REDIRECTS + 1):
+            ip = await _checked_address(url, allow_private, resolver)
+            request = _pinned_request(client, url, ip)
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise TimeoutError from None
+            except httpx.HTTPError as exc:
+                raise UpstreamError(
+                    f"Could not fetch audio_file_url: {type(exc).__name__}", param="audio_file_url"
+                ) from None
+            try:
+                if response.status_code in _REDIRECT_CODES and "location" in response.headers:
+                    try:
+                        url = url.join(response.headers["location"])
+                    except httpx.InvalidURL:
+                        raise UpstreamError(
+                            "The audio source sent an invalid redirect", param="audio_file_url"
+                        ) from None
+                    continue
+                if response.status_code == 404:
+                    raise NotFound("Audio file not found", param="audio_file_url")
+                if not 200 <= response.status_code < 300:
+                    raise UpstreamError(
+                        f"The audio source answered HTTP {response.status_code}", param="audio_file_url"
+                    )
+                await _write_body(response, fd, max_bytes)
+                return
+            finally:
+                await response.aclose()
+    raise InvalidRequest(f"audio_file_url redirected more than {MAX_REDIRECTS} times", param="audio_file_url")
+
+
+async def _write_body(response: httpx.Response, fd: int, max_bytes: int) -> None:
+    too_large = PayloadTooLarge(f"The audio file is larger than the limit of {max_bytes} bytes", param="audio_file_url")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    received = 0
+    try:
+        async for chunk in response.aiter_raw():
+            received += len(chunk)
+            if received > max_bytes:
+                raise too_large
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+    except httpx.TimeoutException:
+        raise TimeoutError from None
+    except httpx.HTTPError as exc:
+        raise UpstreamError(f"The audio download broke off: {type(exc).__name__}", param="audio_file_url") from None
