@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_verbose_json_has_ordered_words_inside_the_audio(client: OpenAI, audio_d
     words = result.words or []
     assert len(words) >= 100
     assert all(0 <= w.start <= w.end <= result.duration for w in words)
-    assert all(a.start <= b.start for a, b in zip(words, words[1:], strict=False))
+    assert all(a.start <= b.start for a, b in itertools.pairwise(words))
     segments = result.segments or []
     assert segments and all(s.start < s.end for s in segments)
     assert [s.id for s in segments] == list(range(len(segments)))

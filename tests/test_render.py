@@ -13,7 +13,6 @@ from openai import APIError, OpenAI
 from openai._streaming import SSEDecoder, Stream
 from openai.types.audio import Transcription, TranscriptionStreamEvent, TranscriptionVerbose
 from openai.types.audio.transcription_create_response import TranscriptionCreateResponse
-from tests.render_strategies import transcripts
 
 from app.render import (
     SSE_DONE,
@@ -31,6 +30,7 @@ from app.render import (
     verbose_flags,
 )
 from app.transcript import Segment, Transcript, Word
+from tests.render_strategies import transcripts
 
 stream_event = pydantic.TypeAdapter(TranscriptionStreamEvent)
 

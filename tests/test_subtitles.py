@@ -6,10 +6,10 @@ import html
 import re
 
 from hypothesis import given, settings
-from tests.render_strategies import transcripts
 
 from app.render import MAX_CUE_SECONDS, MAX_LINE_CHARS, MAX_LINES, render_srt, render_vtt
 from app.transcript import Segment, Transcript, Word
+from tests.render_strategies import transcripts
 
 Cue = tuple[int, int, list[str]]
 
