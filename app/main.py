@@ -18,6 +18,7 @@ from app.api.middleware import RequestMiddleware
 from app.api.services import Services
 from app.api.ui import openapi_config, ui_router
 from app.api.uploads import clean_temp_root
+from app.errors import ModelUnavailable
 from app.settings import Settings
 from app.threads import configure_threads
 
@@ -45,7 +46,11 @@ def create_app(settings: Settings) -> Litestar:
         if removed:
             log.info("stale_temp_files_removed", count=removed)
         if settings.load_model_on_startup:
-            await asyncio.wrap_future(services.runner.run_internal(lambda: services.models.get(settings.model)))
+            try:
+                await asyncio.wrap_future(services.runner.run_internal(lambda: services.models.get(settings.model)))
+            except ModelUnavailable as exc:
+                # Keep serving (health, other models, the page); requests for this model get the same message.
+                log.error("model_unavailable", model=settings.model, message=exc.message)
         janitor = asyncio.create_task(_unload_when_idle(services)) if settings.unload_model_after_s > 0 else None
         log.info("ready", model=settings.model, host=settings.host, port=settings.port)
         try:
