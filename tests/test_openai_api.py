@@ -90,6 +90,9 @@ def test_verbose_json_has_ordered_words_inside_the_audio(client: OpenAI, audio_d
     assert len(words) >= 100
     assert all(0 <= w.start <= w.end <= result.duration for w in words)
     assert all(a.start <= b.start for a, b in itertools.pairwise(words))
+    # each word carries its separating space, so Reflector's "".join(words) rebuilds the text
+    assert all(w.word.startswith(" ") for w in words)
+    assert "".join(w.word for w in words).strip() == result.text
     segments = result.segments or []
     assert segments and all(s.start < s.end for s in segments)
     assert [s.id for s in segments] == list(range(len(segments)))

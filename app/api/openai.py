@@ -105,7 +105,10 @@ def render_transcript(transcript: Transcript, options: Options) -> Response[byte
         case "json":
             return Response(render.render_json(transcript), media_type="application/json")
         case "verbose_json":
-            body = render.render_verbose_json(transcript, words=options.words, segments=options.segments)
+            # Words carry their leading space (ADR 7): Reflector's live path joins them with "".
+            body = render.render_verbose_json(
+                transcript, words=options.words, segments=options.segments, spaced_words=True
+            )
             return Response(body, media_type="application/json")
         case "text":
             return Response(render.render_text(transcript), media_type=TEXT_MEDIA["text"])

@@ -74,8 +74,8 @@ def verbose_flags(granularities: Iterable[str]) -> tuple[bool, bool]:
 
 
 def render_verbose_json(transcript: Transcript, *, words: bool, segments: bool, spaced_words: bool = False) -> bytes:
-    """OpenAI's verbose_json. Words carry no spaces, as OpenAI sends them; `spaced_words` prefixes every word but
-    the first with its separating space, for clients that rebuild the text as `"".join(words)`."""
+    """OpenAI's verbose_json. With `spaced_words` every word carries its leading separating space, as Whisper's
+    tokens (and faster-whisper servers) do, for clients that rebuild the text as `"".join(words)` (Reflector)."""
     body = VerboseBody(
         task=transcript.task,
         # OpenAI's translations always report the output language.
@@ -87,8 +87,8 @@ def render_verbose_json(transcript: Transcript, *, words: bool, segments: bool, 
         body.segments = [_segment(i, s) for i, s in enumerate(transcript.segments)]
     if words:
         body.words = [
-            VerboseWord(" " + w.word if spaced_words and i else w.word, _time(w.start), _time(w.end))
-            for i, w in enumerate(transcript.words)
+            VerboseWord(" " + w.word if spaced_words else w.word, _time(w.start), _time(w.end))
+            for w in transcript.words
         ]
     body.usage = _usage(transcript)
     return _encoder.encode(body)
