@@ -18,6 +18,7 @@ kept, whatever the length of the file; long silences make no chunk.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import msgspec
@@ -69,7 +70,7 @@ class Chunker:
             pieces = math.ceil((region.end - region.start) / self.strict)
             bounds = [region.start + (region.end - region.start) * i // pieces for i in range(pieces + 1)]
             out: list[Chunk] = []
-            for a, b in zip(bounds, bounds[1:], strict=False):
+            for a, b in itertools.pairwise(bounds):
                 out += self.push(SpeechRegion(a, b))
             return out
         if self._start is None:

@@ -136,9 +136,7 @@ class SpeechSegmenter:
         self.neg_threshold = neg_threshold if neg_threshold is not None else max(threshold - 0.15, 0.01)
         self.min_speech = round(min_speech_seconds * SAMPLE_RATE)
         self.min_silence = round(min_silence_seconds * SAMPLE_RATE)
-        self.max_speech = (
-            int(max_speech_seconds * SAMPLE_RATE) if max_speech_seconds != float("inf") else 1 << 62
-        )
+        self.max_speech = int(max_speech_seconds * SAMPLE_RATE) if max_speech_seconds != float("inf") else 1 << 62
         if self.max_speech < 2 * WINDOW:
             raise ValueError("max_speech_seconds is too short")
         self.split_search_from = min(round(split_search_from_seconds * SAMPLE_RATE), self.max_speech // 2)

@@ -153,6 +153,7 @@ class WhisperEngine:
             word_timestamps=True,
             vad_filter=False,
             clip_timestamps=[{"start": a, "end": b} for a, b in bounds],
+            without_timestamps=False,  # True would give one segment per chunk: useless for subtitles
             beam_size=self.beam_size,
             batch_size=len(chunks),
         )
