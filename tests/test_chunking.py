@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,13 +33,20 @@ def region_lists(draw):
 
 limits = st.tuples(
     st.floats(1.0, 15.0), st.floats(0.0, 10.0), st.floats(0.0, 15.0), st.floats(0.0, 1.0), st.floats(0.0, 0.4)
-).map(lambda t: {"min_duration": t[0], "max_duration": t[0] + t[1], "strict_limit": t[0] + t[1] + t[2] + 2 * t[4] + 0.2,
-                 "new_chunk_threshold": t[3], "pad": t[4]})
+).map(
+    lambda t: {
+        "min_duration": t[0],
+        "max_duration": t[0] + t[1],
+        "strict_limit": t[0] + t[1] + t[2] + 2 * t[4] + 0.2,
+        "new_chunk_threshold": t[3],
+        "pad": t[4],
+    }
+)
 
 
 def check_invariants(regions: list[SpeechRegion], total: int, chunks: list[Chunk], strict: float) -> None:
     # ordered, within the audio, never overlapping, never empty, within the strict limit (padding included)
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert a.end <= b.start
     for c in chunks:
         assert 0 <= c.start < c.end <= total
@@ -72,7 +81,7 @@ def test_incremental_advance_gives_the_same_chunks(case, options, data):
     chunker = Chunker(**options)
     chunks = []
     previous_end = 0
-    for i, region in enumerate(regions + [None]):
+    for i, region in enumerate([*regions, None]):
         limit_start = region.start if region else total
         for _ in range(data.draw(st.integers(0, 3))):
             horizon = data.draw(st.integers(previous_end, limit_start))
@@ -133,7 +142,7 @@ def test_segmenter_regions_are_ordered_long_enough_and_bounded(probs, threshold,
     total = p.size * 512
     options = {"threshold": threshold, "max_speech_seconds": max_speech, "split_search_from_seconds": max_speech / 2}
     regions = speech_regions(p, total, **options)
-    for a, b in zip(regions, regions[1:]):
+    for a, b in itertools.pairwise(regions):
         assert a.end <= b.start
     for r in regions:
         assert 0 <= r.start < r.end <= total
