@@ -42,7 +42,7 @@ def resolve_whisper_model(name_or_path: str, models_dir: Path | None = None) -> 
         if (as_path / "model.bin").is_file():
             return as_path
         raise ModelUnavailable(f"Whisper model directory {as_path} has no model.bin (a CTranslate2 conversion)")
-    name = name_or_path.removeprefix("whisper-") if name_or_path.startswith("whisper-") else name_or_path
+    name = name_or_path
     if models_dir is not None and (models_dir / name / "model.bin").is_file():
         return models_dir / name
     if name == "tiny.en":
