@@ -11,6 +11,7 @@ faster-whisper's download into `MODELS_DIR/<name>` (fails offline with `ModelUna
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -58,7 +59,9 @@ def _download(name: str, models_dir: Path | None) -> Path:
     target = models_dir / name if models_dir is not None else None
     repo = name if "/" in name else HUB_PREFIX + name
     try:
-        path = download_model(name, output_dir=str(target) if target is not None else None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # faster-whisper passes a deprecated hub argument
+            path = download_model(name, output_dir=str(target) if target is not None else None)
     except Exception as exc:  # network, hub, unknown name: all mean "no weights here"
         where = f"{target}" if target is not None else "MODELS_DIR/<name>"
         log.warning("whisper model %s unavailable: %s", name, type(exc).__name__)
