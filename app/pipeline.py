@@ -19,7 +19,7 @@ import numpy as np
 
 from app.audio.chunking import Chunk, Chunker
 from app.audio.decode import AudioDecoder
-from app.audio.vad import SileroVad, SpeechRegion, SpeechSegmenter, load_vad
+from app.audio.vad import SileroVad, SpeechSegmenter, load_vad
 from app.cancel import CancelToken
 from app.engines.base import SAMPLE_RATE, Audio, Engine
 from app.transcript import Segment, Task, Word
@@ -132,40 +132,48 @@ class TranscriptionRun:
             pad=c.chunk_padding,
         )
 
-    def segments(self) -> Iterator[Segment]:
-        """Segments with absolute times, in order, yielded as each batch of chunks is recognised."""
+    def chunk_stream(self) -> Iterator[tuple[Chunk, Audio]]:
+        """Decode -> VAD -> chunker: each finished chunk with its audio, in order, as soon as it is final."""
         vad = (self.vad or load_vad()).stream()
         segmenter = self._segmenter()
         chunker = self._chunker()
         buffer = self.buffer
-        batch: list[tuple[Chunk, Audio]] = []
 
-        def take(regions: list[SpeechRegion], *, final_samples: int | None = None) -> None:
-            done = [chunk for region in regions for chunk in chunker.push(region)]
-            if final_samples is None:
-                done += chunker.advance(
-                    segmenter.horizon, next_start=segmenter.next_start, min_end=segmenter.min_future_end
-                )
-            else:
-                done += chunker.finish(final_samples)
-            batch.extend((chunk, buffer.slice(chunk.start, chunk.end)) for chunk in done)
-            if final_samples is None:
-                buffer.drop_before(min(chunker.keep_from(segmenter.horizon), buffer.end))
+        def cut(chunks: list[Chunk]) -> list[tuple[Chunk, Audio]]:
+            return [(chunk, buffer.slice(chunk.start, chunk.end)) for chunk in chunks]
 
         with AudioDecoder(self.path, max_seconds=self.config.max_audio_seconds) as decoder:
             for block in decoder.blocks(self.config.window_seconds):
                 buffer.append(block)
                 self.duration = decoder.decoded_seconds
-                take(segmenter.push(vad.feed(block)))
-                while len(batch) >= self.config.batch_size:
-                    yield from self._recognise(batch[: self.config.batch_size])
-                    del batch[: self.config.batch_size]
+                done = [chunk for region in segmenter.push(vad.feed(block)) for chunk in chunker.push(region)]
+                done += chunker.advance(
+                    segmenter.horizon, next_start=segmenter.next_start, min_end=segmenter.min_future_end
+                )
+                ready = cut(done)
+                buffer.drop_before(min(chunker.keep_from(segmenter.horizon), buffer.end))
+                yield from ready
             total = decoder.decoded_samples
             self.duration = total / SAMPLE_RATE
-        take(segmenter.push(vad.finish()) + segmenter.finish(total), final_samples=total)
-        while batch:
-            yield from self._recognise(batch[: self.config.batch_size])
-            del batch[: self.config.batch_size]
+        regions = segmenter.push(vad.finish()) + segmenter.finish(total)
+        done = [chunk for region in regions for chunk in chunker.push(region)] + chunker.finish(total)
+        ready = cut(done)
+        buffer.drop_before(buffer.end)
+        yield from ready
+
+    def segments(self) -> Iterator[Segment]:
+        """Segments with absolute times, in order, yielded as each batch of chunks is recognised.
+
+        Nothing reaches the engine for audio without speech: silent files give no segments.
+        """
+        batch: list[tuple[Chunk, Audio]] = []
+        for item in self.chunk_stream():
+            batch.append(item)
+            if len(batch) >= self.config.batch_size:
+                yield from self._recognise(batch)
+                batch = []
+        if batch:
+            yield from self._recognise(batch)
 
     def _recognise(self, batch: list[tuple[Chunk, Audio]]) -> Iterator[Segment]:
         self.cancel.raise_if_cancelled()

@@ -18,6 +18,7 @@ kept, whatever the length of the file; long silences make no chunk.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import msgspec
@@ -69,7 +70,7 @@ class Chunker:
             pieces = math.ceil((region.end - region.start) / self.strict)
             bounds = [region.start + (region.end - region.start) * i // pieces for i in range(pieces + 1)]
             out: list[Chunk] = []
-            for a, b in zip(bounds, bounds[1:], strict=False):
+            for a, b in itertools.pairwise(bounds):
                 out += self.push(SpeechRegion(a, b))
             return out
         if self._start is None:
@@ -88,8 +89,9 @@ class Chunker:
         """Emit the open chunk if no future region can change it.
 
         The caller promises: no region will start before `horizon`; the next region starts exactly at
-        `next_start` if that is given; every future region ends at or after `min_end` (default `horizon`).
-        The result is the same as if the chunk had been closed by `push` of that next region.
+        `next_start` if that is given; the next region ends at or after `min_end` (default `horizon`), or, if it
+        is longer than the strict limit, its first piece does (`SpeechSegmenter` with `max_speech` <= the strict
+        limit never emits such regions). The result is the same as if the chunk had been closed by `push`.
         """
         if self._start is None:
             return []

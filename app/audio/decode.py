@@ -149,7 +149,8 @@ class AudioDecoder:
         if pending_samples:
             yield np.concatenate(pending) if len(pending) > 1 else pending[0]
         if self.decoded_samples == 0:
-            if self.skipped_packets:
+            if self.skipped_packets or (self.declared_duration or 0.0) > 0.1:
+                # Bad packets, or a header promising audio that none of the data delivered.
                 raise InvalidRequest(
                     "Could not decode audio file: its audio stream is corrupt", param="file", code="invalid_audio"
                 )

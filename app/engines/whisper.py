@@ -11,6 +11,7 @@ faster-whisper's download into `MODELS_DIR/<name>` (fails offline with `ModelUna
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +43,7 @@ def resolve_whisper_model(name_or_path: str, models_dir: Path | None = None) -> 
         if (as_path / "model.bin").is_file():
             return as_path
         raise ModelUnavailable(f"Whisper model directory {as_path} has no model.bin (a CTranslate2 conversion)")
-    name = name_or_path.removeprefix("whisper-") if name_or_path.startswith("whisper-") else name_or_path
+    name = name_or_path
     if models_dir is not None and (models_dir / name / "model.bin").is_file():
         return models_dir / name
     if name == "tiny.en":
@@ -58,7 +59,9 @@ def _download(name: str, models_dir: Path | None) -> Path:
     target = models_dir / name if models_dir is not None else None
     repo = name if "/" in name else HUB_PREFIX + name
     try:
-        path = download_model(name, output_dir=str(target) if target is not None else None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # faster-whisper passes a deprecated hub argument
+            path = download_model(name, output_dir=str(target) if target is not None else None)
     except Exception as exc:  # network, hub, unknown name: all mean "no weights here"
         where = f"{target}" if target is not None else "MODELS_DIR/<name>"
         log.warning("whisper model %s unavailable: %s", name, type(exc).__name__)
@@ -153,6 +156,7 @@ class WhisperEngine:
             word_timestamps=True,
             vad_filter=False,
             clip_timestamps=[{"start": a, "end": b} for a, b in bounds],
+            without_timestamps=False,  # True would give one segment per chunk: useless for subtitles
             beam_size=self.beam_size,
             batch_size=len(chunks),
         )
