@@ -164,14 +164,17 @@ class TranscriptionRun:
     def segments(self) -> Iterator[Segment]:
         """Segments with absolute times, in order, yielded as each batch of chunks is recognised.
 
-        Nothing reaches the engine for audio without speech: silent files give no segments.
+        Nothing reaches the engine for audio without speech: silent files give no segments. The first chunk goes
+        to the engine alone, so a stream's first words arrive after one chunk's work, not after a whole batch's.
         """
         batch: list[tuple[Chunk, Audio]] = []
+        batch_size = 1
         for item in self.chunk_stream():
             batch.append(item)
-            if len(batch) >= self.config.batch_size:
+            if len(batch) >= batch_size:
                 yield from self._recognise(batch)
                 batch = []
+                batch_size = self.config.batch_size
         if batch:
             yield from self._recognise(batch)
 
