@@ -5,12 +5,14 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import http.server
+import itertools
 import shutil
 import socket
 import threading
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -24,7 +26,9 @@ from app.engines.onnx_asr_engine import plan_batches, tokens_to_words
 from app.engines.parakeet import load_parakeet, parakeet_info
 from app.errors import InvalidRequest, ModelUnavailable
 from app.weights import MODEL_SPECS, ensure_model_files
-from tests.gigaam_fixture import tiny_gigaam_models_dir  # noqa: F401  (fixture)
+from tests import gigaam_fixture
+
+tiny_gigaam_models_dir = gigaam_fixture.tiny_gigaam_models_dir  # the fixture, for this module
 
 AUDIO = Path("/work/shared/audio")
 SR = 16_000
@@ -140,9 +144,9 @@ def test_parakeet_info() -> None:
 class FakeHub(http.server.BaseHTTPRequestHandler):
     """Serves `/{repo}/resolve/{revision}/{filename}` like the Hugging Face hub (HEAD with etag, then GET)."""
 
-    files: dict[str, Path] = {}
+    files: ClassVar[dict[str, Path]] = {}
     commit = "0123456789abcdef0123456789abcdef01234567"
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
     def _file(self) -> Path | None:
         parts = self.path.split("?")[0].strip("/").split("/")
@@ -250,7 +254,7 @@ def test_tokens_to_words_invariants(pairs: list[tuple[str, float]], duration: fl
     timestamps = list(np.cumsum([d for _, d in pairs]))
     words = tokens_to_words(tokens, timestamps, duration, 0.04, [-0.1] * len(tokens))
     assert " ".join(w.word for w in words) == " ".join("".join(tokens).split())
-    for a, b in zip(words, words[1:], strict=False):
+    for a, b in itertools.pairwise(words):
         assert a.start <= b.start
     for w in words:
         assert 0.0 <= w.start <= w.end <= duration
