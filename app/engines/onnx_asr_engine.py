@@ -1,0 +1,200 @@
+"""Engines running on onnxruntime through onnx-asr (GigaAM, Parakeet): shared loading, batching and word timing.
+
+onnx-asr decodes greedily and reports, per token, the encoder frame where it was emitted. Tokens come from a
+SentencePiece-style vocabulary where `▁` (which onnx-asr turns into a leading space) starts a new word; we turn
+them into words: start = time of the word's first token, end = time of the token after its last one (capped), or
+the last token's time plus one frame, clamped to the chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as rt
+
+from app.engines.base import SAMPLE_RATE, Audio, ChunkResult, ModelInfo
+from app.errors import InvalidRequest, ModelUnavailable
+from app.transcript import Segment, Task, Word
+from app.weights import MODEL_SPECS, ensure_model_files
+
+log = logging.getLogger(__name__)
+
+MIN_CHUNK_SAMPLES = SAMPLE_RATE // 10  # shorter chunks hold no word; the feature extractor needs a few frames
+MAX_WORD_TAIL = 1.0  # seconds a word may extend past its last token when the next token is far away
+MAX_PAD_RATIO = 1.25  # a batch never pads its shortest chunk by more than this factor
+
+
+def session_options(num_threads: int) -> rt.SessionOptions:
+    """CPU tuning: intra-op threads as configured, no inter-op parallelism, full graph optimisation."""
+    options = rt.SessionOptions()
+    options.intra_op_num_threads = num_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = rt.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
+
+
+def providers_for(device: str) -> list[str]:
+    """`cpu` -> CPU; `cuda` -> CUDA (error if this onnxruntime has none); `auto` -> CUDA when available."""
+    available = rt.get_available_providers()
+    if device == "cuda" and "CUDAExecutionProvider" not in available:
+        raise ModelUnavailable("DEVICE=cuda but this onnxruntime build has no CUDA support: set DEVICE=cpu or auto")
+    if device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def tokens_to_words(
+    tokens: Sequence[str],
+    timestamps: Sequence[float],
+    duration: float,
+    frame: float,
+    logprobs: Sequence[float] | None = None,
+) -> list[Word]:
+    """Group decoded tokens into words. A token starting with whitespace starts a new word; whitespace-only
+    tokens only separate. Times are clamped to [0, duration] and each word ends at or after its start."""
+    groups: list[tuple[str, int, int]] = []  # (text, first token index, last token index)
+    text, first, last = "", -1, -1
+    for i, token in enumerate(tokens):
+        if token[:1].isspace() and text:
+            groups.append((text, first, last))
+            text = ""
+        piece = token.strip()
+        if piece:
+            if not text:
+                first = i
+            text += piece
+            last = i
+    if text:
+        groups.append((text, first, last))
+
+    words: list[Word] = []
+    for text, first, last in groups:
+        start = min(max(timestamps[first], 0.0), duration)
+        last_time = timestamps[last]
+        has_next = last + 1 < len(timestamps)
+        end = min(timestamps[last + 1], last_time + MAX_WORD_TAIL) if has_next else last_time + frame
+        end = min(max(end, start), duration)
+        probability = None
+        if logprobs is not None:
+            mean = sum(logprobs[first : last + 1]) / (last - first + 1)
+            probability = round(min(1.0, math.exp(mean)), 3)
+        words.append(Word(text, round(start, 3), round(end, 3), probability))
+    return words
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int, max_pad_ratio: float = MAX_PAD_RATIO) -> list[list[int]]:
+    """Group chunk indices into batches of similar length (longest first) so padding stays small."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) >= batch_size or lengths[current[0]] > lengths[i] * max_pad_ratio):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class OnnxAsrEngine:
+    """A loaded onnx-asr model behind the Engine protocol. Greedy decoding; no prompt, no translation."""
+
+    def __init__(self, info: ModelInfo, model: Any, *, frame: float, batch_size: int = 1) -> None:
+        self._info = info
+        self._model = model  # onnx_asr TimestampedResultsAsrAdapter
+        self._frame = frame
+        self.batch_size = max(1, batch_size)
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    def transcribe(
+        self,
+        chunks: Sequence[Audio],
+        *,
+        language: str | None,
+        task: Task = "transcribe",
+        prompt: str | None = None,
+    ) -> list[ChunkResult]:
+        if task != "transcribe":
+            raise InvalidRequest(f"Model {self._info.name!r} cannot translate", param="model")
+        if language is not None and not self._info.supports(language):
+            raise InvalidRequest(
+                f"Model {self._info.name!r} recognises {self._info.language_names()} only, not {language!r}",
+                param="language",
+            )
+        detected = next(iter(self._info.languages)) if self._info.languages and len(self._info.languages) == 1 else None
+        audio = [np.ascontiguousarray(c, dtype=np.float32).reshape(-1) for c in chunks]
+        results: list[ChunkResult] = [ChunkResult((), detected) for _ in audio]
+        usable = [i for i, a in enumerate(audio) if a.size >= MIN_CHUNK_SAMPLES]
+        started = time.perf_counter()
+        for batch in plan_batches([audio[i].size for i in usable], self.batch_size):
+            indices = [usable[b] for b in batch]
+            outputs = self._model.recognize([audio[i] for i in indices], sample_rate=SAMPLE_RATE)
+            for i, out in zip(indices, outputs, strict=True):
+                results[i] = ChunkResult(self._segments(out, audio[i].size / SAMPLE_RATE), detected)
+        seconds = sum(a.size for a in audio) / SAMPLE_RATE
+        log.debug(
+            "transcribed chunks",
+            extra={
+                "model": self._info.name,
+                "chunks": len(audio),
+                "audio_s": seconds,
+                "elapsed_s": time.perf_counter() - started,
+            },
+        )
+        return results
+
+    def _segments(self, out: Any, duration: float) -> tuple[Segment, ...]:
+        words = tokens_to_words(out.tokens or [], out.timestamps or [], duration, self._frame, out.logprobs)
+        if not words:
+            return ()
+        text = " ".join(w.word for w in words)
+        return (Segment(start=words[0].start, end=words[-1].end, text=text, words=tuple(words)),)
+
+
+def load_onnx_asr(
+    name: str,
+    info: ModelInfo,
+    *,
+    models_dir: Path,
+    quantization: str | None,
+    num_threads: int,
+    device: str,
+    frame: float,
+    batch_size: int = 1,
+) -> OnnxAsrEngine:
+    """Make sure the files are there (fetching them if needed), then build the onnxruntime sessions."""
+    import onnx_asr
+
+    if quantization in ("none", ""):
+        quantization = None
+    folder = ensure_model_files(name, models_dir, quantization=quantization)
+    options = session_options(num_threads)
+    started = time.perf_counter()
+    try:
+        model = onnx_asr.load_model(
+            MODEL_SPECS[name].onnx_asr_name,
+            folder,
+            quantization=quantization,
+            sess_options=options,
+            providers=providers_for(device),
+        )
+    except ModelUnavailable:
+        raise
+    except Exception as exc:  # corrupt or foreign files: say which folder, keep it one line
+        raise ModelUnavailable(
+            f"Model {name!r} in {folder} could not be loaded ({type(exc).__name__}): delete the folder to re-fetch it"
+        ) from exc
+    log.info("model loaded", extra={"model": name, "seconds": round(time.perf_counter() - started, 2)})
+    return OnnxAsrEngine(info, model.with_timestamps(), frame=frame, batch_size=batch_size)

@@ -1,0 +1,271 @@
+"""GigaAM / Parakeet engines on onnx-asr, with a tiny random-weight GigaAM v3 CTC model built for the session."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import http.server
+import itertools
+import shutil
+import socket
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.signal import resample_poly
+
+from app.engines.base import ChunkResult
+from app.engines.gigaam import GIGAAM_MODELS, gigaam_info, load_gigaam
+from app.engines.onnx_asr_engine import plan_batches, tokens_to_words
+from app.engines.parakeet import load_parakeet, parakeet_info
+from app.errors import InvalidRequest, ModelUnavailable
+from app.weights import MODEL_SPECS, ensure_model_files
+from tests import gigaam_fixture
+
+tiny_gigaam_models_dir = gigaam_fixture.tiny_gigaam_models_dir  # the fixture, for this module
+
+AUDIO = Path("/work/shared/audio")
+SR = 16_000
+
+
+def read_wav(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        rate, channels = w.getframerate(), w.getnchannels()
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0
+    data = data.reshape(-1, channels).mean(axis=1)
+    if rate != SR:
+        data = resample_poly(data, SR, rate).astype(np.float32)
+    return data
+
+
+@pytest.fixture(scope="module")
+def chunks() -> list[np.ndarray]:
+    cities = read_wav(AUDIO / "two_cities.wav")
+    beckett = read_wav(AUDIO / "beckett.wav")
+    return [
+        cities[: 20 * SR],
+        beckett,
+        cities[20 * SR : 27 * SR],
+        np.zeros(3 * SR, dtype=np.float32),  # silence
+        cities[27 * SR : 27 * SR + 800],  # 50 ms: too short to hold a word
+        cities[30 * SR : 44 * SR],
+    ]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def check_structure(results: list[ChunkResult], chunks: list[np.ndarray]) -> None:
+    assert len(results) == len(chunks)
+    for result, chunk in zip(results, chunks, strict=True):
+        assert isinstance(result, ChunkResult)
+        assert result.language == "ru"
+        duration = chunk.size / SR
+        for seg in result.segments:
+            assert seg.words
+            assert seg.text == " ".join(w.word for w in seg.words)
+            assert 0.0 <= seg.start <= seg.end <= duration
+            previous_start = 0.0
+            for w in seg.words:
+                assert w.word and w.word == w.word.strip()
+                assert previous_start <= w.start <= w.end <= duration
+                assert w.probability is not None and 0.0 <= w.probability <= 1.0
+                previous_start = w.start
+
+
+def test_transcribes_real_audio_with_word_timestamps(tiny_gigaam_models_dir: Path, chunks) -> None:
+    engine = load_gigaam("v3_ctc", models_dir=tiny_gigaam_models_dir, quantization=None, num_threads=2, device="cpu")
+    assert engine.info == gigaam_info("v3_ctc")
+    results = engine.transcribe(chunks, language="ru")
+    check_structure(results, chunks)
+    assert results[4].segments == ()  # too short
+    assert sum(len(s.words) for r in results for s in r.segments) > 10  # the random model does emit "words"
+    assert engine.transcribe([], language=None) == []
+
+
+def test_batching_matches_single_chunk_results(tiny_gigaam_models_dir: Path, chunks) -> None:
+    single = load_gigaam("v3_ctc", models_dir=tiny_gigaam_models_dir, quantization=None, num_threads=2, device="cpu")
+    batched = load_gigaam(
+        "v3_ctc", models_dir=tiny_gigaam_models_dir, quantization=None, num_threads=2, device="cpu", batch_size=4
+    )
+    same_length = [chunks[0], chunks[0].copy(), chunks[0][::-1].copy()]
+    one_by_one = single.transcribe(same_length, language=None)
+    together = batched.transcribe(same_length, language=None)
+    assert [r.segments[0].text for r in together] == [r.segments[0].text for r in one_by_one]
+    check_structure(batched.transcribe(chunks, language="ru"), chunks)
+
+
+def test_int8_variant_loads_and_transcribes(tiny_gigaam_models_dir: Path, chunks) -> None:
+    engine = load_gigaam("v3_ctc", models_dir=tiny_gigaam_models_dir, quantization="int8", num_threads=1, device="cpu")
+    check_structure(engine.transcribe(chunks[:2], language="ru"), chunks[:2])
+
+
+def test_rejects_other_language_and_translation(tiny_gigaam_models_dir: Path, chunks) -> None:
+    engine = load_gigaam("v3_ctc", models_dir=tiny_gigaam_models_dir, quantization=None, num_threads=1, device="cpu")
+    with pytest.raises(InvalidRequest) as exc:
+        engine.transcribe(chunks[:1], language="en")
+    assert exc.value.param == "language"
+    with pytest.raises(InvalidRequest):
+        engine.transcribe(chunks[:1], language="ru", task="translate")
+
+
+@pytest.mark.parametrize("name", ["v3_ctc", "nvidia/parakeet-tdt-0.6b-v2"])
+def test_missing_weights_and_unreachable_hub(tmp_path: Path, monkeypatch, name: str) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    load = load_gigaam if name in GIGAAM_MODELS else load_parakeet
+    with pytest.raises(ModelUnavailable) as exc:
+        load(name, models_dir=tmp_path, quantization=None, num_threads=1, device="cpu")
+    message = exc.value.message
+    assert "\n" not in message
+    assert str(tmp_path / name) in message
+    assert f"python -m app download {name}" in message
+    assert exc.value.status == 503
+    assert not (tmp_path / name).exists()
+    assert not [p for p in tmp_path.rglob("*") if p.is_dir() and ".partial-" in p.name]
+
+
+def test_parakeet_info() -> None:
+    info = parakeet_info()
+    assert info.name == "nvidia/parakeet-tdt-0.6b-v2"
+    assert info.languages == frozenset({"en"})
+    assert not info.can_translate
+    assert info.supports("en") and not info.supports("ru")
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """Serves `/{repo}/resolve/{revision}/{filename}` like the Hugging Face hub (HEAD with etag, then GET)."""
+
+    files: ClassVar[dict[str, Path]] = {}
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    requests: ClassVar[list[str]] = []
+
+    def _file(self) -> Path | None:
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if len(parts) < 5 or parts[2] != "resolve":
+            return None
+        return self.files.get("/".join(parts[:2]) + ":" + "/".join(parts[4:]))
+
+    def _headers(self, path: Path) -> None:
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", '"' + hashlib.sha256(data).hexdigest() + '"')
+        self.send_header("X-Repo-Commit", self.commit)
+        self.end_headers()
+
+    def do_HEAD(self) -> None:
+        self.requests.append("HEAD " + self.path)
+        path = self._file()
+        if path is None:
+            self.send_error(404)
+            return
+        self._headers(path)
+
+    def do_GET(self) -> None:
+        self.requests.append("GET " + self.path)
+        path = self._file()
+        if path is None:
+            self.send_error(404)
+            return
+        self._headers(path)
+        self.wfile.write(path.read_bytes())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_hub(tiny_gigaam_models_dir: Path) -> Iterator[str]:
+    source = tiny_gigaam_models_dir / "v3_ctc"
+    FakeHub.files = {f"istupakov/gigaam-v3-onnx:{p.name}": p for p in source.iterdir()}
+    FakeHub.requests = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_fetches_missing_files_from_the_hub(tmp_path: Path, monkeypatch, fake_hub: str, chunks) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub)
+    folder = ensure_model_files("v3_ctc", tmp_path)
+    assert folder == tmp_path / "v3_ctc"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "v3_ctc.onnx", "v3_vocab.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["v3_ctc"]  # no temp folder left behind
+    assert any(r.startswith("GET /istupakov/gigaam-v3-onnx/resolve/") for r in FakeHub.requests)
+
+    # Second call: nothing to fetch. Asking for int8 fetches only the int8 graph into the existing folder.
+    FakeHub.requests.clear()
+    assert ensure_model_files("v3_ctc", tmp_path) == folder
+    assert FakeHub.requests == []
+    engine = load_gigaam("v3_ctc", models_dir=tmp_path, quantization="int8", num_threads=1, device="cpu")
+    assert (folder / "v3_ctc.int8.onnx").is_file()
+    assert all("int8" in r for r in FakeHub.requests)
+    check_structure(engine.transcribe(chunks[:1], language="ru"), chunks[:1])
+
+
+def test_hub_without_the_file_is_unavailable(tmp_path: Path, monkeypatch, fake_hub: str) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub)
+    with pytest.raises(ModelUnavailable) as exc:
+        ensure_model_files("v2_ctc", tmp_path)  # the fake hub only has the v3 repo
+    assert "\n" not in exc.value.message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_spec_table_matches_onnx_asr_file_names() -> None:
+    from onnx_asr.loader import create_asr_resolver
+    from onnx_asr.resolver import model_repos
+
+    for name, spec in MODEL_SPECS.items():
+        assert model_repos[spec.onnx_asr_name] == spec.repo
+        model_type = create_asr_resolver(spec.onnx_asr_name).model_type
+        for quantization in (None, "int8"):
+            ours = spec.files_for(quantization)
+            for pattern in model_type._get_model_files(quantization).values():
+                assert any(fnmatch.fnmatch(f, pattern) for f in ours), (name, pattern)
+
+
+def test_corrupt_model_folder_is_unavailable(tmp_path: Path, tiny_gigaam_models_dir: Path) -> None:
+    shutil.copytree(tiny_gigaam_models_dir / "v3_ctc", tmp_path / "v3_ctc")
+    (tmp_path / "v3_ctc" / "v3_ctc.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelUnavailable) as exc:
+        load_gigaam("v3_ctc", models_dir=tmp_path, quantization=None, num_threads=1, device="cpu")
+    assert "\n" not in exc.value.message
+
+
+TOKENS = st.lists(st.tuples(st.sampled_from([" ", " а", "б", "в", " гд", "е", "  "]), st.floats(0.0, 0.2)), max_size=40)
+
+
+@given(TOKENS, st.floats(0.5, 30.0))
+def test_tokens_to_words_invariants(pairs: list[tuple[str, float]], duration: float) -> None:
+    tokens = [t for t, _ in pairs]
+    timestamps = list(np.cumsum([d for _, d in pairs]))
+    words = tokens_to_words(tokens, timestamps, duration, 0.04, [-0.1] * len(tokens))
+    assert " ".join(w.word for w in words) == " ".join("".join(tokens).split())
+    for a, b in itertools.pairwise(words):
+        assert a.start <= b.start
+    for w in words:
+        assert 0.0 <= w.start <= w.end <= duration
+        assert w.word and " " not in w.word
+
+
+@given(st.lists(st.integers(1, 500_000), max_size=30), st.integers(1, 8))
+def test_plan_batches_invariants(lengths: list[int], batch_size: int) -> None:
+    batches = plan_batches(lengths, batch_size)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert 1 <= len(batch) <= batch_size
+        sizes = [lengths[i] for i in batch]
+        assert max(sizes) <= min(sizes) * 1.25
