@@ -31,3 +31,6 @@ def whisper_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
     server.tmpdir = tmp / "tmp"  # type: ignore[attr-defined]
     yield server
     server.stop()
+
+
+from tests.gigaam_fixture import tiny_gigaam_models_dir  # noqa: E402, F401  (shared session fixture)
