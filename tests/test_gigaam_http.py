@@ -6,6 +6,7 @@ timestamps, all five response formats, streaming, the language check, and missin
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 from collections.abc import Iterator
@@ -64,7 +65,7 @@ def test_verbose_json_words_are_ordered_and_inside_the_audio(client: OpenAI, aud
     assert result.language == "russian" and abs(result.duration - 44.37) < 0.1
     words = result.words or []
     assert words and all(0 <= w.start <= w.end <= result.duration for w in words)
-    assert all(a.start <= b.start for a, b in zip(words, words[1:], strict=False))
+    assert all(a.start <= b.start for a, b in itertools.pairwise(words))
     assert "".join(w.word for w in words).strip() == result.text
     segments = result.segments or []
     # CTC knows no decoder statistics: zeros where OpenAI has numbers, and an honest compression ratio
