@@ -57,19 +57,22 @@ def test_quantization_selects_files() -> None:
 # ---- CLI --------------------------------------------------------------------------------------------------------
 
 
-def test_cli_bundled_model_needs_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def offline_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty folder with MODELS_DIR=./models and a hub that refuses connections."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("HF_ENDPOINT", closed_port_endpoint())
+    return tmp_path
+
+
+def test_cli_bundled_model_needs_nothing(offline_cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert weights.main(["tiny.en"]) == 0
     assert "nothing to download" in capsys.readouterr().out
-    assert not (tmp_path / "models").exists()
+    assert not (offline_cwd / "models").exists()
 
 
-def test_cli_unknown_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_cli_unknown_model(offline_cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert weights.main(["no-such-model"]) == 2
     assert "unknown model" in capsys.readouterr().err
 
@@ -91,12 +94,7 @@ def test_cli_downloads_default_model_from_settings(
     assert capsys.readouterr().out.strip() == f"v3_e2e_ctc: ready in {folder}"
 
 
-def test_cli_offline_returns_one_line_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("HF_ENDPOINT", closed_port_endpoint())
+def test_cli_offline_returns_one_line_error(offline_cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert weights.main(["nvidia/parakeet-tdt-0.6b-v2"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: nvidia/parakeet-tdt-0.6b-v2: model hub http://127.0.0.1:") and "\n" not in err
