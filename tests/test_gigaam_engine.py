@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import http.server
 import itertools
 import shutil
-import socket
-import threading
 import wave
-from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -25,8 +19,9 @@ from app.engines.gigaam import GIGAAM_MODELS, gigaam_info, load_gigaam
 from app.engines.onnx_asr_engine import plan_batches, tokens_to_words
 from app.engines.parakeet import load_parakeet, parakeet_info
 from app.errors import InvalidRequest, ModelUnavailable
-from app.weights import MODEL_SPECS, ensure_model_files
-from tests import gigaam_fixture
+from app.weights import MODEL_SPECS, ensure_model_files, model_dir
+from tests import fake_hub, gigaam_fixture
+from tests.fake_hub import FakeHub, closed_port_endpoint
 
 tiny_gigaam_models_dir = gigaam_fixture.tiny_gigaam_models_dir  # the fixture, for this module
 
@@ -56,12 +51,6 @@ def chunks() -> list[np.ndarray]:
         cities[27 * SR : 27 * SR + 800],  # 50 ms: too short to hold a word
         cities[30 * SR : 44 * SR],
     ]
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def check_structure(results: list[ChunkResult], chunks: list[np.ndarray]) -> None:
@@ -120,16 +109,16 @@ def test_rejects_other_language_and_translation(tiny_gigaam_models_dir: Path, ch
 
 @pytest.mark.parametrize("name", ["v3_ctc", "nvidia/parakeet-tdt-0.6b-v2"])
 def test_missing_weights_and_unreachable_hub(tmp_path: Path, monkeypatch, name: str) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("HF_ENDPOINT", closed_port_endpoint())
     load = load_gigaam if name in GIGAAM_MODELS else load_parakeet
     with pytest.raises(ModelUnavailable) as exc:
         load(name, models_dir=tmp_path, quantization=None, num_threads=1, device="cpu")
     message = exc.value.message
     assert "\n" not in message
-    assert str(tmp_path / name) in message
+    assert str(model_dir(name, tmp_path)) in message and "unreachable" in message
     assert f"python -m app download {name}" in message
     assert exc.value.status == 503
-    assert not (tmp_path / name).exists()
+    assert list(tmp_path.iterdir()) == []
     assert not [p for p in tmp_path.rglob("*") if p.is_dir() and ".partial-" in p.name]
 
 
@@ -141,86 +130,43 @@ def test_parakeet_info() -> None:
     assert info.supports("en") and not info.supports("ru")
 
 
-class FakeHub(http.server.BaseHTTPRequestHandler):
-    """Serves `/{repo}/resolve/{revision}/{filename}` like the Hugging Face hub (HEAD with etag, then GET)."""
-
-    files: ClassVar[dict[str, Path]] = {}
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    requests: ClassVar[list[str]] = []
-
-    def _file(self) -> Path | None:
-        parts = self.path.split("?")[0].strip("/").split("/")
-        if len(parts) < 5 or parts[2] != "resolve":
-            return None
-        return self.files.get("/".join(parts[:2]) + ":" + "/".join(parts[4:]))
-
-    def _headers(self, path: Path) -> None:
-        data = path.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("ETag", '"' + hashlib.sha256(data).hexdigest() + '"')
-        self.send_header("X-Repo-Commit", self.commit)
-        self.end_headers()
-
-    def do_HEAD(self) -> None:
-        self.requests.append("HEAD " + self.path)
-        path = self._file()
-        if path is None:
-            self.send_error(404)
-            return
-        self._headers(path)
-
-    def do_GET(self) -> None:
-        self.requests.append("GET " + self.path)
-        path = self._file()
-        if path is None:
-            self.send_error(404)
-            return
-        self._headers(path)
-        self.wfile.write(path.read_bytes())
-
-    def log_message(self, *args: object) -> None:
-        pass
+hub = fake_hub.hub  # the fixture, for this module
 
 
 @pytest.fixture
-def fake_hub(tiny_gigaam_models_dir: Path) -> Iterator[str]:
-    source = tiny_gigaam_models_dir / "v3_ctc"
-    FakeHub.files = {f"istupakov/gigaam-v3-onnx:{p.name}": p for p in source.iterdir()}
-    FakeHub.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def gigaam_hub(hub: FakeHub, tiny_gigaam_models_dir: Path) -> FakeHub:
+    """The fake hub publishing the tiny random-weight v3 CTC files (fp32 and int8) as istupakov/gigaam-v3-onnx."""
+    hub.serve_folder(MODEL_SPECS["v3_ctc"].repo, tiny_gigaam_models_dir / "v3_ctc")
+    return hub
 
 
-def test_fetches_missing_files_from_the_hub(tmp_path: Path, monkeypatch, fake_hub: str, chunks) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", fake_hub)
+def test_fetches_missing_files_from_the_hub(tmp_path: Path, monkeypatch, gigaam_hub: FakeHub, chunks) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", gigaam_hub.url)
     folder = ensure_model_files("v3_ctc", tmp_path)
     assert folder == tmp_path / "v3_ctc"
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "v3_ctc.onnx", "v3_vocab.txt"]
-    assert [p.name for p in tmp_path.iterdir()] == ["v3_ctc"]  # no temp folder left behind
-    assert any(r.startswith("GET /istupakov/gigaam-v3-onnx/resolve/") for r in FakeHub.requests)
+    assert [p.name for p in tmp_path.iterdir()] == ["v3_ctc"]  # no staging folder left behind
+    assert {p for p, _ in gigaam_hub.cdn_requests()} == {
+        f"/cdn/istupakov/gigaam-v3-onnx/{f}" for f in ("config.json", "v3_ctc.onnx", "v3_vocab.txt")
+    }
+    for name in ("config.json", "v3_ctc.onnx", "v3_vocab.txt"):
+        assert (folder / name).read_bytes() == gigaam_hub.repo("istupakov/gigaam-v3-onnx")[name].content
 
-    # Second call: nothing to fetch. Asking for int8 fetches only the int8 graph into the existing folder.
-    FakeHub.requests.clear()
+    # Second call: no network at all. Asking for int8 fetches only the int8 graph into the existing folder.
+    gigaam_hub.requests.clear()
     assert ensure_model_files("v3_ctc", tmp_path) == folder
-    assert FakeHub.requests == []
+    assert gigaam_hub.requests == []
     engine = load_gigaam("v3_ctc", models_dir=tmp_path, quantization="int8", num_threads=1, device="cpu")
     assert (folder / "v3_ctc.int8.onnx").is_file()
-    assert all("int8" in r for r in FakeHub.requests)
+    assert [p for p, _ in gigaam_hub.cdn_requests()] == ["/cdn/istupakov/gigaam-v3-onnx/v3_ctc.int8.onnx"]
     check_structure(engine.transcribe(chunks[:1], language="ru"), chunks[:1])
 
 
-def test_hub_without_the_file_is_unavailable(tmp_path: Path, monkeypatch, fake_hub: str) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", fake_hub)
+def test_hub_without_the_repo_is_unavailable(tmp_path: Path, monkeypatch, gigaam_hub: FakeHub) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", gigaam_hub.url)
     with pytest.raises(ModelUnavailable) as exc:
         ensure_model_files("v2_ctc", tmp_path)  # the fake hub only has the v3 repo
-    assert "\n" not in exc.value.message
+    assert "\n" not in exc.value.message and "not found" in exc.value.message
     assert list(tmp_path.iterdir()) == []
 
 
@@ -228,13 +174,16 @@ def test_spec_table_matches_onnx_asr_file_names() -> None:
     from onnx_asr.loader import create_asr_resolver
     from onnx_asr.resolver import model_repos
 
-    for name, spec in MODEL_SPECS.items():
+    onnx_specs = {name: spec for name, spec in MODEL_SPECS.items() if spec.family in ("gigaam", "parakeet")}
+    assert set(onnx_specs) == {*GIGAAM_MODELS, "nvidia/parakeet-tdt-0.6b-v2"}
+    for name, spec in onnx_specs.items():
+        assert spec.onnx_asr_name is not None
         assert model_repos[spec.onnx_asr_name] == spec.repo
         model_type = create_asr_resolver(spec.onnx_asr_name).model_type
         for quantization in (None, "int8"):
             ours = spec.files_for(quantization)
             for pattern in model_type._get_model_files(quantization).values():
-                assert any(fnmatch.fnmatch(f, pattern) for f in ours), (name, pattern)
+                assert sum(fnmatch.fnmatch(f, pattern) for f in ours) == 1, (name, quantization, pattern)
 
 
 def test_corrupt_model_folder_is_unavailable(tmp_path: Path, tiny_gigaam_models_dir: Path) -> None:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
+import shutil
 
 import pytest
 
@@ -16,7 +12,11 @@ from app.audio.vad import load_vad, speech_regions
 from app.engines.whisper import WhisperEngine, load_whisper, resolve_whisper_model
 from app.errors import ModelUnavailable
 from app.textmetrics import word_error_rate
+from tests import fake_hub
 from tests.audio_helpers import BECKETT, TWO_CITIES, tiny_en
+from tests.fake_hub import FakeHub, HubFile, closed_port_endpoint
+
+hub = fake_hub.hub  # the fixture, for this module
 
 
 def test_tiny_en_info():
@@ -78,35 +78,45 @@ def test_directory_without_weights_is_unavailable(tmp_path):
         resolve_whisper_model(str(tmp_path))
 
 
-def test_missing_model_fails_offline_with_a_clear_message(tmp_path):
-    """The real download path against a hub endpoint that refuses connections (a closed local port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    code = (
-        "import sys\nfrom pathlib import Path\nfrom app.engines.whisper import load_whisper\n"
-        "from app.errors import ModelUnavailable\n"
-        "try:\n    load_whisper('base', device='cpu', num_threads=1, models_dir=Path(sys.argv[1]))\n"
-        "except ModelUnavailable as e:\n    print(e.status, e.message)\n"
-    )
-    env = {
-        **os.environ,
-        "HF_ENDPOINT": f"http://127.0.0.1:{port}",
-        "HF_HUB_ETAG_TIMEOUT": "2",
-        "HF_HUB_DOWNLOAD_TIMEOUT": "2",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_HOME": str(tmp_path / "hf"),
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "models")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        cwd=os.getcwd(),
-    )
-    line = out.stdout.strip()
-    assert line.startswith("503 "), out.stderr[-2000:]
-    assert "'base'" in line and "Systran/faster-whisper-base" in line and str(tmp_path / "models" / "base") in line
-    assert "\n" not in line
-    assert not Path(tmp_path / "models" / "base" / "model.bin").exists()
+def test_missing_model_fails_offline_with_a_clear_message(tmp_path, monkeypatch):
+    """The real fetch path against a hub endpoint that refuses connections (a closed local port)."""
+    monkeypatch.setenv("HF_ENDPOINT", closed_port_endpoint())
+    with pytest.raises(ModelUnavailable) as exc:
+        load_whisper("base", device="cpu", num_threads=1, models_dir=tmp_path / "models")
+    message = exc.value.message
+    assert exc.value.status == 503 and "\n" not in message
+    assert "'base'" in message and "Systran/faster-whisper-base" in message and "unreachable" in message
+    assert str(tmp_path / "models" / "base") in message and "python -m app download base" in message
+    assert not (tmp_path / "models" / "base").exists()
+
+
+def test_fetches_a_missing_model_from_the_hub(tmp_path, monkeypatch, hub: FakeHub):
+    """`base.en` is fetched through app.weights like every family. The fake hub serves the bundled tiny.en files
+    as Systran/faster-whisper-base.en (the real base.en is not reachable here), so the engine that loads is tiny."""
+    shipped = resolve_whisper_model("tiny.en")
+    hub.serve_folder("Systran/faster-whisper-base.en", shipped)
+    hub.repo("Systran/faster-whisper-base.en")["README.md"] = HubFile(b"not wanted", lfs=False)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    models = tmp_path / "models"
+    engine = load_whisper("base.en", device="cpu", num_threads=2, models_dir=models)
+    folder = models / "base.en"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.bin", "tokenizer.json", "vocabulary.txt"]
+    assert [p.name for p in models.iterdir()] == ["base.en"]  # no staging folder left
+    for path in folder.iterdir():
+        assert path.read_bytes() == (shipped / path.name).read_bytes()
+    assert engine.info.name == "base.en" and engine.info.languages == frozenset({"en"})
+    (result,) = engine.transcribe([decode_all(BECKETT)], language=None)
+    assert word_error_rate(BECKETT.with_suffix(".txt").read_text(), " ".join(s.text for s in result.segments)) <= 0.2
+
+    hub.requests.clear()  # a complete model never touches the network, even with the hub gone
+    monkeypatch.setenv("HF_ENDPOINT", closed_port_endpoint())
+    assert resolve_whisper_model("base.en", models) == folder
+    assert hub.requests == []
+
+
+def test_tiny_en_is_bundled_unless_models_dir_has_it(tmp_path):
+    shipped = resolve_whisper_model("tiny.en")
+    assert resolve_whisper_model("tiny.en", tmp_path) == shipped
+    assert list(tmp_path.iterdir()) == []  # nothing fetched or created
+    shutil.copytree(shipped, tmp_path / "tiny.en")
+    assert resolve_whisper_model("tiny.en", tmp_path) == tmp_path / "tiny.en"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.engines.base import Engine, ModelInfo
 from app.errors import InvalidRequest
 from app.settings import Settings
+from app.weights import model_dir
 
 GIGAAM_MODELS = ("v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt", "v2_ctc", "v2_rnnt")
 PARAKEET_MODELS = ("nvidia/parakeet-tdt-0.6b-v2",)
@@ -37,7 +38,7 @@ def family_of(name: str, settings: Settings) -> str:
         return "gigaam"
     if name in PARAKEET_MODELS:
         return "parakeet"
-    if name in WHISPER_MODELS or (settings.models_dir / name / "model.bin").is_file():
+    if name in WHISPER_MODELS or (model_dir(name, settings.models_dir) / "model.bin").is_file():
         return "whisper"
     raise InvalidRequest(f"Unknown model '{name}'", param="model", code="model_not_found")
 

