@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from app.engines.base import Engine, ModelInfo
+from app.engines.gigaam import GIGAAM_MODELS, gigaam_info, load_gigaam
+from app.engines.parakeet import PARAKEET_MODELS, load_parakeet, parakeet_info
+from app.engines.whisper import load_whisper, whisper_info
 from app.errors import InvalidRequest
 from app.settings import Settings
 from app.weights import model_dir
 
-GIGAAM_MODELS = ("v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt", "v2_ctc", "v2_rnnt")
-PARAKEET_MODELS = ("nvidia/parakeet-tdt-0.6b-v2",)
 # faster-whisper's names for the CTranslate2 conversions it knows how to fetch (Systran/faster-whisper-<name> etc.)
 WHISPER_MODELS = (
     "tiny.en",
@@ -29,8 +30,6 @@ WHISPER_MODELS = (
     "distil-large-v2",
     "distil-large-v3",
 )
-# Whisper checkpoints that were not trained to translate (English-only, distilled, turbo).
-_NO_TRANSLATION = ("distil-", "turbo")
 
 
 def family_of(name: str, settings: Settings) -> str:
@@ -47,17 +46,10 @@ def model_info(name: str, settings: Settings) -> ModelInfo:
     """What `name` is and can do, without loading it."""
     family = family_of(name, settings)
     if family == "gigaam":
-        return ModelInfo(name=name, family=family, languages=frozenset({"ru"}), owned_by="salute-developers")
+        return gigaam_info(name)
     if family == "parakeet":
-        return ModelInfo(name=name, family=family, languages=frozenset({"en"}), owned_by="nvidia")
-    english_only = name.endswith(".en")
-    return ModelInfo(
-        name=name,
-        family=family,
-        languages=frozenset({"en"}) if english_only else None,
-        can_translate=not english_only and not any(marker in name for marker in _NO_TRANSLATION),
-        owned_by="openai",
-    )
+        return parakeet_info(name)
+    return whisper_info(name)
 
 
 def load_engine(name: str, settings: Settings) -> Engine:
@@ -65,8 +57,6 @@ def load_engine(name: str, settings: Settings) -> Engine:
     family = family_of(name, settings)
     quantization = None if settings.quantization == "none" else settings.quantization
     if family == "gigaam":
-        from app.engines.gigaam import load_gigaam
-
         return load_gigaam(
             name,
             models_dir=settings.models_dir,
@@ -75,8 +65,6 @@ def load_engine(name: str, settings: Settings) -> Engine:
             device=settings.device,
         )
     if family == "parakeet":
-        from app.engines.parakeet import load_parakeet
-
         return load_parakeet(
             name,
             models_dir=settings.models_dir,
@@ -84,6 +72,4 @@ def load_engine(name: str, settings: Settings) -> Engine:
             num_threads=settings.num_threads,
             device=settings.device,
         )
-    from app.engines.whisper import load_whisper
-
     return load_whisper(name, models_dir=settings.models_dir, device=settings.device, num_threads=settings.num_threads)

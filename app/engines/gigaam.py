@@ -21,7 +21,9 @@ GigaAMEngine = OnnxAsrEngine
 def gigaam_info(name: str) -> ModelInfo:
     if name not in GIGAAM_MODELS:
         raise KeyError(name)
-    return ModelInfo(name=name, family="gigaam", languages=frozenset({"ru"}), can_translate=False)
+    return ModelInfo(
+        name=name, family="gigaam", languages=frozenset({"ru"}), can_translate=False, owned_by="salute-developers"
+    )
 
 
 def load_gigaam(

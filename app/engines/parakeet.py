@@ -17,7 +17,7 @@ ParakeetEngine = OnnxAsrEngine
 def parakeet_info(name: str = DEFAULT_MODEL) -> ModelInfo:
     if name not in PARAKEET_MODELS:
         raise KeyError(name)
-    return ModelInfo(name=name, family="parakeet", languages=frozenset({"en"}), can_translate=False)
+    return ModelInfo(name=name, family="parakeet", languages=frozenset({"en"}), can_translate=False, owned_by="nvidia")
 
 
 def load_parakeet(

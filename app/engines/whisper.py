@@ -200,11 +200,21 @@ def load_whisper(
     except (RuntimeError, ValueError, OSError) as exc:
         raise ModelUnavailable(f"Whisper model at {path} could not be loaded: {exc}") from None
     name = Path(name_or_path).name if Path(name_or_path).is_absolute() else name_or_path
-    english_only = name.endswith(".en") or not model.model.is_multilingual
-    info = ModelInfo(
+    info = whisper_info(name, multilingual=model.model.is_multilingual)
+    return WhisperEngine(model, info, beam_size=beam_size, batched=batched)
+
+
+# Whisper checkpoints that were not trained to translate (besides the English-only ones).
+_NO_TRANSLATION = ("distil-", "turbo")
+
+
+def whisper_info(name: str, *, multilingual: bool | None = None) -> ModelInfo:
+    """What a Whisper model can do; `multilingual` (read from a loaded model) overrides the name's `.en` hint."""
+    english_only = name.endswith(".en") if multilingual is None else not multilingual
+    return ModelInfo(
         name=name,
         family="whisper",
         languages=frozenset({"en"}) if english_only else None,
-        can_translate=not english_only,
+        can_translate=not english_only and not any(marker in name for marker in _NO_TRANSLATION),
+        owned_by="openai",
     )
-    return WhisperEngine(model, info, beam_size=beam_size, batched=batched)
