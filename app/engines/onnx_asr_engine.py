@@ -20,6 +20,7 @@ import onnxruntime as rt
 
 from app.engines.base import SAMPLE_RATE, Audio, ChunkResult, ModelInfo
 from app.errors import InvalidRequest, ModelUnavailable
+from app.threads import ort_session_options
 from app.transcript import Segment, Task, Word
 from app.weights import MODEL_SPECS, ensure_model_files
 
@@ -31,13 +32,9 @@ MAX_PAD_RATIO = 1.25  # a batch never pads its shortest chunk by more than this 
 
 
 def session_options(num_threads: int) -> rt.SessionOptions:
-    """CPU tuning: intra-op threads as configured, no inter-op parallelism, full graph optimisation."""
-    options = rt.SessionOptions()
-    options.intra_op_num_threads = num_threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = rt.ExecutionMode.ORT_SEQUENTIAL
+    """The process-wide onnxruntime settings (threads from NUM_THREADS) plus full graph optimisation."""
+    options = ort_session_options(num_threads)
     options.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
     return options
 
 
