@@ -258,7 +258,7 @@ def test_from_url_errors(server: ServerProcess, audio_url: str) -> None:
     french = post(server, path, json={"audio_file_url": f"{audio_url}/beckett.wav", "language": "fr"})
     assert "only supports English" in str(assert_openai_error(french, 400, param="language")["message"])
     not_audio = post(server, path, json={"audio_file_url": f"{audio_url}/two_cities.txt"})
-    assert_openai_error(not_audio, 400)
+    assert assert_openai_error(not_audio, 400, param="audio_file_url")["code"] in ("invalid_audio", "no_audio_stream")
     assert temp_entries(server) == []
 
 
@@ -370,3 +370,39 @@ def test_translate_errors(server: ServerProcess) -> None:
 def test_every_route_needs_the_bearer_key(server: ServerProcess, path: str, headers: dict[str, str]) -> None:
     response = httpx.post(f"{server.url}{path}", headers=headers, timeout=TIMEOUT)
     assert_openai_error(response, 401)
+
+
+# --- model and language mapping (in process, no model is loaded) -------------------------------------------------
+
+
+def _services(model: str, allowed: str) -> Any:
+    from app.api.services import Services
+    from app.settings import load_settings
+
+    return Services(load_settings({"MODEL": model, "ALLOWED_MODELS": allowed}, dotenv=None))
+
+
+@pytest.mark.parametrize("requested", [None, "", "whisper-1", "nvidia/parakeet-tdt-0.6b-v2", "tiny.en"])
+def test_reflector_names_mean_the_server_model(requested: str | None) -> None:
+    from app.api.reflector import reflector_job
+
+    job = reflector_job(_services("tiny.en", "tiny.en"), requested, None)
+    assert (job.model, job.language) == ("tiny.en", "en")
+
+
+def test_an_allowed_reflector_name_is_used_as_is() -> None:
+    from app.api.reflector import reflector_job
+
+    services = _services("tiny.en", "tiny.en,nvidia/parakeet-tdt-0.6b-v2")
+    assert reflector_job(services, "nvidia/parakeet-tdt-0.6b-v2", "en").model == "nvidia/parakeet-tdt-0.6b-v2"
+    assert reflector_job(services, None, None).model == "tiny.en"
+
+
+def test_omitted_language_is_the_models_own_when_it_has_no_english() -> None:
+    from app.api.reflector import reflector_job
+    from app.errors import InvalidRequest
+
+    services = _services("v3_ctc", "v3_ctc")
+    assert reflector_job(services, None, None).language == "ru"
+    with pytest.raises(InvalidRequest, match="only supports Russian"):
+        reflector_job(services, None, "en")

@@ -131,7 +131,8 @@ def _note(
         record.processing_seconds = seconds
 
 
-async def _fetch(request: AnyRequest, services: Services, url: str, workdir: Path) -> Path:
+async def _fetch(request: AnyRequest, services: Services, url: str, workdir: Path) -> tuple[Path, float | None]:
+    """Download into `workdir` (a hang-up abandons the download) and check the file decodes: (path, declared s)."""
     settings = services.settings
     download = fetch_to_tempfile(
         url,
@@ -141,8 +142,11 @@ async def _fetch(request: AnyRequest, services: Services, url: str, workdir: Pat
         dest_dir=workdir,
     )
     path = await until_disconnect(request, download, None)
-    await asyncio.to_thread(probe_audio, path, float(settings.max_audio_seconds))
-    return path
+    try:
+        duration = await asyncio.to_thread(probe_audio, path, float(settings.max_audio_seconds))
+    except InvalidRequest as exc:
+        raise InvalidRequest(exc.message, param="audio_file_url", code=exc.code) from None
+    return path, duration
 
 
 async def _transcribe(
@@ -199,7 +203,7 @@ async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
         cancel = CancelToken()
         with request_workdir() as workdir:
             try:
-                path = await _fetch(request, services, url, workdir)
+                path, _ = await _fetch(request, services, url, workdir)
                 transcript, summary = await _transcribe(request, services, path, job, cancel)
             except ClientGone:
                 _gone(request, services)
@@ -240,8 +244,7 @@ async def diarize_url(request: AnyRequest) -> Response[bytes]:
         with request_workdir() as workdir:
             try:
                 await request.body()  # nothing is expected; read it so that a hang-up is seen
-                path = await _fetch(request, services, url, workdir)
-                duration = await asyncio.to_thread(probe_audio, path)
+                path, duration = await _fetch(request, services, url, workdir)
                 job = services.runner.run(lambda: work(path), cancel)
                 segments, seconds = await until_disconnect(request, job, cancel)
             except ClientGone:
