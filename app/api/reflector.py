@@ -20,6 +20,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 from litestar import Response, post
@@ -36,6 +37,7 @@ from app.render.reflector import plan_upload, reflector_transcript, render_trans
 from app.service import Job, RunSummary
 from app.transcript import Transcript
 
+S = TypeVar("S", bound=msgspec.Struct)
 JSON = "application/json"
 MAX_JSON_BYTES = 256 * 1024
 # Model names Reflector sends that mean "this server's model" unless an operator allowed that exact name.
@@ -87,7 +89,7 @@ def request_workdir() -> Iterator[Path]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def read_json(request: AnyRequest, kind: type[msgspec.Struct], *, required: bool) -> msgspec.Struct | None:
+async def read_json(request: AnyRequest, kind: type[S], *, required: bool) -> S | None:
     """A small JSON object body decoded into `kind`; None when the body is empty and not required."""
     chunks: list[bytes] = []
     size = 0
@@ -194,8 +196,7 @@ async def reflector_upload(request: AnyRequest, services: Services, form: Form) 
 async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
     services = services_of(request)
     with services.runner.admission():
-        body = await read_json(request, FromUrlBody, required=True)
-        assert isinstance(body, FromUrlBody)
+        body = await read_json(request, FromUrlBody, required=True) or FromUrlBody()
         url = _url_param(body.audio_file_url)
         job = reflector_job(services, body.model, body.language)
         _note(request, model=job.model)
@@ -266,7 +267,6 @@ async def translate_text(request: AnyRequest) -> Response[bytes]:
     services = services_of(request)
     with services.runner.admission():
         body = await read_json(request, TranslateBody, required=False) or TranslateBody()
-        assert isinstance(body, TranslateBody)
         query = request.query_params
         raw_text = query.get("text", body.text)
         if raw_text is None:
