@@ -1,7 +1,9 @@
 """Offline speaker diarization: Silero VAD regions -> speaker embeddings -> clustering -> speaker turns.
 
-- Speech regions come from `faster_whisper.vad.get_speech_timestamps` (Silero on onnxruntime, no torch).
-  TODO(merge with branch `audio`): use `app.audio.vad` once it lands, so both pipelines share one VAD.
+- Speech regions come from `app.audio.vad` (the same streaming Silero on onnxruntime as the transcription
+  pipeline): the file is decoded block by block (`app.audio.decode`), and each region is turned into encoder
+  windows and embedded as soon as it is final. Only the audio a future region may still need and the embeddings
+  (1 kB per 0.8 s) are kept, so memory does not grow with the file as a decoded copy (~230 MB per hour) would.
 - Embeddings come from Resemblyzer's pretrained speaker encoder (the 17 MB `pretrained.pt` that ships in the
   `resemblyzer` package; a 3-layer LSTM over 40-band mel frames). We rebuild its small network here and compute its
   mel features in numpy, rather than importing `resemblyzer`: that package imports `webrtcvad`, which needs
@@ -27,11 +29,14 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from app.audio.decode import AudioDecoder
+from app.audio.vad import SpeechRegion, SpeechSegmenter, load_vad
 from app.cancel import CancelToken
 from app.errors import ModelUnavailable
+from app.pipeline import AudioBuffer
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 SAMPLE_RATE = 16_000
 FloatArray = npt.NDArray[np.float32]
@@ -44,6 +49,10 @@ MIN_CLUSTER_S = 1.0  # a cluster covering less speech than this is folded into t
 MERGE_GAP_S = 0.5
 MAX_SPEAKERS = 12
 EMBED_BATCH = 32
+SPEECH_PAD_S = 0.1  # added around each speech region (never overlapping the previous one)
+MIN_SPEECH_S = 0.2
+MIN_SILENCE_S = 0.3  # a pause this long ends a region (short turns of a dialogue stay apart)
+BLOCK_SECONDS = 30.0  # decode block
 
 
 class DiarizationSegment(msgspec.Struct, frozen=True):
@@ -193,39 +202,82 @@ def _embed(mels: Sequence[FloatArray], num_threads: int, cancel: CancelToken | N
 # --- the pipeline ---------------------------------------------------------------------------------------------
 
 
-def speech_regions(audio: FloatArray, threshold: float = 0.5) -> list[tuple[float, float]]:
-    """Speech regions in seconds (Silero VAD with short silences split, small padding)."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    options = VadOptions(
-        threshold=threshold, min_silence_duration_ms=300, speech_pad_ms=100, min_speech_duration_ms=200
-    )
-    stamps = get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)
-    return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
-
-
 class _Window(msgspec.Struct):
     region: int
     start: float
     end: float
 
 
-def _windows(audio: FloatArray, regions: list[tuple[float, float]]) -> tuple[list[_Window], list[FloatArray]]:
-    windows: list[_Window] = []
-    mels: list[FloatArray] = []
-    for r, (start, end) in enumerate(regions):
-        if end - start < MIN_REGION_S:
-            continue
-        wav = normalize_volume(audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)])
-        mel = mel_frames(wav)
-        n = mel.shape[0]
-        offsets = list(range(0, n - WINDOW_FRAMES + 1, STEP_FRAMES)) if n >= WINDOW_FRAMES else [0]
-        if n >= WINDOW_FRAMES and offsets[-1] != n - WINDOW_FRAMES:
-            offsets.append(n - WINDOW_FRAMES)
-        for off in offsets:
-            windows.append(_Window(r, start + off / 100, min(end, start + (off + WINDOW_FRAMES) / 100)))
-            mels.append(mel[off : off + WINDOW_FRAMES])
-    return windows, mels
+class RegionStream:
+    """Padded Silero speech regions with their audio, as soon as each is final, from blocks of any size.
+
+    Only the audio that a future region may still need is kept (from the segmenter's horizon minus the padding),
+    so memory does not grow with the length of the file.
+    """
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self._vad = load_vad().stream()
+        self._segmenter = SpeechSegmenter(
+            threshold=threshold, min_speech_seconds=MIN_SPEECH_S, min_silence_seconds=MIN_SILENCE_S
+        )
+        self._buffer = AudioBuffer()
+        self._pad = round(SPEECH_PAD_S * SAMPLE_RATE)
+        self._last_end = 0  # padded end of the previous region: padding never overlaps it
+        self.total = 0  # samples fed
+
+    def feed(self, block: FloatArray) -> list[tuple[int, int, FloatArray]]:
+        self._buffer.append(block)
+        self.total += block.size
+        found = self._take(self._segmenter.push(self._vad.feed(block)))
+        keep_from = max(0, self._segmenter.horizon - self._pad)
+        self._buffer.drop_before(min(keep_from, self._buffer.end))
+        return found
+
+    def finish(self) -> list[tuple[int, int, FloatArray]]:
+        return self._take(self._segmenter.push(self._vad.finish()) + self._segmenter.finish(self.total))
+
+    def _take(self, regions: list[SpeechRegion]) -> list[tuple[int, int, FloatArray]]:
+        out: list[tuple[int, int, FloatArray]] = []
+        for region in regions:
+            start = max(region.start - self._pad, self._last_end, 0)
+            end = min(region.end + self._pad, self.total)
+            if end <= start:
+                continue
+            out.append((start, end, self._buffer.slice(start, end)))
+            self._last_end = end
+        return out
+
+
+def _audio_blocks(source: Path | str | FloatArray) -> Iterator[FloatArray]:
+    """16 kHz mono float32 blocks of a file (decoded incrementally) or of an array."""
+    if isinstance(source, np.ndarray):
+        audio = source.astype(np.float32, copy=False)
+        step = round(BLOCK_SECONDS * SAMPLE_RATE)
+        for i in range(0, len(audio), step):
+            yield audio[i : i + step]
+        return
+    with AudioDecoder(Path(source)) as decoder:
+        yield from decoder.blocks(BLOCK_SECONDS)
+
+
+def speech_regions(audio: FloatArray, threshold: float = 0.5) -> list[tuple[float, float]]:
+    """Speech regions in seconds (Silero VAD with short silences split, small padding)."""
+    stream = RegionStream(threshold)
+    found = [r for block in _audio_blocks(audio) for r in stream.feed(block)] + stream.finish()
+    return [(start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end, _ in found]
+
+
+def _region_windows(region: int, start: float, end: float, audio: FloatArray) -> tuple[list[_Window], list[FloatArray]]:
+    """Encoder windows (1.6 s every 0.8 s, the last one flush with the end) of one region's audio."""
+    if end - start < MIN_REGION_S:
+        return [], []
+    mel = mel_frames(normalize_volume(audio))
+    n = mel.shape[0]
+    offsets = list(range(0, n - WINDOW_FRAMES + 1, STEP_FRAMES)) if n >= WINDOW_FRAMES else [0]
+    if n >= WINDOW_FRAMES and offsets[-1] != n - WINDOW_FRAMES:
+        offsets.append(n - WINDOW_FRAMES)
+    windows = [_Window(region, start + off / 100, min(end, start + (off + WINDOW_FRAMES) / 100)) for off in offsets]
+    return windows, [mel[off : off + WINDOW_FRAMES] for off in offsets]
 
 
 def cluster(
@@ -309,16 +361,6 @@ def _turns(
     return merged
 
 
-def _load_audio(source: Path | str | FloatArray) -> FloatArray:
-    if isinstance(source, np.ndarray):
-        return source.astype(np.float32, copy=False)
-    from faster_whisper.audio import decode_audio
-
-    # NOTE: decodes the whole file into memory (64 kB/s of audio: ~230 MB per hour). Replace with the windowed
-    # decoder from app.audio when that lands.
-    return np.asarray(decode_audio(str(source), sampling_rate=SAMPLE_RATE), dtype=np.float32)
-
-
 def diarize(
     path_or_audio: Path | str | FloatArray,
     *,
@@ -331,14 +373,30 @@ def diarize(
 
     `path_or_audio` is an audio file or 16 kHz mono float32 samples. Blocking and CPU-heavy: run it in the worker.
     """
-    audio = _load_audio(path_or_audio)
-    if cancel is not None:
-        cancel.raise_if_cancelled()
-    regions = speech_regions(audio)
-    windows, mels = _windows(audio, regions)
+    regions: list[tuple[float, float]] = []
+    windows: list[_Window] = []
+    pending: list[FloatArray] = []
+    parts: list[FloatArray] = []
+
+    def add(found: list[tuple[int, int, FloatArray]], *, final: bool = False) -> None:
+        for start, end, audio in found:
+            regions.append((start / SAMPLE_RATE, end / SAMPLE_RATE))
+            more, mels = _region_windows(len(regions) - 1, *regions[-1], audio)
+            windows.extend(more)
+            pending.extend(mels)
+        if pending and (final or len(pending) >= EMBED_BATCH):  # embed as we go: 1 kB per window, not the audio
+            parts.append(_embed(pending, num_threads, cancel))
+            pending.clear()
+
+    stream = RegionStream()
+    for block in _audio_blocks(path_or_audio):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        add(stream.feed(block))
+    add(stream.finish(), final=True)
     if not windows:
         return [DiarizationSegment(round(s + offset, 3), round(e + offset, 3), 0) for s, e in regions]
-    embeddings = _embed(mels, num_threads, cancel)
+    embeddings = np.concatenate(parts)
     durations = np.array([w.end - w.start for w in windows], dtype=np.float32)
     labels = _smooth(windows, cluster(embeddings, durations, threshold))
     turns = _turns(windows, labels, regions)

@@ -26,3 +26,6 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     # uvicorn's access log would duplicate our one line per request (and print query strings).
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request URL at INFO: an audio_file_url names a file (and may carry a signed token).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))

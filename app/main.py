@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 
-from app.api import health, openai
+from app.api import health, openai, reflector
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.middleware import RequestMiddleware
 from app.api.services import Services
@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> Litestar:
             services.runner.shutdown()
 
     return Litestar(
-        route_handlers=[*openai.ROUTES, health.health, health.metrics, ui_router()],
+        route_handlers=[*openai.ROUTES, *reflector.ROUTES, health.health, health.metrics, ui_router()],
         lifespan=[lifespan],
         state=State({"services": services}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -1,15 +1,25 @@
-"""Per-request bookkeeping shared by the middleware and the routes: request id, audio seconds, final status."""
+"""Per-request plumbing shared by the middleware and the routes: the log record, the services, client hang-ups."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
 from litestar import Request
 from litestar.types import Scope
 
+from app.cancel import CancelToken
+from app.errors import Cancelled
+
+if TYPE_CHECKING:
+    from app.api.services import Services
+
 STATE_KEY = "stt_request"
 AnyRequest = Request[Any, Any, Any]
+T = TypeVar("T")
 
 
 class RequestRecord(msgspec.Struct, kw_only=True):
@@ -26,3 +36,42 @@ def record_of(scope: Scope | dict[str, Any]) -> RequestRecord | None:
     state = scope.get("state") or {}
     record = state.get(STATE_KEY)
     return record if isinstance(record, RequestRecord) else None
+
+
+def services_of(request: AnyRequest) -> Services:
+    return cast("Services", request.app.state.services)
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+async def until_disconnect(request: AnyRequest, work: Awaitable[T], cancel: CancelToken | None) -> T:
+    """Await `work`; if the client hangs up first, stop it, wait for it to stop, and raise ClientGone.
+
+    With a `cancel` token (a job on the worker), the token is set and the job stops at its next batch boundary: only
+    then may its files go. Without one (plain async work such as a download), the task itself is cancelled.
+    The request body must have been read already (the watcher consumes `receive()`).
+    """
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        if cancel is not None:
+            cancel.cancel()
+        else:
+            task.cancel()
+        with contextlib.suppress(Cancelled, asyncio.CancelledError, Exception):
+            await task
+        raise ClientGone
+    return task.result()

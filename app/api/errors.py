@@ -7,7 +7,7 @@ from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from app.api.context import AnyRequest, record_of
+from app.api.context import AnyRequest, ClientGone, record_of
 from app.errors import AppError
 
 log = structlog.get_logger("app.errors")
@@ -53,6 +53,15 @@ def http_exception_handler(request: AnyRequest, exc: HTTPException) -> Response[
     return Response(error_body(message, status), status_code=status, headers=exc.headers or None)
 
 
+def client_gone_handler(request: AnyRequest, exc: ClientGone) -> Response[object]:
+    """The client hung up and its job was stopped: nobody reads this answer; the log line says 499."""
+    _note(request, "ClientGone")
+    record = record_of(request.scope)
+    if record is not None:
+        record.status_override = 499
+    return Response(error_body("Client closed the request", 499, code="client_closed_request"), status_code=499)
+
+
 def internal_error_handler(request: AnyRequest, exc: Exception) -> Response[object]:
     record = record_of(request.scope)
     request_id = record.request_id if record else "unknown"
@@ -66,5 +75,6 @@ def internal_error_handler(request: AnyRequest, exc: Exception) -> Response[obje
 EXCEPTION_HANDLERS = {
     AppError: app_error_handler,
     HTTPException: http_exception_handler,
+    ClientGone: client_gone_handler,
     Exception: internal_error_handler,
 }

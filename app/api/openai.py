@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Literal, TypeVar, cast, get_args
 
 import msgspec
@@ -17,12 +17,14 @@ from litestar.background_tasks import BackgroundTask
 from litestar.response import Stream
 
 from app import render
-from app.api.context import AnyRequest, record_of
+from app.api.context import AnyRequest, ClientGone, record_of, services_of, until_disconnect
+from app.api.reflector import reflector_upload
 from app.api.services import Services
 from app.api.uploads import Form, UploadedFile, read_form
 from app.audio.decode import probe_audio
 from app.cancel import CancelToken
 from app.errors import AppError, Cancelled, InvalidRequest
+from app.render.reflector import is_reflector_form
 from app.service import Job, RunSummary
 from app.settings import ResponseFormat
 from app.transcript import Segment, Task, Transcript
@@ -34,19 +36,11 @@ GRANULARITIES = ("word", "segment")
 TEXT_MEDIA = {"text": "text/plain; charset=utf-8", "srt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
 
 
-class ClientGone(Exception):
-    """The client disconnected before its answer was ready."""
-
-
 class Options(msgspec.Struct, frozen=True, kw_only=True):
     response_format: ResponseFormat
     words: bool
     segments: bool
     stream: bool
-
-
-def services_of(request: AnyRequest) -> Services:
-    return cast(Services, request.app.state.services)
 
 
 def parse_bool(value: str | None, param: str) -> bool:
@@ -122,29 +116,6 @@ def error_event(exc: Exception) -> bytes:
     if isinstance(exc, AppError):
         return render.sse_error(exc.message, type=exc.type, param=exc.param, code=exc.code)
     return render.sse_error("Internal server error", type="server_error", code="internal_error")
-
-
-async def until_disconnect(request: AnyRequest, work: Awaitable[T], cancel: CancelToken) -> T:
-    """Await `work`; if the client hangs up first, cancel the job, wait for it to stop, and raise ClientGone."""
-    task = asyncio.ensure_future(work)
-
-    async def watch() -> None:
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                return
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-    if not task.done():
-        cancel.cancel()
-        with contextlib.suppress(Cancelled, Exception):
-            await task  # the worker stops at its next batch boundary; only then may its files go
-        raise ClientGone
-    return task.result()
 
 
 async def respond(
@@ -260,22 +231,13 @@ async def stream_events(
             await items.aclose()  # type: ignore[attr-defined]
 
 
-def is_reflector_form(form: Form) -> bool:
-    """ADR: a request is in Reflector's form iff it carries `files`/`files[]` or a `batch` field."""
-    return bool(form.files_named("files", "files[]")) or "batch" in form.fields
-
-
-async def reflector_upload(request: AnyRequest, services: Services, form: Form) -> Response[bytes | str]:
-    raise InvalidRequest("Reflector uploads are not available yet")  # replaced when the Reflector API lands
-
-
 async def handle_upload(request: AnyRequest, task: Task) -> Response[bytes | str] | Stream:
     services = services_of(request)
     with contextlib.ExitStack() as stack:
         stack.enter_context(services.runner.admission())
         form = await read_form(request, max_bytes=services.settings.max_upload_bytes)
         stack.callback(form.close)
-        if task == "transcribe" and is_reflector_form(form):
+        if task == "transcribe" and is_reflector_form(form.fields, [f.field for f in form.files]):
             return await reflector_upload(request, services, form)
         return await respond(request, services, task, form, stack)
     raise AssertionError("unreachable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.engines.translate import Translator
 from app.metrics import Metrics
 from app.models import ModelManager
 from app.runner import Runner
@@ -16,6 +17,17 @@ class Services:
         self.runner = Runner(settings.max_queue, on_reject=self.metrics.rejected)
         self.models = ModelManager(settings, on_change=self._model_changed)
         self.transcriber = Transcriber(settings, self.runner, self.models)
+        self._translator: Translator | None = None
+
+    def translator(self) -> Translator:
+        """The text translator (Reflector's /translate), made on first use; it loads its models lazily too."""
+        if self._translator is None:
+            self._translator = Translator(
+                self.settings.models_dir,
+                num_threads=self.settings.num_threads,
+                hub_repo=self.settings.translation_hub_repo or None,
+            )
+        return self._translator
 
     def _model_changed(self, name: str, loaded: bool) -> None:
         self.metrics.set_model_loaded(name, loaded)
