@@ -45,7 +45,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     default_response_format: ResponseFormat = "json"
     allow_private_urls: bool = False
     url_timeout_seconds: float = 600.0
-    translation_hub_repo: str = ""  # e.g. "someone/opus-mt-{src}-{tgt}-ct2": where missing OPUS-MT pairs come from
+    # where missing OPUS-MT pairs come from (CTranslate2 conversions); empty = never download translation models
+    translation_hub_repo: str = "gaudi/opus-mt-{src}-{tgt}-ctranslate2"
     load_model_on_startup: bool = True
     unload_model_after_s: int = 0
     max_loaded_models: int = 1

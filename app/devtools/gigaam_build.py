@@ -42,10 +42,13 @@ CONV_KERNEL: dict[Version, int] = {"v2": 31, "v3": 5}
 
 
 def import_gigaam() -> Any:
-    """Import PyPI gigaam with the pure-torch torchaudio stand-in in place."""
-    torchaudio_stub.install()
-    import gigaam
-
+    """Import PyPI gigaam with the pure-torch torchaudio stand-in in place (only while it imports)."""
+    installed = torchaudio_stub.install()
+    try:
+        import gigaam
+    finally:
+        if installed:
+            torchaudio_stub.uninstall()
     return gigaam
 
 
@@ -140,7 +143,6 @@ def count_parameters(model: nn.Module) -> int:
 
 def feature_extractor(version: Version) -> nn.Module:
     """The log-mel features each version was trained on: (B, samples) -> (B, 64, frames)."""
-    torchaudio_stub.install()
     v3 = version == "v3"
     n_fft = 320 if v3 else 400
     mel = torchaudio_stub.MelSpectrogram(

@@ -87,19 +87,31 @@ class MelSpectrogram(nn.Module):
         return mel.reshape(*shape[:-1], mel.shape[-2], mel.shape[-1])
 
 
-def install() -> None:
-    """Make `import torchaudio` succeed with this stand-in, unless a real torchaudio is importable."""
+def install() -> bool:
+    """Make `import torchaudio` succeed with this stand-in, unless a real torchaudio is importable.
+
+    Returns whether the stand-in was installed; `uninstall()` it once the importer is done, so that libraries
+    probing for torchaudio later (transformers does) do not find a module without a spec.
+    """
     if "torchaudio" in sys.modules:
-        return
+        return False
     try:
         import torchaudio  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         pass
     else:
-        return
+        return False
     module = types.ModuleType("torchaudio")
     transforms = types.ModuleType("torchaudio.transforms")
     transforms.MelSpectrogram = MelSpectrogram  # type: ignore[attr-defined]
     module.transforms = transforms  # type: ignore[attr-defined]
     sys.modules["torchaudio"] = module
     sys.modules["torchaudio.transforms"] = transforms
+    return True
+
+
+def uninstall() -> None:
+    """Take the stand-in out of `sys.modules` (modules that imported it keep their reference)."""
+    for name in ("torchaudio", "torchaudio.transforms"):
+        if isinstance(sys.modules.get(name), types.ModuleType) and not getattr(sys.modules[name], "__file__", None):
+            del sys.modules[name]

@@ -8,8 +8,9 @@ Models live in MODELS_DIR:
 - `nllb-200-distilled-600M/` (optional): a CTranslate2 conversion of facebook/nllb-200-distilled-600M with its
   `sentencepiece.bpe.model` (same converter, `--copy_files sentencepiece.bpe.model`). Used for pairs that have no
   OPUS-MT model on disk.
-When a pair's model is missing, `hub_repo` (a template, e.g. "someone/opus-mt-{src}-{tgt}-ct2") names a hub repo
-holding such a conversion and it is downloaded on first use; without one (or when the hub is unreachable) the error
+When a pair's model is missing, `hub_repo` (a template; by default TRANSLATION_HUB_REPO =
+"gaudi/opus-mt-{src}-{tgt}-ctranslate2", public CTranslate2 conversions of OPUS-MT) names a hub repo holding such a
+conversion and it is downloaded on first use; without one (or when the hub is unreachable) the error
 names the model and how to make it.
 
 Pure: no HTTP. `translate()` blocks (CPU); run it in the worker.
@@ -80,11 +81,15 @@ class _Loaded:
 Downloader = Callable[[str, Path], None]
 
 
-def hub_download(repo_id: str, dest: Path) -> None:
-    """Download a hub repo snapshot into `dest` (huggingface_hub; fails fast when the hub is unreachable)."""
-    from huggingface_hub import snapshot_download
+OPUS_MT_FILES = ["model.bin", "config.json", "source.spm", "target.spm", "shared_vocabulary.*"]
 
-    snapshot_download(repo_id=repo_id, local_dir=str(dest))
+
+def hub_download(repo_id: str, dest: Path) -> None:
+    """Fetch a CTranslate2 OPUS-MT conversion into `dest` with the project's one downloader (resume, hash checks,
+    atomic placement, fails fast when the hub is unreachable)."""
+    from app.download import download_repo_files
+
+    download_repo_files(repo_id, OPUS_MT_FILES, dest, progress=False)
 
 
 class Translator:
