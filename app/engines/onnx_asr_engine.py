@@ -32,9 +32,14 @@ MAX_PAD_RATIO = 1.25  # a batch never pads its shortest chunk by more than this 
 
 
 def session_options(num_threads: int) -> rt.SessionOptions:
-    """The process-wide onnxruntime settings (threads from NUM_THREADS) plus full graph optimisation."""
+    """The process-wide onnxruntime settings (threads from NUM_THREADS) plus full graph optimisation.
+
+    Memory patterns are off: they pay off for inputs of one fixed shape, while our chunks vary in length; measured on
+    the full-size int8 GigaAM: 25 MB less peak RSS, same speed.
+    """
     options = ort_session_options(num_threads)
     options.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_mem_pattern = False
     return options
 
 
