@@ -97,6 +97,7 @@ class TranscriptionRun:
         config: PipelineConfig,
         cancel: CancelToken,
         vad: SileroVad | None = None,
+        words: bool = True,
     ) -> None:
         self.path = path
         self.engine = engine
@@ -106,6 +107,7 @@ class TranscriptionRun:
         self.config = config
         self.cancel = cancel
         self.vad = vad
+        self.words = words  # False: the caller needs no word timings (see Engine.transcribe)
         self.duration = 0.0
         self.language: str | None = language
         self.buffer = AudioBuffer()
@@ -181,7 +183,11 @@ class TranscriptionRun:
     def _recognise(self, batch: list[tuple[Chunk, Audio]]) -> Iterator[Segment]:
         self.cancel.raise_if_cancelled()
         results = self.engine.transcribe(
-            [audio for _, audio in batch], language=self.requested_language, task=self.task, prompt=self.prompt
+            [audio for _, audio in batch],
+            language=self.requested_language,
+            task=self.task,
+            prompt=self.prompt,
+            words=self.words,
         )
         if len(results) != len(batch):
             raise RuntimeError(f"engine returned {len(results)} results for {len(batch)} chunks")

@@ -38,6 +38,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     language: str | None = None
     prompt: str | None = None
     task: Task = "transcribe"
+    words: bool = True  # whether the answer shows word timings (else Whisper skips its word alignment)
 
 
 def normalise_language(language: str | None) -> str | None:
@@ -116,6 +117,7 @@ class Transcriber:
             prompt=job.prompt,
             config=self.config,
             cancel=cancel,
+            words=job.words,
         )
 
     async def transcribe(self, path: Path, job: Job, cancel: CancelToken) -> tuple[Transcript, RunSummary]:

@@ -300,6 +300,7 @@ def direct_child(path: Path) -> None:
         prompt=None,
         config=pipeline_config(settings),
         cancel=CancelToken(),
+        words=False,  # what the server's streamed json request asks of the engine (no word timings)
     )
     chars = sum(len(segment.text) for segment in run.segments())
     ended = time.monotonic()

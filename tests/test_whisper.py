@@ -45,6 +45,16 @@ def test_transcribe_fills_segments_and_words():
             assert segment.start - 0.01 <= word.start <= word.end <= segment.end + 0.01
 
 
+def test_without_words_no_alignment_is_done_and_the_text_stays():
+    # a whole utterance that ends in silence, as the chunker cuts them (word alignment also moves where Whisper
+    # resumes decoding inside a window, so text cut off mid-word at a chunk's end may differ)
+    audio = decode_all(BECKETT)
+    (with_words,) = tiny_en().transcribe([audio], language="en")
+    (without,) = tiny_en().transcribe([audio], language="en", words=False)
+    assert " ".join(s.text for s in without.segments) == " ".join(s.text for s in with_words.segments)
+    assert all(s.words for s in with_words.segments) and not any(s.words for s in without.segments)
+
+
 def test_batched_mode_keeps_chunks_apart():
     """Opt-in batched decoding gives each VAD chunk its own text, with chunk-relative times."""
     audio = decode_all(TWO_CITIES)

@@ -127,6 +127,11 @@ async def respond(
     upload = single_file(form)
     language = None if task == "translate" else form.first("language")
     job = services.transcriber.job(form.first("model"), language, form.first("prompt"), task)
+    # Word timings are worth computing only where the answer shows them (a stream never does).
+    wants_words = options.response_format in ("srt", "vtt") or (
+        options.response_format == "verbose_json" and options.words
+    )
+    job = msgspec.structs.replace(job, words=wants_words and not options.stream)
     record = record_of(request.scope)
     if record is not None:
         record.model = job.model

@@ -67,6 +67,11 @@ class Engine(Protocol):
         language: str | None,
         task: Task = "transcribe",
         prompt: str | None = None,
+        words: bool = True,
     ) -> list[ChunkResult]:
-        """Recognise each chunk (at most 30 s each); one result per chunk, in order."""
+        """Recognise each chunk (at most 30 s each); one result per chunk, in order.
+
+        `words=False` says no caller needs word timings: an engine may skip work it does only for them (Whisper's
+        word alignment costs about as much again as its decoding); segments then may carry no words.
+        """
         ...

@@ -127,6 +127,7 @@ class OnnxAsrEngine:
         language: str | None,
         task: Task = "transcribe",
         prompt: str | None = None,
+        words: bool = True,  # token timestamps come with the decoding: words are always given
     ) -> list[ChunkResult]:
         if task != "transcribe":
             raise InvalidRequest(f"Model {self._info.name!r} cannot translate", param="model")

@@ -98,20 +98,25 @@ class WhisperEngine:
         language: str | None,
         task: Task = "transcribe",
         prompt: str | None = None,
+        words: bool = True,
     ) -> list[ChunkResult]:
         if self.english_only:
             language, task = "en", "transcribe"
         if self.batched and len(chunks) > 1:
-            return self._transcribe_batched(chunks, language=language, task=task, prompt=prompt)
-        return [self._transcribe_one(chunk, language=language, task=task, prompt=prompt) for chunk in chunks]
+            return self._transcribe_batched(chunks, language=language, task=task, prompt=prompt, words=words)
+        return [
+            self._transcribe_one(chunk, language=language, task=task, prompt=prompt, words=words) for chunk in chunks
+        ]
 
-    def _transcribe_one(self, chunk: Audio, *, language: str | None, task: Task, prompt: str | None) -> ChunkResult:
+    def _transcribe_one(
+        self, chunk: Audio, *, language: str | None, task: Task, prompt: str | None, words: bool
+    ) -> ChunkResult:
         segments, info = self.model.transcribe(
             np.ascontiguousarray(chunk, dtype=np.float32),
             language=language,
             task=task,
             initial_prompt=prompt or None,
-            word_timestamps=True,
+            word_timestamps=words,
             vad_filter=False,
             beam_size=self.beam_size,
             condition_on_previous_text=False,
@@ -119,7 +124,7 @@ class WhisperEngine:
         return ChunkResult(tuple(_segment(s) for s in segments), language=info.language)
 
     def _transcribe_batched(
-        self, chunks: Sequence[Audio], *, language: str | None, task: Task, prompt: str | None
+        self, chunks: Sequence[Audio], *, language: str | None, task: Task, prompt: str | None, words: bool
     ) -> list[ChunkResult]:
         """All chunks in one batched encoder/decoder call, laid end to end with clip boundaries."""
         audio = np.concatenate([np.asarray(c, dtype=np.float32) for c in chunks])
@@ -133,7 +138,7 @@ class WhisperEngine:
             language=language,
             task=task,
             initial_prompt=prompt or None,
-            word_timestamps=True,
+            word_timestamps=words,
             vad_filter=False,
             clip_timestamps=[{"start": a, "end": b} for a, b in bounds],
             without_timestamps=False,  # True would give one segment per chunk: useless for subtitles
