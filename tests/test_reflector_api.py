@@ -22,7 +22,7 @@ from openai import OpenAI
 
 from app.textmetrics import word_error_rate
 from tests.audio_factory import transcode
-from tests.server import AUDIO, ServerProcess
+from tests.server import AUDIO, ServerProcess, tiny_server
 from tests.test_openai_api import assert_openai_error
 
 KEY = "reflector-secret"
@@ -53,58 +53,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     from app.devtools.marian_build import build
 
     tmp = tmp_path_factory.mktemp("reflector-server")
-    (tmp / "tmp").mkdir()
     build(tmp / "models" / "opus-mt-en-ru")
-    proc = ServerProcess(
-        {
-            "MODEL": "tiny.en",
-            "ALLOWED_MODELS": "tiny.en",
-            "MODELS_DIR": str(tmp / "models"),
-            "TMPDIR": str(tmp / "tmp"),
-            "REFLECTOR_GPU_APIKEY": KEY,
-            "ALLOW_PRIVATE_URLS": "true",
-            "MAX_AUDIO_SECONDS": "600",
-        },
-        log_path=tmp / "server.log",
-    )
-    proc.tmpdir = tmp / "tmp"  # type: ignore[attr-defined]
-    yield proc
-    proc.stop()
+    env = {"REFLECTOR_GPU_APIKEY": KEY, "ALLOW_PRIVATE_URLS": "true", "MAX_AUDIO_SECONDS": "600"}
+    with tiny_server(tmp, **env) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Default URL policy (private addresses refused); no model is needed for what it is asked."""
-    tmp = tmp_path_factory.mktemp("reflector-strict")
-    (tmp / "tmp").mkdir()
-    proc = ServerProcess(
-        {
-            "MODEL": "tiny.en",
-            "ALLOWED_MODELS": "tiny.en",
-            "MODELS_DIR": str(tmp / "models"),
-            "TMPDIR": str(tmp / "tmp"),
-            "API_KEY": KEY,
-            "LOAD_MODEL_ON_STARTUP": "false",
-        },
-        log_path=tmp / "server.log",
-    )
-    yield proc
-    proc.stop()
-
-
-def temp_entries(server: ServerProcess) -> list[Path]:
-    root = server.tmpdir / "stt-appliance"  # type: ignore[attr-defined]
-    return list(root.iterdir()) if root.exists() else []
-
-
-def wait_until_idle(server: ServerProcess, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        queue = httpx.get(f"{server.url}/health").json()["queue"]
-        if queue["admitted"] == 0 and queue["running"] == 0:
-            return
-        assert time.monotonic() < deadline, f"worker still busy: {queue}"
-        time.sleep(0.1)
+    with tiny_server(tmp_path_factory.mktemp("reflector-strict"), API_KEY=KEY, LOAD_MODEL_ON_STARTUP="false") as server:
+        yield server
 
 
 def post(server: ServerProcess, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
@@ -217,7 +176,7 @@ def test_from_url_long_file_as_the_file_pipeline_sends_it(server: ServerProcess,
     assert_reflector_transcript(result, filename=None)
     assert word_error_rate((AUDIO / "two_cities.txt").read_text(), result["text"]) <= 0.10
     assert result["words"][-1]["end"] <= 44.5
-    assert temp_entries(server) == []
+    assert server.temp_entries() == []
     log = server.log()
     line = next(x for x in reversed(log.splitlines()) if "route=/v1/audio/transcriptions-from-url" in x)
     assert "status=200" in line and "model=tiny.en" in line and "audio_seconds=44" in line
@@ -259,7 +218,7 @@ def test_from_url_errors(server: ServerProcess, audio_url: str) -> None:
     assert "only supports English" in str(assert_openai_error(french, 400, param="language")["message"])
     not_audio = post(server, path, json={"audio_file_url": f"{audio_url}/two_cities.txt"})
     assert assert_openai_error(not_audio, 400, param="audio_file_url")["code"] in ("invalid_audio", "no_audio_stream")
-    assert temp_entries(server) == []
+    assert server.temp_entries() == []
 
 
 def test_private_urls_are_refused_by_default(strict_server: ServerProcess, audio_url: str) -> None:
@@ -281,8 +240,8 @@ def test_hanging_up_cancels_the_url_job(server: ServerProcess, audio_url: str) -
             headers=AUTH,
             timeout=httpx.Timeout(60, read=1.5),
         )
-    wait_until_idle(server)
-    assert temp_entries(server) == []
+    server.wait_until_idle()
+    assert server.temp_entries() == []
     deadline = time.monotonic() + 10
     while server.log().count("status=499") == before and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -305,7 +264,7 @@ def test_diarize_two_voices_with_timestamp(server: ServerProcess, audio_url: str
     assert all(isinstance(s["speaker"], int) for s in segments)
     assert all(offset <= s["start"] < s["end"] <= offset + 28.5 for s in segments)
     assert all(a["end"] <= b["start"] + 1e-6 for a, b in itertools.pairwise(segments))
-    assert temp_entries(server) == []
+    assert server.temp_entries() == []
 
 
 def test_diarize_errors(server: ServerProcess, audio_url: str) -> None:

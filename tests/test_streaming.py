@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,27 +10,13 @@ import httpx
 import pytest
 
 from tests.audio_factory import tiled
-from tests.server import ServerProcess
+from tests.server import ServerProcess, tiny_server
 
 
 @pytest.fixture(scope="module")
 def stream_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    tmp = tmp_path_factory.mktemp("stream-server")
-    (tmp / "tmp").mkdir()
-    server = ServerProcess(
-        {
-            "MODEL": "tiny.en",
-            "ALLOWED_MODELS": "tiny.en",
-            "MODELS_DIR": str(tmp / "models"),
-            "TMPDIR": str(tmp / "tmp"),
-            "KEEPALIVE_SECONDS": "0.2",
-            "BATCH_SIZE": "1",
-        },
-        log_path=tmp / "server.log",
-    )
-    server.tmpdir = tmp / "tmp"  # type: ignore[attr-defined]
-    yield server
-    server.stop()
+    with tiny_server(tmp_path_factory.mktemp("stream-server"), KEEPALIVE_SECONDS="0.2", BATCH_SIZE="1") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +28,6 @@ def events_of(lines: Iterator[str]) -> Iterator[str]:
     for line in lines:
         if line:
             yield line
-
-
-def wait_until_idle(server: ServerProcess, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        queue = httpx.get(f"{server.url}/health").json()["queue"]
-        if queue["admitted"] == 0 and queue["running"] == 0:
-            return
-        assert time.monotonic() < deadline, f"worker still busy: {queue}"
-        time.sleep(0.1)
-
-
-def temp_entries(server: ServerProcess) -> list[Path]:
-    root = server.tmpdir / "stt-appliance"  # type: ignore[attr-defined]
-    return list(root.iterdir()) if root.exists() else []
 
 
 def test_keepalive_comments_flow_while_the_engine_works(stream_server: ServerProcess, audio_dir: Path) -> None:
@@ -96,8 +66,8 @@ def test_hanging_up_a_stream_cancels_the_job(stream_server: ServerProcess, long_
         for line in response.iter_lines():
             if line.startswith("data: ") and "transcript.text.delta" in line:
                 break  # the first words arrived: now walk away
-    wait_until_idle(stream_server)  # the worker stops at its next batch boundary, not after three minutes of audio
-    assert temp_entries(stream_server) == []
+    stream_server.wait_until_idle()  # the worker stops at its next batch boundary, not after three minutes of audio
+    assert stream_server.temp_entries() == []
     assert "status=499" in stream_server.log()
     # and it serves the next request
     beckett = {"file": ("beckett.wav", (audio_dir / "beckett.wav").read_bytes(), "audio/wav")}
@@ -109,8 +79,8 @@ def test_hanging_up_a_plain_request_cancels_the_job(stream_server: ServerProcess
     before = stream_server.log().count("status=499")
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{stream_server.url}/v1/audio/transcriptions", files=files, timeout=httpx.Timeout(60, read=3))
-    wait_until_idle(stream_server)
-    assert temp_entries(stream_server) == []
+    stream_server.wait_until_idle()
+    assert stream_server.temp_entries() == []
     assert stream_server.log().count("status=499") == before + 1
     assert "stt_cancelled_total 2.0" in httpx.get(f"{stream_server.url}/metrics").text
 
