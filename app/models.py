@@ -16,7 +16,7 @@ from collections.abc import Callable
 import structlog
 
 from app.engines.base import Engine, ModelInfo
-from app.engines.catalog import load_engine, model_info
+from app.engines.catalog import load_engine, model_info, prepare_model
 from app.settings import Settings
 
 log = structlog.get_logger("app.models")
@@ -35,10 +35,12 @@ class ModelManager:
         settings: Settings,
         *,
         loader: Callable[[str, Settings], Engine] = load_engine,
+        prepare: Callable[[str, Settings], None] = prepare_model,
         on_change: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.settings = settings
         self._loader = loader
+        self._prepare = prepare
         self._on_change = on_change
         self._loaded: OrderedDict[str, Engine] = OrderedDict()
         self._last_used: dict[str, float] = {}
@@ -57,6 +59,7 @@ class ModelManager:
         """The engine for `name`, loading it (and evicting the least recently used) if needed. Worker thread only."""
         engine = self._loaded.get(name)
         if engine is None:
+            self._prepare(name, self.settings)  # missing weights fail here, before a resident model is evicted
             while len(self._loaded) >= self.settings.max_loaded_models:
                 self._unload(next(iter(self._loaded)), reason="lru")
             started = time.monotonic()

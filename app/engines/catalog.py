@@ -5,10 +5,10 @@ from __future__ import annotations
 from app.engines.base import Engine, ModelInfo
 from app.engines.gigaam import GIGAAM_MODELS, gigaam_info, load_gigaam
 from app.engines.parakeet import PARAKEET_MODELS, load_parakeet, parakeet_info
-from app.engines.whisper import load_whisper, whisper_info
+from app.engines.whisper import load_whisper, resolve_whisper_model, whisper_info
 from app.errors import InvalidRequest
 from app.settings import Settings
-from app.weights import model_dir
+from app.weights import ensure_model_files, model_dir
 
 # faster-whisper's names for the CTranslate2 conversions it knows how to fetch (Systran/faster-whisper-<name> etc.)
 WHISPER_MODELS = (
@@ -50,6 +50,19 @@ def model_info(name: str, settings: Settings) -> ModelInfo:
     if family == "parakeet":
         return parakeet_info(name)
     return whisper_info(name)
+
+
+def prepare_model(name: str, settings: Settings) -> None:
+    """Make sure `name`'s weights are on disk (fetching them if needed) without loading anything.
+
+    Raises ModelUnavailable when they cannot be had, so the caller learns it before evicting a resident model.
+    """
+    family = family_of(name, settings)
+    if family == "whisper":
+        resolve_whisper_model(name, settings.models_dir)
+        return
+    quantization = None if settings.quantization == "none" else settings.quantization
+    ensure_model_files(name, settings.models_dir, quantization=quantization)
 
 
 def load_engine(name: str, settings: Settings) -> Engine:
