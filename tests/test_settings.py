@@ -1,0 +1,66 @@
+"""Settings come from the environment and `.env`, typed and validated once; a bad value names its variable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.settings import Settings, SettingsError, load_settings
+from tests.server import ROOT
+
+
+def test_defaults_follow_the_seed() -> None:
+    settings = load_settings({}, None)
+    assert settings == Settings()
+    assert (settings.model, settings.batch_size, settings.max_queue, settings.max_upload_mb) == ("v3_ctc", 4, 8, 2048)
+    assert (settings.vad_min_duration, settings.vad_max_duration, settings.vad_strict_limit) == (15.0, 22.0, 30.0)
+    assert settings.auth_enabled is False
+
+
+def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text('# comment\nexport PORT=9000\nMODEL="tiny.en"\nNUM_THREADS=3 # inline\nLOG_JSON=yes\n')
+    settings = load_settings({"PORT": "9100", "ALLOWED_MODELS": "tiny.en, v3_ctc"}, dotenv)
+    assert settings.port == 9100  # the environment
+    assert settings.model == "tiny.en" and settings.num_threads == 3 and settings.log_json is True  # .env
+    assert settings.allowed_models == ("tiny.en", "v3_ctc")
+
+
+def test_reflector_key_name_is_accepted() -> None:
+    assert load_settings({"REFLECTOR_GPU_APIKEY": "k"}, None).api_key == "k"
+    assert load_settings({"REFLECTOR_GPU_APIKEY": "k", "API_KEY": "a"}, None).api_key == "a"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"BATCH_SIZE": "four"}, "BATCH_SIZE"),
+        ({"BATCH_SIZE": "0"}, "BATCH_SIZE"),
+        ({"LOG_JSON": "maybe"}, "LOG_JSON"),
+        ({"DEVICE": "tpu"}, "DEVICE"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"VAD_THRESHOLD": "1.5"}, "VAD_THRESHOLD"),
+        ({"VAD_STRICT_LIMIT": "45"}, "VAD_STRICT_LIMIT"),
+        ({"MODEL": "v3_rnnt", "ALLOWED_MODELS": "tiny.en"}, "MODEL"),
+        ({"DEFAULT_RESPONSE_FORMAT": "docx"}, "DEFAULT_RESPONSE_FORMAT"),
+    ],
+)
+def test_a_bad_value_names_its_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(env, None)
+
+
+def test_the_server_refuses_to_start_with_a_bad_value(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "MAX_QUEUE": "-1", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["Invalid configuration: MAX_QUEUE must be at least 1, got -1"]
