@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,6 +29,10 @@ if not CHROMIUM.exists():
     pytest.skip("Debian's Chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+from app.render import render_srt, render_vtt  # noqa: E402
+from app.transcript import Segment, Transcript  # noqa: E402
+from tests.render_strategies import transcripts  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -283,23 +288,58 @@ segment_strategy = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
-@given(spec=segment_strategy)
-def test_client_side_cues_keep_the_subtitle_limits(blank_page: Page, spec: list) -> None:
+def _segments_from_spec(spec: list) -> list[dict]:
     segments = []
     t = 0.0
     for i, (gap, length, words) in enumerate(spec):
         start = t + gap
         segments.append({"id": i, "start": start, "end": start + length, "text": " " + " ".join(words)})
         t = start + length
+    return segments
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=segment_strategy)
+def test_client_side_cues_keep_the_subtitle_limits(blank_page: Page, spec: list) -> None:
+    segments = _segments_from_spec(spec)
     cues = blank_page.evaluate("(segs) => window.sttSubtitles.buildCues(segs)", segments)
-    _check_cue_limits([(c["start"], c["end"], c["lines"]) for c in cues])
-    # No word is lost or reordered, and each cue lies within its segment's time.
-    assert " ".join(" ".join(c["lines"]) for c in cues).split() == " ".join(s["text"] for s in segments).split()
+    previous_end = 0
     for c in cues:
-        assert any(s["start"] - 1e-6 <= c["start"] and c["end"] <= s["end"] + 1e-6 for s in segments)
+        start, end, lines = c["start"], c["end"], c["lines"]
+        assert isinstance(start, int) and isinstance(end, int)
+        assert previous_end <= start < end, "cues overlap or go backwards"
+        previous_end = end
+        assert 1 <= len(lines) <= 2 and all(lines)
+        single_word = len(lines) == 1 and " " not in lines[0]
+        assert single_word or all(len(line) <= 42 for line in lines), lines
+        assert single_word or end - start <= 7000, (start, end, lines)
+    # No word is lost or reordered, and the cues stay within the speech (a short last cue may not outlast it).
+    assert " ".join(" ".join(c["lines"]) for c in cues).split() == " ".join(s["text"] for s in segments).split()
+    assert cues[0]["start"] >= round(segments[0]["start"] * 1000)
+    assert cues[-1]["end"] <= round(segments[-1]["end"] * 1000) + 1
     srt = blank_page.evaluate("(segs) => window.sttSubtitles.toSrt(segs)", segments)
     assert len(parse_srt(srt)) == len(cues)
+
+
+@settings(max_examples=60, deadline=None)
+@given(transcript=transcripts())
+def test_client_side_subtitles_equal_the_servers_for_segments_without_words(
+    blank_page: Page, transcript: Transcript
+) -> None:
+    # The stream carries segments without words: the page must then build exactly what the server would.
+    transcript = msgspec.structs.replace(
+        transcript, segments=tuple(Segment(s.start, s.end, s.text) for s in transcript.segments)
+    )
+    segments = [
+        {"id": i, "start": s.start, "end": s.end, "text": " " + s.text, "speaker": None}
+        for i, s in enumerate(transcript.segments)
+    ]
+    srt, vtt = blank_page.evaluate(
+        "([segs, duration]) => [window.sttSubtitles.toSrt(segs, duration), window.sttSubtitles.toVtt(segs, duration)]",
+        [segments, transcript.duration],
+    )
+    assert srt == render_srt(transcript)
+    assert vtt == render_vtt(transcript)
 
 
 @pytest.fixture(scope="module")
