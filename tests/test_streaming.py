@@ -55,6 +55,16 @@ def test_segment_events_carry_timings_for_subtitle_streams(stream_server: Server
     events = [json.loads(p) for p in payloads[:-1]]
     segments = [e for e in events if e["type"] == "transcript.text.segment"]
     assert segments and all(0 <= s["start"] < s["end"] <= 10.0 for s in segments)
+    # the live timings are the synchronous answer's segments, not an approximation of them
+    synchronous = httpx.post(
+        f"{stream_server.url}/v1/audio/transcriptions",
+        files=files,
+        data={"response_format": "verbose_json"},
+        timeout=120,
+    ).json()["segments"]
+    assert [(s["start"], s["end"], s["text"]) for s in segments] == [
+        (s["start"], s["end"], s["text"]) for s in synchronous
+    ]
     assert " ".join(s["text"] for s in segments) == events[-1]["text"]
 
 

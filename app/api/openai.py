@@ -33,6 +33,7 @@ T = TypeVar("T")
 log = structlog.get_logger("app.api")
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 GRANULARITIES = ("word", "segment")
+TIMED_FORMATS = ("verbose_json", "srt", "vtt")
 TEXT_MEDIA = {"text": "text/plain; charset=utf-8", "srt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
 
 
@@ -127,11 +128,9 @@ async def respond(
     upload = single_file(form)
     language = None if task == "translate" else form.first("language")
     job = services.transcriber.job(form.first("model"), language, form.first("prompt"), task)
-    # Word timings are worth computing only where the answer shows them (a stream never does).
-    wants_words = options.response_format in ("srt", "vtt") or (
-        options.response_format == "verbose_json" and options.words
-    )
-    job = msgspec.structs.replace(job, words=wants_words and not options.stream)
+    # Word timings (Whisper's costly alignment) only for the timed formats: they also make Whisper's segments, and
+    # so a stream's segment events, follow the speech more finely. json and text need none.
+    job = msgspec.structs.replace(job, words=options.response_format in TIMED_FORMATS)
     record = record_of(request.scope)
     if record is not None:
         record.model = job.model
@@ -212,7 +211,7 @@ async def stream_events(
                 if delta:
                     texts.append(delta)
                     yield render.sse_delta(delta)
-                if options.response_format in ("verbose_json", "srt", "vtt"):
+                if options.response_format in TIMED_FORMATS:
                     yield render.sse_segment(index, item)
                 index += 1
         except (Cancelled, asyncio.CancelledError, GeneratorExit):
