@@ -12,8 +12,9 @@ from pathlib import Path
 import msgspec
 
 from app.cancel import CancelToken
-from app.engines.base import LANGUAGE_NAMES, ModelInfo
+from app.engines.base import ModelInfo
 from app.errors import InvalidRequest
+from app.languages import CODE_BY_NAME
 from app.models import ModelManager
 from app.pipeline import PipelineConfig, TranscriptionRun
 from app.runner import Runner
@@ -22,7 +23,6 @@ from app.transcript import Segment, Task, Transcript
 
 # Names OpenAI clients send that mean "the server's default model".
 DEFAULT_MODEL_ALIASES = frozenset({"", "whisper-1", "default", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"})
-_CODE_BY_NAME = {name.lower(): code for code, name in LANGUAGE_NAMES.items()}
 
 
 class RunSummary(msgspec.Struct, frozen=True):
@@ -46,8 +46,8 @@ def normalise_language(language: str | None) -> str | None:
     if language is None or not language.strip():
         return None
     value = language.strip().lower().replace("_", "-")
-    if value in _CODE_BY_NAME:
-        return _CODE_BY_NAME[value]
+    if value in CODE_BY_NAME:
+        return CODE_BY_NAME[value]
     code = value.split("-", 1)[0]
     if not code.isalpha() or not 2 <= len(code) <= 3:
         raise InvalidRequest(f"Invalid language '{language}': use an ISO-639-1 code such as 'en'", param="language")

@@ -83,6 +83,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.max_upload_mb * 1024 * 1024
 
     @property
+    def onnx_quantization(self) -> str | None:
+        """QUANTIZATION as the ONNX engines and the weights table take it: None for full precision."""
+        return None if self.quantization == "none" else self.quantization
+
+    @property
     def auth_enabled(self) -> bool:
         return bool(self.api_key)
 

@@ -13,20 +13,11 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from app.languages import display_name
 from app.transcript import Segment, Task
 
 SAMPLE_RATE = 16_000
 Audio = npt.NDArray[np.float32]
-
-LANGUAGE_NAMES = {
-    "en": "English",
-    "ru": "Russian",
-    "de": "German",
-    "fr": "French",
-    "es": "Spanish",
-    "it": "Italian",
-    "uk": "Ukrainian",
-}
 
 
 class ModelInfo(msgspec.Struct, frozen=True):
@@ -44,7 +35,7 @@ class ModelInfo(msgspec.Struct, frozen=True):
     def language_names(self) -> str:
         if self.languages is None:
             return "many languages"
-        return ", ".join(sorted(LANGUAGE_NAMES.get(code, code) for code in self.languages))
+        return ", ".join(sorted(display_name(code) for code in self.languages))
 
 
 class ChunkResult(msgspec.Struct, frozen=True):

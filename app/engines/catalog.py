@@ -52,6 +52,9 @@ def model_info(name: str, settings: Settings) -> ModelInfo:
     return whisper_info(name)
 
 
+ONNX_ASR_LOADERS = {"gigaam": load_gigaam, "parakeet": load_parakeet}
+
+
 def prepare_model(name: str, settings: Settings) -> None:
     """Make sure `name`'s weights are on disk (fetching them if needed) without loading anything.
 
@@ -61,27 +64,17 @@ def prepare_model(name: str, settings: Settings) -> None:
     if family == "whisper":
         resolve_whisper_model(name, settings.models_dir)
         return
-    quantization = None if settings.quantization == "none" else settings.quantization
-    ensure_model_files(name, settings.models_dir, quantization=quantization)
+    ensure_model_files(name, settings.models_dir, quantization=settings.onnx_quantization)
 
 
 def load_engine(name: str, settings: Settings) -> Engine:
     """Load a model into memory (fetching its weights first if they are missing and a network is there)."""
     family = family_of(name, settings)
-    quantization = None if settings.quantization == "none" else settings.quantization
-    if family == "gigaam":
-        return load_gigaam(
+    if family in ONNX_ASR_LOADERS:
+        return ONNX_ASR_LOADERS[family](
             name,
             models_dir=settings.models_dir,
-            quantization=quantization,
-            num_threads=settings.num_threads,
-            device=settings.device,
-        )
-    if family == "parakeet":
-        return load_parakeet(
-            name,
-            models_dir=settings.models_dir,
-            quantization=quantization,
+            quantization=settings.onnx_quantization,
             num_threads=settings.num_threads,
             device=settings.device,
         )

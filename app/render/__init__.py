@@ -1,5 +1,6 @@
 """Renderers: a transcript (or its segments as they arrive) in, response bytes/text out. No HTTP here."""
 
+from app.languages import language_name
 from app.render.formats import (
     compression_ratio,
     render_json,
@@ -8,7 +9,6 @@ from app.render.formats import (
     usage_seconds,
     verbose_flags,
 )
-from app.render.languages import language_name
 from app.render.sse import (
     SSE_DONE,
     SSE_KEEPALIVE,

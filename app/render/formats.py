@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from app.render.languages import language_name
+from app.languages import language_name
 from app.transcript import Segment, Transcript
 
 

@@ -1,4 +1,5 @@
-"""ISO 639-1 codes to the lower-case English names OpenAI puts in verbose_json (Whisper's own table)."""
+"""ISO 639-1 codes and the lower-case English names OpenAI puts in verbose_json (Whisper's own table): the one
+language table, used for verbose_json, for error messages and for reading names a client sends as `language`."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ LANGUAGES: dict[str, str] = {
 }  # fmt: skip
 
 _NAMES = frozenset(LANGUAGES.values())
+CODE_BY_NAME = {name: code for code, name in LANGUAGES.items()}
 
 
 def language_name(code: str) -> str:
@@ -32,3 +34,8 @@ def language_name(code: str) -> str:
         return lowered
     base = lowered.replace("_", "-").split("-", 1)[0]
     return LANGUAGES.get(base, lowered)
+
+
+def display_name(code: str) -> str:
+    """ "en" -> "English" (for messages); an unknown code is returned as is."""
+    return LANGUAGES[code].title() if code in LANGUAGES else code
