@@ -4,7 +4,7 @@
     uv run python bench/gigaam_bench.py --threads 4 --minutes 10
 
 Each variant runs in its own subprocess (so peak RSS is its own) on the same 10 min of real speech (the files in
-/work/shared/audio tiled) cut into fixed 20 s chunks, after one warm-up chunk. RTF = processing seconds / audio
+../shared/audio tiled) cut into fixed 20 s chunks, after one warm-up chunk. RTF = processing seconds / audio
 seconds. Writes bench/out/gigaam.md. Random weights: text is gibberish, compute is the real model's.
 """
 
@@ -24,9 +24,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tests.server import AUDIO as SHARED_AUDIO  # noqa: E402
+
 OUT = ROOT / "bench" / "out"
 MODELS = OUT / "models"
-AUDIO = Path(os.environ.get("BENCH_AUDIO", "/work/shared/audio"))
+AUDIO = Path(os.environ["BENCH_AUDIO"]) if "BENCH_AUDIO" in os.environ else SHARED_AUDIO
 SR = 16_000
 CHUNK_S = 20
 

@@ -36,13 +36,11 @@ import httpx
 import numpy as np
 
 from app.settings import read_dotenv
+from tests.server import AUDIO
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 INPUTS = OUT / "inputs"
-AUDIO = ROOT.parent / "shared" / "audio"
-if not AUDIO.is_dir():
-    AUDIO = Path("/work/shared/audio")
 RECORDINGS = ("two_cities.wav", "beckett.wav", "endgame_nagg_nell.wav")
 
 RATE = 16000

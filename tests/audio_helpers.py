@@ -8,7 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-SHARED = Path("/work/shared/audio")
+from tests.server import AUDIO as SHARED
+
 TWO_CITIES = SHARED / "two_cities.wav"
 BECKETT = SHARED / "beckett.wav"
 ENDGAME = SHARED / "endgame_nagg_nell.wav"
@@ -42,10 +43,6 @@ def write_video_only(path: Path, seconds: float = 1.0) -> Path:
         for packet in stream.encode(None):
             out.mux(packet)
     return path
-
-
-def write_wav(path: Path, audio: np.ndarray, rate: int = 16000) -> Path:
-    return encode(path, audio, codec="pcm_s16le", rate=rate, source_rate=rate)
 
 
 @functools.cache

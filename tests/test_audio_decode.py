@@ -7,7 +7,8 @@ import pytest
 
 from app.audio.decode import AudioDecoder, decode_all
 from app.errors import InvalidRequest
-from tests.audio_helpers import BECKETT, ENDGAME, TWO_CITIES, encode, write_video_only, write_wav
+from tests.audio_factory import write_wav
+from tests.audio_helpers import BECKETT, ENDGAME, TWO_CITIES, encode, write_video_only
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,7 @@ from app.cancel import CancelToken
 from app.devtools.diar_eval import Turn, build_conversation, diarization_error_rate, load
 from app.diarize import DiarizationSegment, diarize, mel_filterbank, mel_frames
 from app.errors import Cancelled
-
-AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
-if not AUDIO.is_dir():
-    AUDIO = Path("/work/shared/audio")
+from tests.server import AUDIO
 
 
 def _check_shape(segs: list[DiarizationSegment]) -> None:

@@ -22,10 +22,10 @@ from app.errors import InvalidRequest, ModelUnavailable
 from app.weights import MODEL_SPECS, ensure_model_files, model_dir
 from tests import fake_hub, gigaam_fixture
 from tests.fake_hub import FakeHub, closed_port_endpoint
+from tests.server import AUDIO
 
 tiny_gigaam_models_dir = gigaam_fixture.tiny_gigaam_models_dir  # the fixture, for this module
 
-AUDIO = Path("/work/shared/audio")
 SR = 16_000
 
 

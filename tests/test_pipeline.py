@@ -12,7 +12,8 @@ from app.cancel import CancelToken
 from app.errors import Cancelled, InvalidRequest
 from app.pipeline import PipelineConfig, TranscriptionRun
 from app.textmetrics import word_error_rate
-from tests.audio_helpers import TWO_CITIES, tiny_en, write_wav
+from tests.audio_factory import write_wav
+from tests.audio_helpers import TWO_CITIES, tiny_en
 
 REFERENCE = TWO_CITIES.with_suffix(".txt").read_text()
 SMALL_LIMITS = {"vad_min_duration": 4.0, "vad_max_duration": 6.0, "vad_strict_limit": 8.0}

@@ -33,13 +33,11 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: 
 from app.render import render_srt, render_vtt  # noqa: E402
 from app.transcript import Segment, Transcript  # noqa: E402
 from tests.render_strategies import transcripts  # noqa: E402
+from tests.server import AUDIO  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-AUDIO = Path(os.environ.get("SHARED_AUDIO", ROOT.parent / "shared" / "audio"))
-if not AUDIO.is_dir():
-    AUDIO = Path("/work/shared/audio")
 BECKETT = AUDIO / "beckett.wav"
 TWO_CITIES = AUDIO / "two_cities.wav"
 CHROMIUM_ARGS = [
