@@ -4,7 +4,7 @@
     uv run python bench/gigaam_bench.py --threads 4 --minutes 10
 
 Each variant runs in its own subprocess (so peak RSS is its own) on the same 10 min of real speech (the files in
-../shared/audio tiled) cut into fixed 20 s chunks, after one warm-up chunk. RTF = processing seconds / audio
+tests/data tiled) cut into fixed 20 s chunks, after one warm-up chunk. RTF = processing seconds / audio
 seconds. Writes bench/out/gigaam.md. Random weights: text is gibberish, compute is the real model's.
 """
 
@@ -24,11 +24,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.server import AUDIO as SHARED_AUDIO  # noqa: E402
+from tests.server import AUDIO as TEST_AUDIO  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 MODELS = OUT / "models"
-AUDIO = Path(os.environ["BENCH_AUDIO"]) if "BENCH_AUDIO" in os.environ else SHARED_AUDIO
+AUDIO = Path(os.environ["BENCH_AUDIO"]) if "BENCH_AUDIO" in os.environ else TEST_AUDIO
 SR = 16_000
 CHUNK_S = 20
 
@@ -60,7 +60,7 @@ def run_torch(chunks: list[np.ndarray], threads: int) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(threads)
-    from app.devtools.gigaam_build import build_model, feature_extractor
+    from tools.gigaam_build import build_model, feature_extractor
 
     started = time.perf_counter()
     model = build_model("v3", "full")  # same seed as the exported model: same weights
@@ -123,7 +123,7 @@ def ensure_model() -> None:
         [
             sys.executable,
             "-m",
-            "app.devtools.gigaam_build",
+            "tools.gigaam_build",
             "--size",
             "full",
             "--version",

@@ -20,9 +20,9 @@ from app.audio.vad import load_vad, speech_regions
 from app.engines.whisper import load_whisper
 from app.textmetrics import word_error_rate
 from app.threads import configure_threads
-from tests.server import AUDIO as SHARED_AUDIO
+from tests.server import AUDIO as TEST_AUDIO
 
-AUDIO = SHARED_AUDIO / "two_cities.wav"
+AUDIO = TEST_AUDIO / "two_cities.wav"
 
 
 def main() -> None:

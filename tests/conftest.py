@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import app  # noqa: F401  (first: turns third-party telemetry off before onnxruntime can load)
 from tests.server import AUDIO, ServerProcess, tiny_server
 
 

@@ -14,7 +14,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_gigaam_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from app.devtools.gigaam_build import write_model_dir
+    from tools.gigaam_build import write_model_dir
 
     models_dir = tmp_path_factory.mktemp("gigaam-models")
     write_model_dir(models_dir / "v3_ctc", version="v3", size="tiny", int8=True)

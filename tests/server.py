@@ -15,9 +15,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-AUDIO = ROOT.parent / "shared" / "audio"
-if not AUDIO.is_dir():  # CI clones main next to shared/; a worktree may sit elsewhere
-    AUDIO = Path("/work/shared/audio")
+AUDIO = ROOT / "tests" / "data"  # real speech carried by the repository (see tests/data/README.md)
 
 
 def free_port() -> int:

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.cancel import CancelToken
-from app.devtools.diar_eval import Turn, build_conversation, diarization_error_rate, load
 from app.diarize import DiarizationSegment, diarize, mel_filterbank, mel_frames
 from app.errors import Cancelled
 from tests.server import AUDIO
+from tools.diar_eval import Turn, build_conversation, diarization_error_rate, load
 
 
 def _check_shape(segs: list[DiarizationSegment]) -> None:

@@ -1,4 +1,4 @@
-"""A random-weight GigaAM v3 model (the real architecture, built by app/devtools) through the whole HTTP path.
+"""A random-weight GigaAM v3 model (the real architecture, built by tools) through the whole HTTP path.
 
 Its text is gibberish, but everything around it is real: onnx-asr loading from MODELS_DIR, VAD chunking, word
 timestamps, all five response formats, streaming, the language check, and missing weights.

@@ -50,7 +50,7 @@ def audio_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     pytest.importorskip("transformers")
-    from app.devtools.marian_build import build
+    from tools.marian_build import build
 
     tmp = tmp_path_factory.mktemp("reflector-server")
     build(tmp / "models" / "opus-mt-en-ru")

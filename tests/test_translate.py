@@ -14,7 +14,7 @@ from app.errors import InvalidRequest, ModelUnavailable
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("transformers")
-    from app.devtools.marian_build import build
+    from tools.marian_build import build
 
     root = tmp_path_factory.mktemp("models")
     build(root / "opus-mt-en-ru")

@@ -1,6 +1,6 @@
 """Diarization evaluation: a diarization error rate (DER) and a conversation built from real recordings.
 
-`python -m app.devtools.diar_eval` prints the figures for the shared test recordings.
+`python -m tools.diar_eval` prints the figures for the shared test recordings.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def shared_conversation(audio_dir: Path) -> tuple[npt.NDArray[np.float32], list[
 def main(argv: list[str]) -> int:
     from app.diarize import diarize
 
-    audio_dir = Path(argv[1]) if len(argv) > 1 else Path("../shared/audio")
+    audio_dir = Path(argv[1]) if len(argv) > 1 else Path("tests/data")
     for name in ("endgame_nagg_nell", "two_cities", "beckett"):
         segs = diarize(audio_dir / f"{name}.wav", num_threads=2)
         print(name, "speakers:", len({s.speaker for s in segs}), [(s.start, s.end, s.speaker) for s in segs])

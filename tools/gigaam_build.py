@@ -5,7 +5,7 @@ from PyPI `gigaam` 0.1.0 (its `ConformerEncoder` and `CTCHead`), which is the **
 differs only in a few settings taken from its published config, implemented here: a conv1d striding subsampling
 (kernel 5) in place of the conv2d one, layer norm in place of batch norm in the convolution module, conv kernel 5.
 
-    python -m app.devtools.gigaam_build --size tiny --version v3 --out /tmp/v3_ctc [--int8]
+    python -m tools.gigaam_build --size tiny --version v3 --out /tmp/v3_ctc [--int8]
 
 writes `v3_ctc.onnx` (+ `v3_ctc.int8.onnx`), `v3_vocab.txt`, `config.json`: load it with
 `onnx_asr.load_model("gigaam-v3-ctc", out)` or `app.engines.gigaam.load_gigaam("v3_ctc", models_dir=out.parent, ...)`.
@@ -24,7 +24,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from app.devtools import torchaudio_stub
+from tools import torchaudio_stub
 
 Version = Literal["v2", "v3"]
 Size = Literal["tiny", "full"]

@@ -1,6 +1,6 @@
 """Build a tiny random-weight OPUS-MT-shaped (Marian) model in CTranslate2 form, laid out like a real one.
 
-`python -m app.devtools.marian_build OUT_DIR` writes OUT_DIR/model.bin, config.json, shared_vocabulary.*,
+`python -m tools.marian_build OUT_DIR` writes OUT_DIR/model.bin, config.json, shared_vocabulary.*,
 source.spm and target.spm: the layout `app.engines.translate` loads from MODELS_DIR/opus-mt-{src}-{tgt}/.
 It goes through the same converter users run on real OPUS-MT checkpoints (`ctranslate2.converters.
 TransformersConverter`, i.e. `ct2-transformers-converter --model Helsinki-NLP/opus-mt-en-ru --output_dir ...
@@ -94,7 +94,7 @@ def build(out_dir: Path, *, seed: int = 0, vocab_size: int = 96) -> Path:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m app.devtools.marian_build OUT_DIR", file=sys.stderr)
+        print("usage: python -m tools.marian_build OUT_DIR", file=sys.stderr)
         return 2
     print(build(Path(argv[1])))
     return 0
