@@ -41,11 +41,13 @@ typecheck: $(UV)
 	$(UV) run mypy
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
-test: $(UV) ## Run the test suite
+test: $(UV) ## Run the test suite (first installs the Debian packages it needs: scripts/system_packages.sh)
+	@bash scripts/system_packages.sh
 	@$(UV) run pytest -q $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 test-integration: $(UV) ## Only the slow tests (real models, real audio) and browser tests
+	@bash scripts/system_packages.sh
 	@$(UV) run pytest -q -m "slow or browser" $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no integration tests" >&2; exit 1; fi; exit $$status
 

@@ -31,6 +31,7 @@ def main(argv: list[str]) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's records go through our structlog renderer (app/logs.py)
         access_log=False,
         timeout_graceful_shutdown=10,
     )

@@ -69,4 +69,5 @@ def create_app(settings: Settings) -> Litestar:
         request_max_body_size=None,  # uploads are limited while streaming (MAX_UPLOAD_MB), see app/api/uploads.py
         openapi_config=openapi_config("STT appliance", "0.1.0"),
         debug=False,
+        logging_config=None,  # Litestar's default would give stdlib records a second format; see app/logs.py
     )

@@ -27,7 +27,7 @@ def free_port() -> int:
 class ServerProcess:
     """A running `python -m app` with the given settings; `url` is its base URL."""
 
-    def __init__(self, env: dict[str, str], *, log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], *, log_path: Path, wrapper: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
@@ -42,7 +42,11 @@ class ServerProcess:
         self.env = env
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app"], cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+            [*(wrapper or []), sys.executable, "-m", "app"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self._wait_ready()
 
@@ -94,9 +98,9 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def tiny_server(tmp: Path, **env: str) -> Iterator[ServerProcess]:
+def tiny_server(tmp: Path, *, wrapper: list[str] | None = None, **env: str) -> Iterator[ServerProcess]:
     """`python -m app` with the bundled Whisper tiny.en and its own MODELS_DIR and TMPDIR under `tmp`; `env` adds
-    or overrides settings."""
+    or overrides settings; `wrapper` runs the server under another command (e.g. strace)."""
     (tmp / "tmp").mkdir(exist_ok=True)
     base = {
         "MODEL": "tiny.en",
@@ -104,7 +108,7 @@ def tiny_server(tmp: Path, **env: str) -> Iterator[ServerProcess]:
         "MODELS_DIR": str(tmp / "models"),
         "TMPDIR": str(tmp / "tmp"),
     }
-    server = ServerProcess({**base, **env}, log_path=tmp / "server.log")
+    server = ServerProcess({**base, **env}, log_path=tmp / "server.log", wrapper=wrapper)
     try:
         yield server
     finally:
