@@ -29,12 +29,8 @@ def _written_paths(trace: Path) -> set[str]:
             continue
         name, args = call.group(1), call.group(2)
         quoted = re.findall(r'"((?:[^"\\]|\\.)*)"', args)
-        if (name in ("openat", "open") and WRITE_FLAGS.search(args)) or name in (
-            "creat",
-            "mkdir",
-            "mkdirat",
-            "unlinkat",
-        ):
+        opened_for_writing = name in ("openat", "open") and WRITE_FLAGS.search(args)
+        if opened_for_writing or name in ("creat", "mkdir", "mkdirat"):
             paths.add(quoted[0])
         elif name in ("rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat"):
             paths.update(quoted)
