@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import functools
+import http.server
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,23 @@ from tests.server import AUDIO, ServerProcess, tiny_server
 @pytest.fixture(scope="session")
 def audio_dir() -> Path:
     return AUDIO
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def audio_url() -> Iterator[str]:
+    """Base URL of a static file server (127.0.0.1) over the test recordings, for audio_file_url requests."""
+    handler = functools.partial(_QuietHandler, directory=str(AUDIO))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
 
 
 @pytest.fixture(scope="session")

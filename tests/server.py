@@ -27,7 +27,9 @@ def free_port() -> int:
 class ServerProcess:
     """A running `python -m app` with the given settings; `url` is its base URL."""
 
-    def __init__(self, env: dict[str, str], *, log_path: Path, wrapper: list[str] | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], *, log_path: Path, wrapper: list[str] | None = None, python: str = sys.executable
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
@@ -42,7 +44,7 @@ class ServerProcess:
         self.env = env
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [*(wrapper or []), sys.executable, "-m", "app"],
+            [*(wrapper or []), python, "-m", "app"],
             cwd=ROOT,
             env=full_env,
             stdout=self._log,
@@ -98,9 +100,11 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def tiny_server(tmp: Path, *, wrapper: list[str] | None = None, **env: str) -> Iterator[ServerProcess]:
+def tiny_server(
+    tmp: Path, *, wrapper: list[str] | None = None, python: str = sys.executable, **env: str
+) -> Iterator[ServerProcess]:
     """`python -m app` with the bundled Whisper tiny.en and its own MODELS_DIR and TMPDIR under `tmp`; `env` adds
-    or overrides settings; `wrapper` runs the server under another command (e.g. strace)."""
+    or overrides settings; `wrapper` runs the server under another command (e.g. strace), `python` in another venv."""
     (tmp / "tmp").mkdir(exist_ok=True)
     base = {
         "MODEL": "tiny.en",
@@ -108,7 +112,7 @@ def tiny_server(tmp: Path, *, wrapper: list[str] | None = None, **env: str) -> I
         "MODELS_DIR": str(tmp / "models"),
         "TMPDIR": str(tmp / "tmp"),
     }
-    server = ServerProcess({**base, **env}, log_path=tmp / "server.log", wrapper=wrapper)
+    server = ServerProcess({**base, **env}, log_path=tmp / "server.log", wrapper=wrapper, python=python)
     try:
         yield server
     finally:

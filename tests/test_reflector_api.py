@@ -7,10 +7,7 @@ Translation uses a tiny random-weight Marian model built into the server's MODEL
 
 from __future__ import annotations
 
-import functools
-import http.server
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,26 +27,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 TIMEOUT = 120.0
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def audio_url() -> Iterator[str]:
-    """Base URL of a static file server over the shared recordings."""
-    handler = functools.partial(_QuietHandler, directory=str(AUDIO))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    pytest.importorskip("transformers")
     from tools.marian_build import build
 
     tmp = tmp_path_factory.mktemp("reflector-server")

@@ -23,12 +23,9 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's Chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `make test` installs it (scripts/system_packages.sh)
 
 from app.render import render_srt, render_vtt  # noqa: E402
 from app.transcript import Segment, Transcript  # noqa: E402
