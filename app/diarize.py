@@ -32,6 +32,7 @@ import numpy.typing as npt
 from app.audio.decode import AudioDecoder
 from app.audio.vad import SpeechRegion, SpeechSegmenter, load_vad
 from app.cancel import CancelToken
+from app.clustering import average_linkage_labels
 from app.errors import ModelUnavailable
 from app.pipeline import AudioBuffer
 
@@ -284,18 +285,10 @@ def cluster(
     embeddings: FloatArray, durations: FloatArray, threshold: float = DISTANCE_THRESHOLD
 ) -> npt.NDArray[np.int64]:
     """Cluster labels 0..k-1 for L2-normalised embeddings; k estimated by the distance threshold."""
-    from scipy.cluster.hierarchy import fcluster, linkage
-
     n = len(embeddings)
-    if n == 0:
-        return np.zeros(0, np.int64)
-    if n == 1:
-        return np.zeros(1, np.int64)
-    tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
-    labels = fcluster(tree, t=threshold, criterion="distance") - 1
-    if labels.max() + 1 > MAX_SPEAKERS:
-        labels = fcluster(tree, t=MAX_SPEAKERS, criterion="maxclust") - 1
-    labels = np.asarray(labels, dtype=np.int64)
+    if n <= 1:
+        return np.zeros(n, np.int64)
+    labels = average_linkage_labels(embeddings, threshold, MAX_SPEAKERS)
     # Fold clusters that cover too little speech into the nearest larger cluster (by centroid cosine).
     while True:
         ids = np.unique(labels)
