@@ -4,11 +4,13 @@
   pipeline): the file is decoded block by block (`app.audio.decode`), and each region is turned into encoder
   windows and embedded as soon as it is final. Only the audio a future region may still need and the embeddings
   (1 kB per 0.8 s) are kept, so memory does not grow with the file as a decoded copy (~230 MB per hour) would.
-- Embeddings come from Resemblyzer's pretrained speaker encoder (the 17 MB `pretrained.pt` that ships in the
-  `resemblyzer` package; a 3-layer LSTM over 40-band mel frames). We rebuild its small network here and compute its
-  mel features in numpy, rather than importing `resemblyzer`: that package imports `webrtcvad`, which needs
-  `pkg_resources` (gone from current setuptools), and its librosa features cost ~8 s of numba warm-up on first use.
-  `tests/test_diarize.py` checks the features against librosa's and the weights load with no missing keys.
+- Embeddings come from Resemblyzer's pretrained speaker encoder (a 3-layer LSTM over 40-band mel frames), run on
+  onnxruntime by `app.speaker_encoder` from the ONNX file bundled in `app/data/` (converted once from Resemblyzer's
+  `pretrained.pt` by `tools/speaker_encoder_convert.py`; Apache-2.0, notice beside it). Its mel features are
+  computed here in numpy: neither torch nor the `resemblyzer` package (whose import needs `pkg_resources`, gone from
+  current setuptools, and whose librosa features cost ~8 s of numba warm-up) is used at run time.
+  `tests/test_diarize.py` checks the features against librosa's, `tests/test_speaker_encoder.py` the converted
+  encoder against the torch network on real speech.
 - Windows of 1.6 s (the encoder's native partial length) every 0.8 s inside each region; shorter regions give one
   window. Clustering is average-linkage agglomerative on cosine distance, cut at `DISTANCE_THRESHOLD` (tuned on the
   shared recordings: one speaker's windows merge below ~0.32, two voices separate at ~0.47), so the number of
@@ -20,10 +22,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import threading
+import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
@@ -33,11 +34,11 @@ from app.audio.decode import AudioDecoder
 from app.audio.vad import SpeechRegion, SpeechSegmenter, load_vad
 from app.cancel import CancelToken
 from app.clustering import average_linkage_labels
-from app.errors import ModelUnavailable
 from app.pipeline import AudioBuffer
+from app.speaker_encoder import EMBED_BATCH, SpeakerEncoder
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator
 
 SAMPLE_RATE = 16_000
 FloatArray = npt.NDArray[np.float32]
@@ -49,7 +50,6 @@ DISTANCE_THRESHOLD = 0.40
 MIN_CLUSTER_S = 1.0  # a cluster covering less speech than this is folded into the nearest larger one
 MERGE_GAP_S = 0.5
 MAX_SPEAKERS = 12
-EMBED_BATCH = 32
 SPEECH_PAD_S = 0.1  # added around each speech region (never overlapping the previous one)
 MIN_SPEECH_S = 0.2
 MIN_SILENCE_S = 0.3  # a pause this long ends a region (short turns of a dialogue stay apart)
@@ -129,75 +129,11 @@ def normalize_volume(wav: FloatArray, target_dbfs: float = -30.0) -> FloatArray:
 
 # --- the encoder ----------------------------------------------------------------------------------------------
 
-_encoder_lock = threading.Lock()
-_encoder: Any = None
 
-
-def _weights_path() -> Path:
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable("Diarization needs the `resemblyzer` package (its speaker encoder weights)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
-    if not path.is_file():
-        raise ModelUnavailable(f"Speaker encoder weights not found at {path}")
-    return path
-
-
-def _load_encoder(num_threads: int) -> Any:
-    """Resemblyzer's VoiceEncoder network with its shipped weights, loaded once (torch imported lazily)."""
-    global _encoder
-    import torch
-    from torch import nn
-
-    torch.set_num_threads(num_threads)
-    with _encoder_lock:
-        if _encoder is not None:
-            return _encoder
-
-        class VoiceEncoder(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.lstm = nn.LSTM(40, 256, 3, batch_first=True)
-                self.linear = nn.Linear(256, 256)
-                self.relu = nn.ReLU()
-
-            def forward(self, mels: torch.Tensor) -> torch.Tensor:
-                _, (hidden, _) = self.lstm(mels)
-                raw = self.relu(self.linear(hidden[-1]))
-                normed: torch.Tensor = raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-9)
-                return normed
-
-        checkpoint = torch.load(_weights_path(), map_location="cpu", weights_only=True)
-        state = {k: v for k, v in checkpoint["model_state"].items() if not k.startswith("similarity_")}
-        model = VoiceEncoder()
-        model.load_state_dict(state, strict=True)
-        model.eval()
-        _encoder = model
-        return model
-
-
-def _embed(mels: Sequence[FloatArray], num_threads: int, cancel: CancelToken | None) -> FloatArray:
-    import torch
-
-    model = _load_encoder(num_threads)
-    out: list[FloatArray] = []
-    with torch.inference_mode():
-        full = [i for i, m in enumerate(mels) if m.shape[0] == WINDOW_FRAMES]
-        short = [i for i, m in enumerate(mels) if m.shape[0] != WINDOW_FRAMES]
-        result: dict[int, FloatArray] = {}
-        for start in range(0, len(full), EMBED_BATCH):
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            idx = full[start : start + EMBED_BATCH]
-            batch = torch.from_numpy(np.stack([mels[i] for i in idx]))
-            for i, emb in zip(idx, model(batch).numpy(), strict=True):
-                result[i] = emb
-        for i in short:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            result[i] = model(torch.from_numpy(mels[i][None]))[0].numpy()
-        out = [result[i] for i in range(len(mels))]
-    return np.stack(out).astype(np.float32) if out else np.zeros((0, 256), np.float32)
+@functools.lru_cache(maxsize=4)
+def _speaker_encoder(num_threads: int) -> SpeakerEncoder:
+    """The bundled speaker encoder, loaded once per thread count (a 5.7 MB ONNX file, ~0.1 s)."""
+    return SpeakerEncoder.load(num_threads)
 
 
 # --- the pipeline ---------------------------------------------------------------------------------------------
@@ -366,6 +302,7 @@ def diarize(
 
     `path_or_audio` is an audio file or 16 kHz mono float32 samples. Blocking and CPU-heavy: run it in the worker.
     """
+    encoder = _speaker_encoder(num_threads)
     regions: list[tuple[float, float]] = []
     windows: list[_Window] = []
     pending: list[FloatArray] = []
@@ -378,7 +315,9 @@ def diarize(
             windows.extend(more)
             pending.extend(mels)
         if pending and (final or len(pending) >= EMBED_BATCH):  # embed as we go: 1 kB per window, not the audio
-            parts.append(_embed(pending, num_threads, cancel))
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            parts.append(encoder.embed(pending))
             pending.clear()
 
     stream = RegionStream()
