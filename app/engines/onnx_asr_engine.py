@@ -78,6 +78,7 @@ def tokens_to_words(
         groups.append((text, first, last))
 
     words: list[Word] = []
+    last_ms = math.floor(duration * 1000) / 1000  # rounding to ms must not carry a time past the end
     for text, first, last in groups:
         start = min(max(timestamps[first], 0.0), duration)
         last_time = timestamps[last]
@@ -88,7 +89,7 @@ def tokens_to_words(
         if logprobs is not None:
             mean = sum(logprobs[first : last + 1]) / (last - first + 1)
             probability = round(min(1.0, math.exp(mean)), 3)
-        words.append(Word(text, round(start, 3), round(end, 3), probability))
+        words.append(Word(text, min(round(start, 3), last_ms), min(round(end, 3), last_ms), probability))
     return words
 
 
