@@ -154,6 +154,19 @@ def test_language_the_model_cannot_do(server: ServerProcess, speech_dir: Path) -
     assert error["code"] == "unsupported_language" and "only supports English" in str(error["message"])
 
 
+@pytest.mark.parametrize("language", ["zz", "xyz"])
+def test_language_no_model_knows(server: ServerProcess, speech_dir: Path, speech_url: str, language: str) -> None:
+    """A well-formed code outside Whisper's language table is refused before any audio is decoded, on every route."""
+    upload_response = post(
+        server, "/v1/audio/transcriptions", files=upload(speech_dir, "german.wav"), data={"language": language}
+    )
+    body = {"audio_file_url": f"{speech_url}/german.wav", "language": language}
+    url_response = post(server, "/v1/audio/transcriptions-from-url", json=body)
+    for response in (upload_response, url_response):
+        error = assert_openai_error(response, 400, param="language")
+        assert error["code"] == "unsupported_language" and f"'{language}'" in str(error["message"])
+
+
 # --- Reflector's routes --------------------------------------------------------------------------------------------
 
 
