@@ -5,7 +5,8 @@
 
 Each variant runs in its own subprocess (so peak RSS is its own) on the same 10 min of real speech (the files in
 tests/data tiled) cut into fixed 20 s chunks, after one warm-up chunk. RTF = processing seconds / audio
-seconds. Writes bench/out/gigaam.md. Random weights: text is gibberish, compute is the real model's.
+seconds. Variants alternate over --rounds rounds (bench/ab.py): medians with min-max, ratios paired per round.
+Writes bench/out/gigaam.md. Random weights: text is gibberish, compute is the real model's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import ab  # noqa: E402
 from tests.server import AUDIO as TEST_AUDIO  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -141,6 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (A B C, A B C, ...)")
     parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="*", default=None, help="run only variants whose name contains this")
     args = parser.parse_args()
@@ -148,40 +151,32 @@ def main() -> None:
         child(args)
         return
     ensure_model()
-    load = os.getloadavg()
-    rows: dict[str, dict[str, float]] = {}
-    for name in VARIANTS:
-        if args.only and not any(o in name for o in args.only):
-            continue
-        cmd = [
-            sys.executable,
-            __file__,
-            "--variant",
-            name,
-            "--threads",
-            str(args.threads),
-            "--minutes",
-            str(args.minutes),
-        ]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-        rows[name] = json.loads(out.strip().splitlines()[-1])
-        print(name, rows[name], flush=True)
-    base = next((r for n, r in rows.items() if n.startswith("torch")), None)
-    lines = [
-        f"# GigaAM v3 CTC, full size (220.7 M params, random weights): {args.minutes:g} min of speech in "
+    names = [n for n in VARIANTS if not args.only or any(o in n for o in args.only)]
+    variants = [
+        ab.Variant(
+            n,
+            [sys.executable, __file__, "--variant", n, "--threads", str(args.threads), "--minutes", str(args.minutes)],
+        )
+        for n in names
+    ]
+    results = ab.run(variants, args.rounds, cwd=ROOT)
+    base = next((n for n in names if n.startswith("torch")), None)
+    lines = ab.header(
+        f"GigaAM v3 CTC, full size (220.7 M params, random weights): {args.minutes:g} min of speech in "
         f"{CHUNK_S} s chunks, {args.threads} threads",
-        "",
-        f"Load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs). "
-        f"Command: `uv run python bench/gigaam_bench.py --threads {args.threads} --minutes {args.minutes:g}`",
-        "",
-        "| variant | RTF | speed vs torch | peak RSS (GB) | RSS vs torch | load (s) |",
+        results,
+    )
+    lines += [
+        "| variant | RTF | speed vs torch (paired) | peak RSS (GB) | RSS vs torch (paired) | load (s) |",
         "|---|---|---|---|---|---|",
     ]
-    for name, r in rows.items():
-        speed = f"{base['rtf'] / r['rtf']:.2f}x" if base else "-"
-        mem = f"{r['peak_rss_mb'] / base['peak_rss_mb']:.2f}" if base else "-"
+    for name in names:
+        speed = ab.spread(results.paired_ratios(name, base, "rtf", invert=True), "{:.2f}x") if base else "-"
+        mem = ab.spread(results.paired_ratios(name, base, "peak_rss_mb"), "{:.2f}") if base else "-"
+        rss_gb = [v / 1024 for v in results.values(name, "peak_rss_mb")]
         lines.append(
-            f"| {name} | {r['rtf']:.3f} | {speed} | {r['peak_rss_mb'] / 1024:.2f} | {mem} | {r['load_s']:.1f} |"
+            f"| {name} | {ab.spread(results.values(name, 'rtf'))} | {speed} | {ab.spread(rss_gb, '{:.2f}')} | {mem} "
+            f"| {ab.spread(results.values(name, 'load_s'), '{:.1f}')} |"
         )
     (OUT / "gigaam.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
