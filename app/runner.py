@@ -1,8 +1,8 @@
 """The Runner: one inference worker thread, FIFO, with admission control and cooperative cancellation.
 
 Admission counts every request from the moment it is accepted until its job is finished (queued + running); past
-MAX_QUEUE a request is refused at once with 503 and `Retry-After`. Jobs run one at a time on a single thread, so the
-engine and the model manager never see concurrent calls and need no locks of their own.
+MAX_QUEUE a request is refused at once (`QueueFull`, with a retry-after hint). Jobs run one at a time on a single
+thread, so the engine and the model manager never see concurrent calls and need no locks of their own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from app.cancel import CancelToken
-from app.errors import Cancelled, ServerBusy
+from app.errors import Cancelled, QueueFull
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -53,11 +53,11 @@ class Runner:
             if self._admitted >= self.max_queue:
                 if self._on_reject is not None:
                     self._on_reject()
-                raise ServerBusy(
+                raise QueueFull(
                     f"The server is busy: {self._admitted} requests are queued or running (MAX_QUEUE={self.max_queue})."
                     " Retry later.",
+                    retry_after_seconds=self.retry_after_seconds,
                     code="queue_full",
-                    headers={"Retry-After": str(self.retry_after_seconds)},
                 )
             self._admitted += 1
         try:

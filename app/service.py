@@ -13,7 +13,7 @@ import msgspec
 
 from app.cancel import CancelToken
 from app.engines.base import ModelInfo
-from app.errors import InvalidRequest
+from app.errors import InvalidInput
 from app.languages import CODE_BY_NAME
 from app.models import ModelManager
 from app.pipeline import PipelineConfig, TranscriptionRun
@@ -50,7 +50,7 @@ def normalise_language(language: str | None) -> str | None:
         return CODE_BY_NAME[value]
     code = value.split("-", 1)[0]
     if not code.isalpha() or not 2 <= len(code) <= 3:
-        raise InvalidRequest(f"Invalid language '{language}': use an ISO-639-1 code such as 'en'", param="language")
+        raise InvalidInput(f"Invalid language '{language}': use an ISO-639-1 code such as 'en'", about="language")
     return code
 
 
@@ -79,10 +79,10 @@ class Transcriber:
         if name in DEFAULT_MODEL_ALIASES:
             name = self.settings.model
         if name not in self.settings.allowed_models:
-            raise InvalidRequest(
+            raise InvalidInput(
                 f"Model '{name}' is not available on this server; "
                 f"use one of: {', '.join(self.settings.allowed_models)}",
-                param="model",
+                about="model",
                 code="model_not_found",
             )
         return self.models.info(name)
@@ -92,15 +92,15 @@ class Transcriber:
         info = self.resolve_model(requested_model)
         code = normalise_language(language)
         if code is not None and not info.supports(code):
-            raise InvalidRequest(
+            raise InvalidInput(
                 f"Model '{info.name}' only supports {info.language_names()}; got language='{language}'",
-                param="language",
+                about="language",
                 code="unsupported_language",
             )
         if task == "translate" and not info.can_translate:
-            raise InvalidRequest(
+            raise InvalidInput(
                 f"Model '{info.name}' cannot translate; use a multilingual Whisper model for /v1/audio/translations",
-                param="model",
+                about="model",
                 code="translation_unsupported",
             )
         if code is None and info.languages is not None and len(info.languages) == 1:

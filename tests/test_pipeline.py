@@ -9,7 +9,7 @@ import pytest
 
 from app.audio.decode import decode_all
 from app.cancel import CancelToken
-from app.errors import Cancelled, InvalidRequest
+from app.errors import Cancelled, InvalidInput
 from app.pipeline import PipelineConfig, TranscriptionRun
 from app.textmetrics import word_error_rate
 from tests.audio_factory import write_wav
@@ -126,7 +126,7 @@ def test_cancelled_before_start_runs_nothing():
 
 def test_audio_over_the_limit_is_rejected_before_any_recognition():
     engine = CountingEngine(tiny_en())
-    with pytest.raises(InvalidRequest, match="MAX_AUDIO_SECONDS"):
+    with pytest.raises(InvalidInput, match="MAX_AUDIO_SECONDS"):
         run(TWO_CITIES, PipelineConfig(max_audio_seconds=20), engine=engine)
     assert engine.calls == []
 

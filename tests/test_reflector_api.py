@@ -359,9 +359,9 @@ def test_an_allowed_reflector_name_is_used_as_is() -> None:
 
 def test_omitted_language_is_the_models_own_when_it_has_no_english() -> None:
     from app.api.reflector import reflector_job
-    from app.errors import InvalidRequest
+    from app.errors import InvalidInput
 
     services = _services("v3_ctc", "v3_ctc")
     assert reflector_job(services, None, None).language == "ru"
-    with pytest.raises(InvalidRequest, match="only supports Russian"):
+    with pytest.raises(InvalidInput, match="only supports Russian"):
         reflector_job(services, None, "en")

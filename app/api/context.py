@@ -28,6 +28,7 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     audio_seconds: float | None = None
     processing_seconds: float | None = None
     model: str | None = None
+    audio_field: str = "file"  # the request field errors about the audio name: `file`, or `audio_file_url`
     status_override: int | None = None  # 499 when the client went away
     error: str | None = None  # error type only, never text of the request
 

@@ -18,12 +18,13 @@ from litestar.response import Stream
 
 from app import render
 from app.api.context import AnyRequest, ClientGone, record_of, services_of, until_disconnect
+from app.api.errors import describe
 from app.api.reflector import reflector_upload
 from app.api.services import Services
 from app.api.uploads import Form, UploadedFile, read_form
 from app.audio.decode import probe_audio
 from app.cancel import CancelToken
-from app.errors import AppError, Cancelled, InvalidRequest
+from app.errors import AppError, Cancelled, InvalidInput
 from app.render.reflector import is_reflector_form
 from app.service import Job, RunSummary
 from app.settings import ResponseFormat
@@ -52,22 +53,22 @@ def parse_bool(value: str | None, param: str) -> bool:
         return True
     if lowered in ("false", "0", "no", "off"):
         return False
-    raise InvalidRequest(f"Invalid value for '{param}': expected true or false, got '{value}'", param=param)
+    raise InvalidInput(f"Invalid value for '{param}': expected true or false, got '{value}'", about=param)
 
 
 def parse_options(form: Form, default_format: ResponseFormat) -> Options:
     response_format = (form.first("response_format") or default_format).strip()
     if response_format not in RESPONSE_FORMATS:
-        raise InvalidRequest(
+        raise InvalidInput(
             f"Invalid response_format '{response_format}': use one of {', '.join(RESPONSE_FORMATS)}",
-            param="response_format",
+            about="response_format",
         )
     granularities = form.all("timestamp_granularities[]", "timestamp_granularities")
     for value in granularities:
         if value not in GRANULARITIES:
-            raise InvalidRequest(
+            raise InvalidInput(
                 f"Invalid timestamp_granularities value '{value}': use 'word' and/or 'segment'",
-                param="timestamp_granularities",
+                about="timestamp_granularities",
             )
     temperature = form.first("temperature")
     if temperature:
@@ -76,7 +77,7 @@ def parse_options(form: Form, default_format: ResponseFormat) -> Options:
         except ValueError:
             number = -1.0
         if not 0.0 <= number <= 1.0:
-            raise InvalidRequest(f"Invalid temperature '{temperature}': use a number from 0 to 1", param="temperature")
+            raise InvalidInput(f"Invalid temperature '{temperature}': use a number from 0 to 1", about="temperature")
     words, segments = render.verbose_flags(granularities)
     return Options(
         response_format=cast(ResponseFormat, response_format),
@@ -89,9 +90,9 @@ def parse_options(form: Form, default_format: ResponseFormat) -> Options:
 def single_file(form: Form) -> UploadedFile:
     files = form.files_named("file")
     if not files:
-        raise InvalidRequest("Missing required parameter: 'file' (the audio to transcribe)", param="file")
+        raise InvalidInput("Missing required parameter: 'file' (the audio to transcribe)", about="audio")
     if len(files) > 1:
-        raise InvalidRequest("Send exactly one 'file'", param="file")
+        raise InvalidInput("Send exactly one 'file'", about="audio")
     return files[0]
 
 
@@ -115,8 +116,8 @@ def render_transcript(transcript: Transcript, options: Options) -> Response[byte
 
 def error_event(exc: Exception) -> bytes:
     if isinstance(exc, AppError):
-        return render.sse_error(exc.message, type=exc.type, param=exc.param, code=exc.code)
-    return render.sse_error("Internal server error", type="server_error", code="internal_error")
+        return render.sse_error(describe(exc).body)
+    return render.sse_error(render.ErrorBody("Internal server error", "server_error", None, "internal_error"))
 
 
 async def respond(
@@ -225,7 +226,7 @@ async def stream_events(
                 log.error("stream_error", error_type=type(exc).__name__, exc_info=exc)
             if record is not None:
                 record.error = type(exc).__name__
-                record.status_override = getattr(exc, "status", 500)
+                record.status_override = describe(exc).status if isinstance(exc, AppError) else 500
             yield error_event(exc)
         finally:
             if pending is not None:

@@ -31,7 +31,7 @@ from app.api.uploads import Form, new_workdir
 from app.audio.decode import probe_audio
 from app.cancel import CancelToken
 from app.diarize import DiarizationSegment, diarize
-from app.errors import InvalidRequest, PayloadTooLarge
+from app.errors import InputTooLarge, InvalidInput
 from app.fetch import fetch_to_tempfile
 from app.render.reflector import plan_upload, reflector_transcript, render_transcript, render_upload
 from app.service import Job, RunSummary
@@ -96,20 +96,27 @@ async def read_json(request: AnyRequest, kind: type[S], *, required: bool) -> S 
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_JSON_BYTES:
-            raise PayloadTooLarge(f"The JSON body is larger than {MAX_JSON_BYTES // 1024} KB")
+            raise InputTooLarge(f"The JSON body is larger than {MAX_JSON_BYTES // 1024} KB")
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
         if required:
-            raise InvalidRequest("Expected a JSON body with 'audio_file_url'", param="audio_file_url")
+            raise InvalidInput("Expected a JSON body with 'audio_file_url'", about="audio")
         return None
     try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
         param = str(exc).rsplit("$.", 1)[1].rstrip("`") if "$." in str(exc) else None
-        raise InvalidRequest(f"Invalid JSON body: {exc}", param=param) from None
+        raise InvalidInput(f"Invalid JSON body: {exc}", about=param) from None
     except msgspec.DecodeError:
-        raise InvalidRequest("The request body is not valid JSON") from None
+        raise InvalidInput("The request body is not valid JSON") from None
+
+
+def _audio_from_url(request: AnyRequest) -> None:
+    """Errors about this request's audio name `audio_file_url`."""
+    record = record_of(request.scope)
+    if record is not None:
+        record.audio_field = "audio_file_url"
 
 
 def _gone(request: AnyRequest, services: Services) -> None:
@@ -144,10 +151,7 @@ async def _fetch(request: AnyRequest, services: Services, url: str, workdir: Pat
         dest_dir=workdir,
     )
     path = await until_disconnect(request, download, None)
-    try:
-        duration = await asyncio.to_thread(probe_audio, path, float(settings.max_audio_seconds))
-    except InvalidRequest as exc:
-        raise InvalidRequest(exc.message, param="audio_file_url", code=exc.code) from None
+    duration = await asyncio.to_thread(probe_audio, path, float(settings.max_audio_seconds))
     return path, duration
 
 
@@ -160,7 +164,7 @@ async def _transcribe(
 def _url_param(value: str | None) -> str:
     url = (value or "").strip()
     if not url:
-        raise InvalidRequest("Missing required parameter: 'audio_file_url'", param="audio_file_url")
+        raise InvalidInput("Missing required parameter: 'audio_file_url'", about="audio")
     return url
 
 
@@ -195,6 +199,7 @@ async def reflector_upload(request: AnyRequest, services: Services, form: Form) 
 @post("/v1/audio/transcriptions-from-url", status_code=200, summary="Transcribe audio at a URL (Reflector)")
 async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
     services = services_of(request)
+    _audio_from_url(request)
     with services.runner.admission():
         body = await read_json(request, FromUrlBody, required=True) or FromUrlBody()
         url = _url_param(body.audio_file_url)
@@ -221,9 +226,9 @@ def _float_param(request: AnyRequest, name: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise InvalidRequest(f"Invalid value for '{name}': expected a number, got '{raw}'", param=name) from None
+        raise InvalidInput(f"Invalid value for '{name}': expected a number, got '{raw}'", about=name) from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise InvalidRequest(f"'{name}' must be a finite number", param=name)
+        raise InvalidInput(f"'{name}' must be a finite number", about=name)
     return value
 
 
@@ -231,6 +236,7 @@ def _float_param(request: AnyRequest, name: str) -> float:
 async def diarize_url(request: AnyRequest) -> Response[bytes]:
     services = services_of(request)
     settings = services.settings
+    _audio_from_url(request)
     with services.runner.admission():
         url = _url_param(request.query_params.get("audio_file_url"))
         offset = _float_param(request, "timestamp")
@@ -258,7 +264,7 @@ async def diarize_url(request: AnyRequest) -> Response[bytes]:
 def _language(value: str | None, param: str) -> str:
     code = (value or "").strip().lower()
     if not code:
-        raise InvalidRequest(f"Missing required parameter: '{param}'", param=param)
+        raise InvalidInput(f"Missing required parameter: '{param}'", about=param)
     return code
 
 
@@ -270,7 +276,7 @@ async def translate_text(request: AnyRequest) -> Response[bytes]:
         query = request.query_params
         raw_text = query.get("text", body.text)
         if raw_text is None:
-            raise InvalidRequest("Missing required parameter: 'text'", param="text")
+            raise InvalidInput("Missing required parameter: 'text'", about="text")
         text: str = raw_text
         source = _language(query.get("source_language") or body.source_language, "source_language")
         target = _language(query.get("target_language") or body.target_language, "target_language")

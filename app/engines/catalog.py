@@ -6,7 +6,7 @@ from app.engines.base import Engine, ModelInfo
 from app.engines.gigaam import GIGAAM_MODELS, gigaam_info, load_gigaam
 from app.engines.parakeet import PARAKEET_MODELS, load_parakeet, parakeet_info
 from app.engines.whisper import load_whisper, resolve_whisper_model, whisper_info
-from app.errors import InvalidRequest
+from app.errors import InvalidInput
 from app.settings import Settings
 from app.weights import ensure_model_files, model_dir
 
@@ -39,7 +39,7 @@ def family_of(name: str, settings: Settings) -> str:
         return "parakeet"
     if name in WHISPER_MODELS or (model_dir(name, settings.models_dir) / "model.bin").is_file():
         return "whisper"
-    raise InvalidRequest(f"Unknown model '{name}'", param="model", code="model_not_found")
+    raise InvalidInput(f"Unknown model '{name}'", about="model", code="model_not_found")
 
 
 def model_info(name: str, settings: Settings) -> ModelInfo:

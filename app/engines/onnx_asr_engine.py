@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as rt
 
 from app.engines.base import SAMPLE_RATE, Audio, ChunkResult, ModelInfo
-from app.errors import InvalidRequest, ModelUnavailable
+from app.errors import InvalidInput, ModelUnavailable
 from app.threads import ort_session_options
 from app.transcript import Segment, Task, Word
 from app.weights import MODEL_SPECS, ensure_model_files
@@ -130,11 +130,11 @@ class OnnxAsrEngine:
         words: bool = True,  # token timestamps come with the decoding: words are always given
     ) -> list[ChunkResult]:
         if task != "transcribe":
-            raise InvalidRequest(f"Model {self._info.name!r} cannot translate", param="model")
+            raise InvalidInput(f"Model {self._info.name!r} cannot translate", about="model")
         if language is not None and not self._info.supports(language):
-            raise InvalidRequest(
+            raise InvalidInput(
                 f"Model {self._info.name!r} recognises {self._info.language_names()} only, not {language!r}",
-                param="language",
+                about="language",
             )
         detected = next(iter(self._info.languages)) if self._info.languages and len(self._info.languages) == 1 else None
         audio = [np.ascontiguousarray(c, dtype=np.float32).reshape(-1) for c in chunks]

@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest, ModelUnavailable
+from app.errors import InvalidInput, ModelUnavailable
 
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+")
@@ -114,18 +114,18 @@ class Translator:
         """The model for a pair: OPUS-MT on disk, else NLLB on disk, else OPUS-MT from the hub, else an error."""
         for code, param in ((source, "source_language"), (target, "target_language")):
             if not LANGUAGE_CODE.match(code):
-                raise InvalidRequest(f"Invalid language code '{code}': use an ISO 639-1 code like 'en'", param=param)
+                raise InvalidInput(f"Invalid language code '{code}': use an ISO 639-1 code like 'en'", about=param)
         if source == target:
-            raise InvalidRequest("source_language and target_language are the same", param="target_language")
+            raise InvalidInput("source_language and target_language are the same", about="target_language")
         opus = opus_mt_name(source, target)
         if (self.models_dir / opus / "model.bin").is_file():
             return TranslationModel(opus, "opus-mt")
         if (self.models_dir / NLLB_DIR / "model.bin").is_file():
             if source not in NLLB_CODES or target not in NLLB_CODES:
-                raise InvalidRequest(
+                raise InvalidInput(
                     f"Unsupported language pair {source}->{target}: no {opus} model in MODELS_DIR, and the NLLB model "
                     f"here knows only {', '.join(sorted(NLLB_CODES))}",
-                    param="target_language",
+                    about="target_language",
                 )
             return TranslationModel(NLLB_DIR, "nllb")
         if self.hub_repo:
@@ -179,7 +179,7 @@ class Translator:
     def translate(self, text: str, source: str, target: str) -> str:
         """`text` from `source` into `target` (ISO 639-1 codes), sentence by sentence, lines kept."""
         if len(text) > MAX_TEXT_CHARS:
-            raise InvalidRequest(f"text is longer than {MAX_TEXT_CHARS} characters", param="text")
+            raise InvalidInput(f"text is longer than {MAX_TEXT_CHARS} characters", about="text")
         model = self.resolve(source, target)
         if not text.strip():
             return text.strip()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
-from app.errors import InvalidRequest
+from app.errors import InvalidInput
 from app.transcript import Word
 
 TRUE_VALUES = frozenset({"true", "1", "yes", "on"})
@@ -62,7 +62,7 @@ def parse_batch(value: str | None) -> bool:
         return True
     if lowered in FALSE_VALUES:
         return False
-    raise InvalidRequest(f"Invalid value for 'batch': expected true or false, got '{value}'", param="batch")
+    raise InvalidInput(f"Invalid value for 'batch': expected true or false, got '{value}'", about="batch")
 
 
 def plan_upload(fields: Mapping[str, Sequence[str]], file_fields: Sequence[str]) -> ReflectorUploadPlan:
@@ -76,13 +76,13 @@ def plan_upload(fields: Mapping[str, Sequence[str]], file_fields: Sequence[str])
     batch_values = fields.get("batch") or []
     batch = parse_batch(batch_values[0] if batch_values else None)
     if single and many:
-        raise InvalidRequest("Provide either 'file' or 'files', not both", param="files")
+        raise InvalidInput("Provide either 'file' or 'files', not both", about="files")
     if not single and not many:
-        raise InvalidRequest("Missing required parameter: 'file' or 'files' (the audio to transcribe)", param="files")
+        raise InvalidInput("Missing required parameter: 'file' or 'files' (the audio to transcribe)", about="files")
     if batch and not many:
-        raise InvalidRequest("'batch=true' requires 'files'", param="batch")
+        raise InvalidInput("'batch=true' requires 'files'", about="batch")
     if len(single) > 1:
-        raise InvalidRequest("Send one 'file', or several as 'files'", param="file")
+        raise InvalidInput("Send one 'file', or several as 'files'", about="audio")
     language_values = fields.get("language") or []
     language = (language_values[0].strip() if language_values else "") or "en"
     model_values = fields.get("model") or []
@@ -96,7 +96,7 @@ def plan_upload(fields: Mapping[str, Sequence[str]], file_fields: Sequence[str])
 def shift_words(words: Sequence[Word], offset: float) -> list[Word]:
     """Words moved by `offset` seconds; each end clamped so start <= end <= the next word's start."""
     if not math.isfinite(offset):
-        raise InvalidRequest("timestamp_offset must be a finite number", param="timestamp_offset")
+        raise InvalidInput("timestamp_offset must be a finite number", about="timestamp_offset")
     starts = [round(w.start + offset, 3) for w in words]
     out: list[Word] = []
     for i, w in enumerate(words):
