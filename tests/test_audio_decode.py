@@ -69,7 +69,7 @@ def test_empty_file_is_rejected(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(InvalidInput, match="Audio file is empty") as info:
         AudioDecoder(path)
-    assert info.value.status == 400
+    assert info.value.about == "audio"
 
 
 def test_wav_with_no_samples_is_empty(tmp_path):

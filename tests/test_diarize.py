@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.cancel import CancelToken
-from app.diarize import DiarizationSegment, diarize, mel_filterbank, mel_frames
+from app.diarization.diarize import DiarizationSegment, diarize, mel_filterbank, mel_frames
 from app.errors import Cancelled
+from app.worker.cancel import CancelToken
 from tests.server import AUDIO
 from tools.diar_eval import Turn, build_conversation, diarization_error_rate, load
 

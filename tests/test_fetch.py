@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.api.url_fetch import SourceTimeout, fetch_to_tempfile, is_private_address
 from app.errors import InputTooLarge, InvalidInput, SourceFailed, SourceNotFound
-from app.fetch import SourceTimeout, fetch_to_tempfile, is_private_address
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
 
@@ -148,7 +148,7 @@ def test_redirect_to_loopback_refused(server: Server, dest: Path, monkeypatch: p
     To reach a first hop at all from this sandbox, the policy treats exactly 127.0.0.1 as public; the redirect then
     goes to 127.0.0.2, which is still loopback.
     """
-    from app import fetch as fetch_module
+    from app.api import url_fetch as fetch_module
 
     original = fetch_module.is_private_address
     monkeypatch.setattr(

@@ -14,12 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
-from app.engines.base import ChunkResult
 from app.engines.gigaam import GIGAAM_MODELS, gigaam_info, load_gigaam
-from app.engines.onnx_asr_engine import plan_batches, tokens_to_words
+from app.engines.onnx_asr import plan_batches, tokens_to_words
 from app.engines.parakeet import load_parakeet, parakeet_info
+from app.engines.protocol import ChunkResult
 from app.errors import InvalidInput, ModelUnavailable
-from app.weights import MODEL_SPECS, ensure_model_files, model_dir
+from app.weights.store import MODEL_SPECS, ensure_model_files, model_dir
 from tests import fake_hub, gigaam_fixture
 from tests.fake_hub import FakeHub, closed_port_endpoint
 from tests.server import AUDIO

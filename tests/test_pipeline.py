@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from app.audio.decode import decode_all
-from app.cancel import CancelToken
 from app.errors import Cancelled, InvalidInput
-from app.pipeline import PipelineConfig, TranscriptionRun
 from app.textmetrics import word_error_rate
+from app.transcription.pipeline import PipelineConfig, TranscriptionRun
+from app.worker.cancel import CancelToken
 from tests.audio_factory import write_wav
 from tests.audio_helpers import TWO_CITIES, tiny_en
 

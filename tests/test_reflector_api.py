@@ -335,7 +335,7 @@ def test_every_route_needs_the_bearer_key(server: ServerProcess, path: str, head
 
 
 def _services(model: str, allowed: str) -> Any:
-    from app.api.services import Services
+    from app.api.deps import Services
     from app.settings import load_settings
 
     return Services(load_settings({"MODEL": model, "ALLOWED_MODELS": allowed}, dotenv=None))

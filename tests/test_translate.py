@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.engines.translate import Translator, split_sentences
 from app.errors import InvalidInput, ModelUnavailable
+from app.translation.translator import Translator, split_sentences
 
 
 @pytest.fixture(scope="module")

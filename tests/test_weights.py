@@ -1,4 +1,4 @@
-"""app.weights: the one model table, the MODELS_DIR layout and `python -m app download` against a fake hub."""
+"""app.weights.store: the one model table, the MODELS_DIR layout and `python -m app download` against a fake hub."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from app import weights
-from app.engines.catalog import WHISPER_MODELS
+from app.engines.registry import WHISPER_MODELS
 from app.errors import ModelUnavailable
-from app.weights import MODEL_SPECS, model_dir
+from app.weights import store as weights
+from app.weights.store import MODEL_SPECS, model_dir
 from tests import fake_hub
 from tests.fake_hub import FakeHub, HubFile, closed_port_endpoint
 

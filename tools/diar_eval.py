@@ -82,7 +82,7 @@ def build_conversation(
     `sources[i]` is (16 kHz samples, speaker id); `order` lists (source index, utterance index) where utterances
     are the speech regions of each source (Silero VAD, cut generously). Turns are separated by `gap` s of silence.
     """
-    from app.diarize import SAMPLE_RATE, speech_regions
+    from app.diarization.diarize import SAMPLE_RATE, speech_regions
 
     utterances = [speech_regions(audio) for audio, _ in sources]
     silence = np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32)
@@ -114,7 +114,7 @@ def shared_conversation(audio_dir: Path) -> tuple[npt.NDArray[np.float32], list[
 
 
 def main(argv: list[str]) -> int:
-    from app.diarize import diarize
+    from app.diarization.diarize import diarize
 
     audio_dir = Path(argv[1]) if len(argv) > 1 else Path("tests/data")
     for name in ("endgame_nagg_nell", "two_cities", "beckett"):

@@ -11,11 +11,11 @@ import msgspec
 from litestar import Request
 from litestar.types import Scope
 
-from app.cancel import CancelToken
 from app.errors import Cancelled
+from app.worker.cancel import CancelToken
 
 if TYPE_CHECKING:
-    from app.api.services import Services
+    from app.api.deps import Services
 
 STATE_KEY = "stt_request"
 AnyRequest = Request[Any, Any, Any]

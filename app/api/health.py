@@ -7,8 +7,8 @@ from typing import cast
 from litestar import Response, get
 
 from app.api.context import AnyRequest
-from app.api.services import Services
-from app.devices import resolve_device
+from app.api.deps import Services
+from app.engines.devices import resolve_device
 
 
 @get("/health", summary="Liveness and the default model's state")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Literal, TypeVar, cast, get_args
+from typing import TypeVar, cast, get_args
 
 import msgspec
 import structlog
@@ -18,17 +18,17 @@ from litestar.response import Stream
 
 from app import render
 from app.api.context import AnyRequest, ClientGone, record_of, services_of, until_disconnect
+from app.api.deps import Services
 from app.api.errors import describe
+from app.api.forms import Form, UploadedFile, read_form
 from app.api.reflector import reflector_upload
-from app.api.services import Services
-from app.api.uploads import Form, UploadedFile, read_form
 from app.audio.decode import probe_audio
-from app.cancel import CancelToken
 from app.errors import AppError, Cancelled, InvalidInput
 from app.render.reflector import is_reflector_form
-from app.service import Job, RunSummary
 from app.settings import ResponseFormat
 from app.transcript import Segment, Task, Transcript
+from app.transcription.service import Job, RunSummary
+from app.worker.cancel import CancelToken
 
 T = TypeVar("T")
 log = structlog.get_logger("app.api")
@@ -256,9 +256,6 @@ async def create_transcription(request: AnyRequest) -> Response[bytes | str] | S
 @post("/v1/audio/translations", status_code=200, summary="Translate speech into English text (OpenAI-compatible)")
 async def create_translation(request: AnyRequest) -> Response[bytes | str] | Stream:
     return await handle_upload(request, "translate")
-
-
-ModelState = Literal["loaded", "unloaded"]
 
 
 @get("/v1/models", summary="List the models this server may use")

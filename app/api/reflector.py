@@ -15,10 +15,7 @@ directory that is removed on every path, runs all model work on the Runner's wor
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,16 +23,17 @@ import msgspec
 from litestar import Response, post
 
 from app.api.context import AnyRequest, ClientGone, record_of, services_of, until_disconnect
-from app.api.services import Services
-from app.api.uploads import Form, new_workdir
+from app.api.deps import Services
+from app.api.forms import Form
+from app.api.tempfiles import request_workdir
+from app.api.url_fetch import fetch_to_tempfile
 from app.audio.decode import probe_audio
-from app.cancel import CancelToken
-from app.diarize import DiarizationSegment, diarize
+from app.diarization.diarize import DiarizationSegment, diarize
 from app.errors import InputTooLarge, InvalidInput
-from app.fetch import fetch_to_tempfile
 from app.render.reflector import plan_upload, reflector_transcript, render_transcript, render_upload
-from app.service import Job, RunSummary
 from app.transcript import Transcript
+from app.transcription.service import Job, RunSummary
+from app.worker.cancel import CancelToken
 
 S = TypeVar("S", bound=msgspec.Struct)
 JSON = "application/json"
@@ -77,16 +75,6 @@ def reflector_job(services: Services, model: str | None, language: str | None) -
     if not requested and info.supports("en"):
         requested = "en"
     return services.transcriber.job(info.name, requested or None, None, "transcribe")
-
-
-@contextlib.contextmanager
-def request_workdir() -> Iterator[Path]:
-    """A fresh private directory under the cleaned temp root, removed on every path."""
-    workdir = new_workdir()
-    try:
-        yield workdir
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def read_json(request: AnyRequest, kind: type[S], *, required: bool) -> S | None:

@@ -20,7 +20,7 @@ import av
 import av.container
 import numpy as np
 
-from app.engines.base import SAMPLE_RATE, Audio
+from app.audio.types import SAMPLE_RATE, Audio
 from app.errors import InvalidInput
 
 log = logging.getLogger(__name__)

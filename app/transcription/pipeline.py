@@ -15,14 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
-import numpy as np
 
+from app.audio.buffer import AudioBuffer
 from app.audio.chunking import Chunk, Chunker
 from app.audio.decode import AudioDecoder
+from app.audio.types import SAMPLE_RATE, Audio
 from app.audio.vad import SileroVad, SpeechSegmenter, load_vad
-from app.cancel import CancelToken
-from app.engines.base import SAMPLE_RATE, Audio, Engine
+from app.engines.protocol import Engine
 from app.transcript import Segment, Task, Word
+from app.worker.cancel import CancelToken
 
 
 class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,52 +38,6 @@ class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
     chunk_padding: float = 0.2  # seconds of context added around each chunk (never past the middle of a pause)
     vad_min_speech: float = 0.25  # Silero: shorter speech is ignored
     vad_min_silence: float = 0.1  # Silero: a pause must last this long to end a speech region
-
-
-class AudioBuffer:
-    """The decoded audio not yet given away as chunks: append at the end, drop from the front, slice by sample."""
-
-    def __init__(self) -> None:
-        self._blocks: list[Audio] = []
-        self._start = 0  # absolute sample index of the first buffered sample
-        self.size = 0  # samples held
-        self.high_water = 0  # the most samples ever held at once
-
-    @property
-    def end(self) -> int:
-        return self._start + self.size
-
-    def append(self, block: Audio) -> None:
-        self._blocks.append(block)
-        self.size += block.size
-        self.high_water = max(self.high_water, self.size)
-
-    def drop_before(self, sample: int) -> None:
-        """Forget everything before absolute `sample` (copying the kept tail so dropped memory is really freed)."""
-        while self._blocks and self._start + self._blocks[0].size <= sample:
-            first = self._blocks.pop(0)
-            self._start += first.size
-            self.size -= first.size
-        if self._blocks and sample > self._start:
-            cut = sample - self._start
-            self._blocks[0] = self._blocks[0][cut:].copy()
-            self._start = sample
-            self.size -= cut
-
-    def slice(self, start: int, end: int) -> Audio:
-        """A copy of samples [start, end), which must still be buffered."""
-        if start < self._start or end > self.end:
-            raise ValueError(f"samples {start}..{end} are not buffered ({self._start}..{self.end})")
-        parts: list[Audio] = []
-        offset = self._start
-        for block in self._blocks:
-            lo, hi = max(start, offset), min(end, offset + block.size)
-            if lo < hi:
-                parts.append(block[lo - offset : hi - offset])
-            offset += block.size
-            if offset >= end:
-                break
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 class TranscriptionRun:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from app.engines.translate import Translator
 from app.metrics import Metrics
-from app.models import ModelManager
-from app.runner import Runner
-from app.service import Transcriber
 from app.settings import Settings
+from app.transcription.service import Transcriber
+from app.translation.translator import Translator
+from app.worker.residency import ModelManager
+from app.worker.runner import Runner
 
 
 class Services:

@@ -13,14 +13,14 @@ from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 
 from app.api import health, openai, reflector
+from app.api.deps import Services
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.middleware import RequestMiddleware
-from app.api.services import Services
+from app.api.tempfiles import clean_temp_root
 from app.api.ui import openapi_config, ui_router
-from app.api.uploads import clean_temp_root
 from app.errors import ModelUnavailable
 from app.settings import Settings
-from app.threads import configure_threads
+from app.worker.threads import configure_threads
 
 log = structlog.get_logger("app")
 

@@ -17,27 +17,11 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.api.context import AnyRequest
+from app.api.tempfiles import new_workdir
 from app.errors import InputTooLarge, InvalidInput
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 64
-
-
-def temp_root() -> Path:
-    """A private directory for request files; cleared at start-up (nothing in it outlives a request)."""
-    root = Path(tempfile.gettempdir()) / "stt-appliance"
-    root.mkdir(mode=0o700, exist_ok=True)
-    return root
-
-
-def clean_temp_root() -> int:
-    """Remove whatever a previous process left behind (a crash, a kill). Returns how many entries went."""
-    root = temp_root()
-    removed = 0
-    for entry in root.iterdir():
-        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-        removed += 1
-    return removed
 
 
 class UploadedFile(msgspec.Struct, frozen=True):
@@ -65,10 +49,6 @@ class Form:
 
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def new_workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="req-", dir=temp_root()))
 
 
 class _PartCollector:

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from app.cancel import CancelToken
 from app.errors import Cancelled, QueueFull
+from app.worker.cancel import CancelToken
 
 T = TypeVar("T")
 Item = TypeVar("Item")

@@ -87,7 +87,7 @@ OPUS_MT_FILES = ["model.bin", "config.json", "source.spm", "target.spm", "shared
 def hub_download(repo_id: str, dest: Path) -> None:
     """Fetch a CTranslate2 OPUS-MT conversion into `dest` with the project's one downloader (resume, hash checks,
     atomic placement, fails fast when the hub is unreachable)."""
-    from app.download import download_repo_files
+    from app.weights.hub import download_repo_files
 
     download_repo_files(repo_id, OPUS_MT_FILES, dest, progress=False)
 

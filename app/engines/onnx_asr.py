@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as rt
 
-from app.engines.base import SAMPLE_RATE, Audio, ChunkResult, ModelInfo
+from app.audio.types import SAMPLE_RATE, Audio
+from app.engines.protocol import ChunkResult, ModelInfo
 from app.errors import InvalidInput, ModelUnavailable
-from app.threads import ort_session_options
 from app.transcript import Segment, Task, Word
-from app.weights import MODEL_SPECS, ensure_model_files
+from app.weights.store import MODEL_SPECS, ensure_model_files
+from app.worker.threads import ort_session_options
 
 log = logging.getLogger(__name__)
 

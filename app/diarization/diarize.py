@@ -29,17 +29,17 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from app.audio.buffer import AudioBuffer
 from app.audio.decode import AudioDecoder
+from app.audio.types import SAMPLE_RATE
+from app.audio.types import Audio as FloatArray
 from app.audio.vad import SpeechRegion, SpeechSegmenter, load_vad
-from app.cancel import CancelToken
 from app.errors import ModelUnavailable
-from app.pipeline import AudioBuffer
+from app.worker.cancel import CancelToken
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-SAMPLE_RATE = 16_000
-FloatArray = npt.NDArray[np.float32]
 
 WINDOW_FRAMES = 160  # 1.6 s of 10 ms mel frames: the encoder's native partial utterance
 STEP_FRAMES = 80

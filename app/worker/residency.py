@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 import structlog
 
-from app.engines.base import Engine, ModelInfo
-from app.engines.catalog import load_engine, model_info, prepare_model
+from app.engines.protocol import Engine, ModelInfo
+from app.engines.registry import load_engine, model_info, prepare_model
 from app.settings import Settings
 
-log = structlog.get_logger("app.models")
+log = structlog.get_logger("app.worker.residency")
 
 
 def _release_memory() -> None:

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import msgspec
 
-from app.cancel import CancelToken
-from app.engines.base import ModelInfo
+from app.engines.protocol import ModelInfo
 from app.errors import InvalidInput
 from app.languages import CODE_BY_NAME
-from app.models import ModelManager
-from app.pipeline import PipelineConfig, TranscriptionRun
-from app.runner import Runner
 from app.settings import Settings
 from app.transcript import Segment, Task, Transcript
+from app.transcription.pipeline import PipelineConfig, TranscriptionRun
+from app.worker.cancel import CancelToken
+from app.worker.residency import ModelManager
+from app.worker.runner import Runner
 
 # Names OpenAI clients send that mean "the server's default model".
 DEFAULT_MODEL_ALIASES = frozenset({"", "whisper-1", "default", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"})
