@@ -1,4 +1,5 @@
-"""The app factory: settings in, a Litestar app out. Start-up loads the default model (unless told not to)."""
+"""The app factory: settings in, a Litestar app out. Start-up cleans the temp folder and loads the default model
+(unless told not to); a janitor unloads idle models; shutdown unloads every model."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 
-from app.api import health, openai, reflector
+from app.api import health, openai, reflector, transcriptions
 from app.api.deps import Services
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.middleware import RequestMiddleware
@@ -23,6 +24,7 @@ from app.settings import Settings
 from app.worker.threads import configure_threads
 
 log = structlog.get_logger("app")
+SHUTDOWN_UNLOAD_SECONDS = 10.0
 
 
 async def _unload_when_idle(services: Services) -> None:
@@ -32,8 +34,8 @@ async def _unload_when_idle(services: Services) -> None:
     while True:
         await asyncio.sleep(period)
         quiet_for = time.monotonic() - services.runner.last_activity
-        if services.models.loaded_names and services.runner.admitted == 0 and quiet_for >= idle_after:
-            await asyncio.wrap_future(services.runner.run_internal(lambda: services.models.unload_idle(idle_after)))
+        if services.residency.keys and services.runner.admitted == 0 and quiet_for >= idle_after:
+            await asyncio.wrap_future(services.runner.run_internal(lambda: services.residency.unload_idle(idle_after)))
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -47,7 +49,9 @@ def create_app(settings: Settings) -> Litestar:
             log.info("stale_temp_files_removed", count=removed)
         if settings.load_model_on_startup:
             try:
-                await asyncio.wrap_future(services.runner.run_internal(lambda: services.models.get(settings.model)))
+                await asyncio.wrap_future(
+                    services.runner.run_internal(lambda: services.transcriber.engine(settings.model))
+                )
             except ModelUnavailable as exc:
                 # Keep serving (health, other models, the page); requests for this model get the same message.
                 log.error("model_unavailable", model=settings.model, message=exc.message)
@@ -58,10 +62,21 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             if janitor is not None:
                 janitor.cancel()
+            # After the job in progress (if any) has stopped; a job that will not stop does not hold shutdown up.
+            with contextlib.suppress(TimeoutError):
+                unload = services.runner.run_internal(services.residency.unload_all)
+                await asyncio.wait_for(asyncio.wrap_future(unload), timeout=SHUTDOWN_UNLOAD_SECONDS)
             services.runner.shutdown()
 
     return Litestar(
-        route_handlers=[*openai.ROUTES, *reflector.ROUTES, health.health, health.metrics, ui_router()],
+        route_handlers=[
+            *transcriptions.ROUTES,
+            *openai.ROUTES,
+            *reflector.ROUTES,
+            health.health,
+            health.metrics,
+            ui_router(),
+        ],
         lifespan=[lifespan],
         state=State({"services": services}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

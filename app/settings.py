@@ -112,14 +112,22 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def parse_flag(raw: str) -> bool:
+    """true/false, 1/0, yes/no, on/off (any case): the one boolean syntax of settings, forms and query strings."""
+    try:
+        return _FLAGS[raw.strip().lower()]
+    except KeyError:
+        raise ValueError(f"expected true or false, got {raw!r}") from None
 
 
 def _convert(name: str, field_type: Any, raw: str) -> Any:
     if field_type is bool:
         try:
-            return _BOOL[raw.strip().lower()]
-        except KeyError:
+            return parse_flag(raw)
+        except ValueError:
             raise SettingsError(f"{name} must be true or false, got {raw!r}") from None
     if field_type is Path:  # msgspec.convert does not turn str into Path
         return Path(raw).expanduser()

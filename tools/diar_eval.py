@@ -115,13 +115,15 @@ def shared_conversation(audio_dir: Path) -> tuple[npt.NDArray[np.float32], list[
 
 def main(argv: list[str]) -> int:
     from app.diarization.diarize import diarize
+    from app.diarization.torch_encoder import load_speaker_encoder
 
+    encoder = load_speaker_encoder(num_threads=2)
     audio_dir = Path(argv[1]) if len(argv) > 1 else Path("tests/data")
     for name in ("endgame_nagg_nell", "two_cities", "beckett"):
-        segs = diarize(audio_dir / f"{name}.wav", num_threads=2)
+        segs = diarize(audio_dir / f"{name}.wav", encoder)
         print(name, "speakers:", len({s.speaker for s in segs}), [(s.start, s.end, s.speaker) for s in segs])
     audio, ref = shared_conversation(audio_dir)
-    hyp = [Turn(s.start, s.end, s.speaker) for s in diarize(audio, num_threads=2)]
+    hyp = [Turn(s.start, s.end, s.speaker) for s in diarize(audio, encoder)]
     print("conversation:", len(audio) / 16000, "s, reference turns", len(ref), "hypothesis turns", len(hyp))
     print("DER", diarization_error_rate(ref, hyp))
     return 0

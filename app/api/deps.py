@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from app.diarization.service import Diarizer
 from app.metrics import Metrics
 from app.settings import Settings
 from app.transcription.service import Transcriber
-from app.translation.translator import Translator
-from app.worker.residency import ModelManager
+from app.translation.models import TranslationCatalog
+from app.translation.service import Translator
+from app.worker.residency import ModelKey, Residency
 from app.worker.runner import Runner
 
 
@@ -15,22 +17,14 @@ class Services:
         self.settings = settings
         self.metrics = Metrics()
         self.runner = Runner(settings.max_queue, on_reject=self.metrics.rejected)
-        self.models = ModelManager(settings, on_change=self._model_changed)
-        self.transcriber = Transcriber(settings, self.runner, self.models)
-        self._translator: Translator | None = None
+        self.residency = Residency(settings.max_loaded_models, on_change=self._model_changed)
+        self.transcriber = Transcriber(settings, self.runner, self.residency)
+        self.diarizer = Diarizer(self.runner, self.residency, num_threads=settings.num_threads)
+        catalog = TranslationCatalog(settings.models_dir, hub_repo=settings.translation_hub_repo or None)
+        self.translator = Translator(self.runner, self.residency, catalog, num_threads=settings.num_threads)
 
-    def translator(self) -> Translator:
-        """The text translator (Reflector's /translate), made on first use; it loads its models lazily too."""
-        if self._translator is None:
-            self._translator = Translator(
-                self.settings.models_dir,
-                num_threads=self.settings.num_threads,
-                hub_repo=self.settings.translation_hub_repo or None,
-            )
-        return self._translator
-
-    def _model_changed(self, name: str, loaded: bool) -> None:
-        self.metrics.set_model_loaded(name, loaded)
+    def _model_changed(self, key: ModelKey, loaded: bool) -> None:
+        self.metrics.set_model_loaded(key.name, loaded)
 
     def cancelled(self) -> None:
         self.metrics.cancelled()

@@ -12,7 +12,8 @@ import structlog
 from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from app.api.context import AnyRequest, ClientGone, record_of
+from app.api.jobs import CLIENT_CLOSED_REQUEST, ClientGone
+from app.api.requests import AnyRequest, record_of
 from app.errors import (
     AppError,
     InputTooLarge,
@@ -26,8 +27,6 @@ from app.errors import (
 from app.render.sse import ErrorBody
 
 log = structlog.get_logger("app.errors")
-
-CLIENT_CLOSED_REQUEST = 499
 
 
 class Unauthorized(AppError):

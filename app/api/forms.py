@@ -16,7 +16,7 @@ import msgspec
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.api.context import AnyRequest
+from app.api.requests import AnyRequest
 from app.api.tempfiles import new_workdir
 from app.errors import InputTooLarge, InvalidInput
 

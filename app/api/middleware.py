@@ -11,8 +11,8 @@ import msgspec
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.context import STATE_KEY, RequestRecord
 from app.api.errors import Unauthorized, describe
+from app.api.requests import STATE_KEY, RequestRecord
 
 if TYPE_CHECKING:
     from app.metrics import Metrics

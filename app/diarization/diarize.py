@@ -20,10 +20,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 import numpy as np
@@ -34,7 +32,6 @@ from app.audio.decode import AudioDecoder
 from app.audio.types import SAMPLE_RATE
 from app.audio.types import Audio as FloatArray
 from app.audio.vad import SpeechRegion, SpeechSegmenter, load_vad
-from app.errors import ModelUnavailable
 from app.worker.cancel import CancelToken
 
 if TYPE_CHECKING:
@@ -126,77 +123,13 @@ def normalize_volume(wav: FloatArray, target_dbfs: float = -30.0) -> FloatArray:
     return np.asarray(wav * gain, dtype=np.float32)
 
 
-# --- the encoder ----------------------------------------------------------------------------------------------
-
-_encoder_lock = threading.Lock()
-_encoder: Any = None
+# --- the encoder ---------------------------------------------------------------------------------------------
 
 
-def _weights_path() -> Path:
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable("Diarization needs the `resemblyzer` package (its speaker encoder weights)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
-    if not path.is_file():
-        raise ModelUnavailable(f"Speaker encoder weights not found at {path}")
-    return path
+class SpeakerEmbedder(Protocol):
+    """A loaded speaker encoder: log-mel windows in, one L2-normalised 256-d embedding per window out."""
 
-
-def _load_encoder(num_threads: int) -> Any:
-    """Resemblyzer's VoiceEncoder network with its shipped weights, loaded once (torch imported lazily)."""
-    global _encoder
-    import torch
-    from torch import nn
-
-    torch.set_num_threads(num_threads)
-    with _encoder_lock:
-        if _encoder is not None:
-            return _encoder
-
-        class VoiceEncoder(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.lstm = nn.LSTM(40, 256, 3, batch_first=True)
-                self.linear = nn.Linear(256, 256)
-                self.relu = nn.ReLU()
-
-            def forward(self, mels: torch.Tensor) -> torch.Tensor:
-                _, (hidden, _) = self.lstm(mels)
-                raw = self.relu(self.linear(hidden[-1]))
-                normed: torch.Tensor = raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-9)
-                return normed
-
-        checkpoint = torch.load(_weights_path(), map_location="cpu", weights_only=True)
-        state = {k: v for k, v in checkpoint["model_state"].items() if not k.startswith("similarity_")}
-        model = VoiceEncoder()
-        model.load_state_dict(state, strict=True)
-        model.eval()
-        _encoder = model
-        return model
-
-
-def _embed(mels: Sequence[FloatArray], num_threads: int, cancel: CancelToken | None) -> FloatArray:
-    import torch
-
-    model = _load_encoder(num_threads)
-    out: list[FloatArray] = []
-    with torch.inference_mode():
-        full = [i for i, m in enumerate(mels) if m.shape[0] == WINDOW_FRAMES]
-        short = [i for i, m in enumerate(mels) if m.shape[0] != WINDOW_FRAMES]
-        result: dict[int, FloatArray] = {}
-        for start in range(0, len(full), EMBED_BATCH):
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            idx = full[start : start + EMBED_BATCH]
-            batch = torch.from_numpy(np.stack([mels[i] for i in idx]))
-            for i, emb in zip(idx, model(batch).numpy(), strict=True):
-                result[i] = emb
-        for i in short:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            result[i] = model(torch.from_numpy(mels[i][None]))[0].numpy()
-        out = [result[i] for i in range(len(mels))]
-    return np.stack(out).astype(np.float32) if out else np.zeros((0, 256), np.float32)
+    def embed(self, mels: Sequence[FloatArray]) -> FloatArray: ...
 
 
 # --- the pipeline ---------------------------------------------------------------------------------------------
@@ -363,15 +296,16 @@ def _turns(
 
 def diarize(
     path_or_audio: Path | str | FloatArray,
+    encoder: SpeakerEmbedder,
     *,
     offset: float = 0.0,
-    num_threads: int,
     cancel: CancelToken | None = None,
     threshold: float = DISTANCE_THRESHOLD,
 ) -> list[DiarizationSegment]:
     """Who spoke when: speaker turns (speaker ids 0..k-1 by first appearance), times shifted by `offset`.
 
-    `path_or_audio` is an audio file or 16 kHz mono float32 samples. Blocking and CPU-heavy: run it in the worker.
+    `path_or_audio` is an audio file or 16 kHz mono float32 samples; `encoder` a loaded speaker encoder (a resident
+    model). Blocking and CPU-heavy: run it in the worker.
     """
     regions: list[tuple[float, float]] = []
     windows: list[_Window] = []
@@ -385,7 +319,9 @@ def diarize(
             windows.extend(more)
             pending.extend(mels)
         if pending and (final or len(pending) >= EMBED_BATCH):  # embed as we go: 1 kB per window, not the audio
-            parts.append(_embed(pending, num_threads, cancel))
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            parts.append(encoder.embed(pending))
             pending.clear()
 
     stream = RegionStream()

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import msgspec
 
-from app.engines.protocol import ModelInfo
+from app.engines.protocol import Engine, ModelInfo
+from app.engines.registry import load_engine, model_info, prepare_model
 from app.errors import InvalidInput
 from app.languages import CODE_BY_NAME
 from app.settings import Settings
 from app.transcript import Segment, Task, Transcript
 from app.transcription.pipeline import PipelineConfig, TranscriptionRun
 from app.worker.cancel import CancelToken
-from app.worker.residency import ModelManager
+from app.worker.residency import ModelKey, Residency
 from app.worker.runner import Runner
 
 # Names OpenAI clients send that mean "the server's default model".
@@ -67,11 +68,26 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
 
 
 class Transcriber:
-    def __init__(self, settings: Settings, runner: Runner, models: ModelManager) -> None:
+    def __init__(self, settings: Settings, runner: Runner, residency: Residency) -> None:
         self.settings = settings
         self.runner = runner
-        self.models = models
+        self.residency = residency
         self.config = pipeline_config(settings)
+
+    def model_info(self, name: str) -> ModelInfo:
+        """What `name` is and can do, without loading it."""
+        return model_info(name, self.settings)
+
+    def is_resident(self, name: str) -> bool:
+        return self.residency.holds(ModelKey("speech", name))
+
+    def engine(self, name: str) -> Engine:
+        """The loaded engine of `name` (a resident model of kind `speech`). Worker thread only."""
+        return self.residency.get(
+            ModelKey("speech", name),
+            lambda: prepare_model(name, self.settings),
+            lambda _: load_engine(name, self.settings),
+        )
 
     def resolve_model(self, requested: str | None) -> ModelInfo:
         """The model a request asked for: omitted or an OpenAI alias -> MODEL; else it must be allowed."""
@@ -85,7 +101,7 @@ class Transcriber:
                 about="model",
                 code="model_not_found",
             )
-        return self.models.info(name)
+        return self.model_info(name)
 
     def job(self, requested_model: str | None, language: str | None, prompt: str | None, task: Task) -> Job:
         """Validate a request's parameters before any audio is touched."""
@@ -108,7 +124,7 @@ class Transcriber:
         return Job(model=info.name, language=code, prompt=prompt or None, task=task)
 
     def _run(self, path: Path, job: Job, cancel: CancelToken) -> TranscriptionRun:
-        engine = self.models.get(job.model)
+        engine = self.engine(job.model)
         return TranscriptionRun(
             path,
             engine,
