@@ -29,7 +29,7 @@ SHUTDOWN_UNLOAD_SECONDS = 10.0
 
 async def _unload_when_idle(services: Services) -> None:
     """Every few seconds, unload models idle for UNLOAD_MODEL_AFTER_S (on the worker, between jobs)."""
-    idle_after = services.settings.unload_model_after_s
+    idle_after = services.settings.engines.unload_model_after_s
     period = max(0.5, min(10.0, idle_after / 4))
     while True:
         await asyncio.sleep(period)
@@ -39,7 +39,7 @@ async def _unload_when_idle(services: Services) -> None:
 
 
 def create_app(settings: Settings) -> Litestar:
-    configure_threads(settings.num_threads)
+    configure_threads(settings.engines.num_threads)
     services = Services(settings)
 
     @contextlib.asynccontextmanager
@@ -47,16 +47,18 @@ def create_app(settings: Settings) -> Litestar:
         removed = clean_temp_root()
         if removed:
             log.info("stale_temp_files_removed", count=removed)
-        if settings.load_model_on_startup:
+        if settings.engines.load_model_on_startup:
             try:
                 await asyncio.wrap_future(
-                    services.runner.run_internal(lambda: services.transcriber.engine(settings.model))
+                    services.runner.run_internal(lambda: services.transcriber.engine(settings.engines.model))
                 )
             except ModelUnavailable as exc:
                 # Keep serving (health, other models, the page); requests for this model get the same message.
-                log.error("model_unavailable", model=settings.model, message=exc.message)
-        janitor = asyncio.create_task(_unload_when_idle(services)) if settings.unload_model_after_s > 0 else None
-        log.info("ready", model=settings.model, host=settings.host, port=settings.port)
+                log.error("model_unavailable", model=settings.engines.model, message=exc.message)
+        janitor = (
+            asyncio.create_task(_unload_when_idle(services)) if settings.engines.unload_model_after_s > 0 else None
+        )
+        log.info("ready", model=settings.engines.model, host=settings.http.host, port=settings.http.port)
         try:
             yield
         finally:
@@ -80,7 +82,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         state=State({"services": services}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[DefineMiddleware(RequestMiddleware, api_key=settings.api_key, metrics=services.metrics)],
+        middleware=[DefineMiddleware(RequestMiddleware, api_key=settings.http.api_key, metrics=services.metrics)],
         request_max_body_size=None,  # uploads are limited while streaming (MAX_UPLOAD_MB), see app/api/uploads.py
         openapi_config=openapi_config("STT appliance", "0.1.0"),
         debug=False,

@@ -15,11 +15,11 @@ async def health(request: AnyRequest) -> dict[str, object]:
     runner = services.runner
     return {
         "status": "ok",
-        "model": settings.model,
-        "device": resolve_device(settings.device),
-        "loaded": services.transcriber.is_resident(settings.model),
+        "model": settings.engines.model,
+        "device": resolve_device(settings.engines.device),
+        "loaded": services.transcriber.is_resident(settings.engines.model),
         "resident": [{"name": key.name, "kind": key.kind} for key in services.residency.keys],
-        "queue": {"admitted": runner.admitted, "running": runner.running, "max": settings.max_queue},
+        "queue": {"admitted": runner.admitted, "running": runner.running, "max": settings.limits.max_queue},
     }
 
 

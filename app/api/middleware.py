@@ -15,7 +15,7 @@ from app.api.errors import Unauthorized, describe
 from app.api.requests import STATE_KEY, RequestRecord
 
 if TYPE_CHECKING:
-    from app.metrics import Metrics
+    from app.api.metrics import Metrics
 
 log = structlog.get_logger("app.request")
 

@@ -5,7 +5,7 @@ GET /v1/models. The upload routes themselves are in `app/api/transcriptions.py` 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 
 import msgspec
 import structlog
@@ -52,7 +52,7 @@ async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[byt
     """Validate the OpenAI form and transcribe its file (the job holds the queue slot and the form's files)."""
     services = job.services
     settings = services.settings
-    options = parse_options(form, settings.default_response_format)
+    options = parse_options(form, settings.http.default_response_format)
     upload = single_file(form)
     language = None if task == "translate" else form.first("language")
     spec = services.transcriber.job(form.first("model"), language, form.first("prompt"), task)
@@ -61,18 +61,18 @@ async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[byt
     spec = msgspec.structs.replace(spec, words=options.response_format in TIMED_FORMATS)
     job.uses_model(spec.model)
     # Refuse what cannot be decoded (or is declared too long) now, with a plain 400, before queueing or streaming.
-    await asyncio.to_thread(probe_audio, upload.path, float(settings.max_audio_seconds))
+    await asyncio.to_thread(probe_audio, upload.path, float(settings.audio.max_audio_seconds))
     if options.stream:
         items = services.transcriber.stream(upload.path, spec, job.cancel)
         events = transcript_events(job, items, timed=options.response_format in TIMED_FORMATS)
-        return sse_response(events, keepalive_seconds=settings.keepalive_seconds, owned=job.hand_over())
+        return sse_response(events, keepalive_seconds=settings.http.keepalive_seconds, owned=job.hand_over())
     transcript, summary = await job.run(services.transcriber.transcribe(upload.path, spec, job.cancel))
     job.finished(summary.duration, summary.processing_seconds)
     return render_transcript(transcript, options)
 
 
 async def transcript_events(
-    job: RequestJob, items: AsyncIterator[Segment | RunSummary], *, timed: bool
+    job: RequestJob, items: AsyncGenerator[Segment | RunSummary], *, timed: bool
 ) -> AsyncGenerator[bytes]:
     """A delta per segment (plus a segment event for timed formats), then done and [DONE]; an error event instead
     when the work fails; a hang-up stops the work."""
@@ -107,14 +107,14 @@ async def transcript_events(
             yield render.sse_error(INTERNAL_ERROR)
     finally:
         job.cancel.cancel()  # nothing more is read: a job still running stops at its next batch boundary
-        await items.aclose()  # type: ignore[attr-defined]
+        await items.aclose()
 
 
 @get("/v1/models", summary="List the models this server may use")
 async def list_models(request: AnyRequest) -> dict[str, object]:
     services = services_of(request)
     data = []
-    for name in services.settings.allowed_models:
+    for name in services.settings.engines.allowed_models:
         info = services.transcriber.model_info(name)
         data.append(
             {
@@ -125,7 +125,7 @@ async def list_models(request: AnyRequest) -> dict[str, object]:
                 "family": info.family,
                 "languages": None if info.languages is None else sorted(info.languages),
                 "translation": info.can_translate,
-                "default": name == services.settings.model,
+                "default": name == services.settings.engines.model,
                 "state": "loaded" if services.transcriber.is_resident(name) else "unloaded",
             }
         )

@@ -54,7 +54,7 @@ def reflector_job(services: Services, model: str | None, language: str | None) -
     """Model: Reflector's default names map to MODEL unless allowed by name. Language: omitted means "en" (seed
     002) when the model knows English, else the model's own language (a Russian-only GigaAM server still works)."""
     name = (model or "").strip()
-    if name in REFLECTOR_DEFAULT_MODELS and name not in services.settings.allowed_models:
+    if name in REFLECTOR_DEFAULT_MODELS and name not in services.settings.engines.allowed_models:
         name = ""
     info = services.transcriber.resolve_model(name or None)
     requested = (language or "").strip()
@@ -68,13 +68,13 @@ async def fetch_audio(job: RequestJob, url: str, workdir: Path) -> tuple[Path, f
     settings = job.services.settings
     download = fetch_to_tempfile(
         url,
-        max_bytes=settings.max_upload_bytes,
-        timeout_s=settings.url_timeout_seconds,
-        allow_private=settings.allow_private_urls,
+        max_bytes=settings.limits.max_upload_bytes,
+        timeout_s=settings.limits.url_timeout_seconds,
+        allow_private=settings.limits.allow_private_urls,
         dest_dir=workdir,
     )
     path = await job.run(download, on_worker=False)
-    duration = await asyncio.to_thread(probe_audio, path, float(settings.max_audio_seconds))
+    duration = await asyncio.to_thread(probe_audio, path, float(settings.audio.max_audio_seconds))
     return path, duration
 
 
@@ -85,7 +85,7 @@ async def answer_upload(job: RequestJob, form: Form) -> Response[bytes | str]:
     job.uses_model(spec.model)
     files = [form.files[i] for i in plan.file_indices]
     for upload in files:  # every file must decode before any is queued
-        await asyncio.to_thread(probe_audio, upload.path, float(job.services.settings.max_audio_seconds))
+        await asyncio.to_thread(probe_audio, upload.path, float(job.services.settings.audio.max_audio_seconds))
     results = []
     audio = processing = 0.0
     for upload in files:

@@ -16,7 +16,7 @@ from app.transcript import Task
 
 async def answer_upload(request: AnyRequest, task: Task) -> Response[bytes | str] | Stream:
     with RequestJob(request) as job:
-        form = await read_form(request, max_bytes=job.services.settings.max_upload_bytes)
+        form = await read_form(request, max_bytes=job.services.settings.limits.max_upload_bytes)
         job.resources.callback(form.close)
         if task == "transcribe" and is_reflector_form(form.fields, [f.field for f in form.files]):
             return await reflector.answer_upload(job, form)

@@ -14,7 +14,6 @@ class AudioBuffer:
         self._blocks: list[Audio] = []
         self._start = 0  # absolute sample index of the first buffered sample
         self.size = 0  # samples held
-        self.high_water = 0  # the most samples ever held at once
 
     @property
     def end(self) -> int:
@@ -23,7 +22,6 @@ class AudioBuffer:
     def append(self, block: Audio) -> None:
         self._blocks.append(block)
         self.size += block.size
-        self.high_water = max(self.high_water, self.size)
 
     def drop_before(self, sample: int) -> None:
         """Forget everything before absolute `sample` (copying the kept tail so dropped memory is really freed)."""

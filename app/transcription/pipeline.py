@@ -22,22 +22,14 @@ from app.audio.decode import AudioDecoder
 from app.audio.types import SAMPLE_RATE, Audio
 from app.audio.vad import SileroVad, SpeechSegmenter, load_vad
 from app.engines.protocol import Engine
+from app.settings import AudioSettings
 from app.transcript import Segment, Task, Word
 from app.worker.cancel import CancelToken
 
-
-class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
-    batch_size: int = 4
-    vad_threshold: float = 0.5
-    vad_min_duration: float = 15.0
-    vad_max_duration: float = 22.0
-    vad_strict_limit: float = 30.0
-    vad_new_chunk_threshold: float = 0.2
-    max_audio_seconds: float = 0.0  # 0 = no limit
-    window_seconds: float = 60.0  # decode window; tests make it small to exercise window edges
-    chunk_padding: float = 0.2  # seconds of context added around each chunk (never past the middle of a pause)
-    vad_min_speech: float = 0.25  # Silero: shorter speech is ignored
-    vad_min_silence: float = 0.1  # Silero: a pause must last this long to end a speech region
+WINDOW_SECONDS = 60.0  # decode window
+CHUNK_PADDING = 0.2  # seconds of context added around each chunk (never past the middle of a pause)
+VAD_MIN_SPEECH = 0.25  # Silero: shorter speech is ignored
+VAD_MIN_SILENCE = 0.1  # Silero: a pause must last this long to end a speech region
 
 
 class TranscriptionRun:
@@ -49,44 +41,45 @@ class TranscriptionRun:
         language: str | None,
         task: Task,
         prompt: str | None,
-        config: PipelineConfig,
+        audio: AudioSettings,
         cancel: CancelToken,
         vad: SileroVad | None = None,
         words: bool = True,
+        window_seconds: float = WINDOW_SECONDS,
     ) -> None:
         self.path = path
         self.engine = engine
         self.requested_language = language
         self.task: Task = task
         self.prompt = prompt
-        self.config = config
+        self.audio = audio
+        self.window_seconds = window_seconds
         self.cancel = cancel
         self.vad = vad
         self.words = words  # False: the caller needs no word timings (see Engine.transcribe)
         self.duration = 0.0
         self.language: str | None = language
         self.buffer = AudioBuffer()
-        self.chunks: list[Chunk] = []  # every chunk given to the engine, in order (times only; for diagnostics)
 
     def _segmenter(self) -> SpeechSegmenter:
-        c = self.config
+        a = self.audio
         return SpeechSegmenter(
-            threshold=c.vad_threshold,
-            min_speech_seconds=c.vad_min_speech,
-            min_silence_seconds=c.vad_min_silence,
+            threshold=a.vad_threshold,
+            min_speech_seconds=VAD_MIN_SPEECH,
+            min_silence_seconds=VAD_MIN_SILENCE,
             # The segmenter splits over-long speech at its least speech-like point, leaving room for padding.
-            max_speech_seconds=c.vad_strict_limit - 2 * c.chunk_padding,
-            split_search_from_seconds=min(c.vad_min_duration, (c.vad_strict_limit - 2 * c.chunk_padding) / 2),
+            max_speech_seconds=a.vad_strict_limit - 2 * CHUNK_PADDING,
+            split_search_from_seconds=min(a.vad_min_duration, (a.vad_strict_limit - 2 * CHUNK_PADDING) / 2),
         )
 
     def _chunker(self) -> Chunker:
-        c = self.config
+        a = self.audio
         return Chunker(
-            min_duration=c.vad_min_duration,
-            max_duration=c.vad_max_duration,
-            strict_limit=c.vad_strict_limit,
-            new_chunk_threshold=c.vad_new_chunk_threshold,
-            pad=c.chunk_padding,
+            min_duration=a.vad_min_duration,
+            max_duration=a.vad_max_duration,
+            strict_limit=a.vad_strict_limit,
+            new_chunk_threshold=a.vad_new_chunk_threshold,
+            pad=CHUNK_PADDING,
         )
 
     def chunk_stream(self) -> Iterator[tuple[Chunk, Audio]]:
@@ -99,8 +92,8 @@ class TranscriptionRun:
         def cut(chunks: list[Chunk]) -> list[tuple[Chunk, Audio]]:
             return [(chunk, buffer.slice(chunk.start, chunk.end)) for chunk in chunks]
 
-        with AudioDecoder(self.path, max_seconds=self.config.max_audio_seconds) as decoder:
-            for block in decoder.blocks(self.config.window_seconds):
+        with AudioDecoder(self.path, max_seconds=self.audio.max_audio_seconds) as decoder:
+            for block in decoder.blocks(self.window_seconds):
                 buffer.append(block)
                 self.duration = decoder.decoded_seconds
                 done = [chunk for region in segmenter.push(vad.feed(block)) for chunk in chunker.push(region)]
@@ -131,7 +124,7 @@ class TranscriptionRun:
             if len(batch) >= batch_size:
                 yield from self._recognise(batch)
                 batch = []
-                batch_size = self.config.batch_size
+                batch_size = self.audio.batch_size
         if batch:
             yield from self._recognise(batch)
 
@@ -147,7 +140,6 @@ class TranscriptionRun:
         if len(results) != len(batch):
             raise RuntimeError(f"engine returned {len(results)} results for {len(batch)} chunks")
         for (chunk, _), result in zip(batch, results, strict=True):
-            self.chunks.append(chunk)
             if result.language:
                 self.language = result.language
             for segment in result.segments:

@@ -6,18 +6,18 @@ No HTTP here: routes hand in a file path and parameters, and get back a `Transcr
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 import msgspec
 
 from app.engines.protocol import Engine, ModelInfo
-from app.engines.registry import load_engine, model_info, prepare_model
+from app.engines.registry import find_model, prepare_model
 from app.errors import InvalidInput
 from app.languages import CODE_BY_NAME
 from app.settings import Settings
 from app.transcript import Segment, Task, Transcript
-from app.transcription.pipeline import PipelineConfig, TranscriptionRun
+from app.transcription.pipeline import TranscriptionRun
 from app.worker.cancel import CancelToken
 from app.worker.residency import ModelKey, Residency
 from app.worker.runner import Runner
@@ -55,49 +55,38 @@ def normalise_language(language: str | None) -> str | None:
     return code
 
 
-def pipeline_config(settings: Settings) -> PipelineConfig:
-    return PipelineConfig(
-        batch_size=settings.batch_size,
-        vad_threshold=settings.vad_threshold,
-        vad_min_duration=settings.vad_min_duration,
-        vad_max_duration=settings.vad_max_duration,
-        vad_strict_limit=settings.vad_strict_limit,
-        vad_new_chunk_threshold=settings.vad_new_chunk_threshold,
-        max_audio_seconds=float(settings.max_audio_seconds),
-    )
-
-
 class Transcriber:
     def __init__(self, settings: Settings, runner: Runner, residency: Residency) -> None:
-        self.settings = settings
+        self.engines = settings.engines
+        self.audio = settings.audio
+        self.hub = settings.hub
         self.runner = runner
         self.residency = residency
-        self.config = pipeline_config(settings)
 
     def model_info(self, name: str) -> ModelInfo:
         """What `name` is and can do, without loading it."""
-        return model_info(name, self.settings)
+        return find_model(name, self.engines.models_dir).info
 
     def is_resident(self, name: str) -> bool:
         return self.residency.holds(ModelKey("speech", name))
 
     def engine(self, name: str) -> Engine:
         """The loaded engine of `name` (a resident model of kind `speech`). Worker thread only."""
+        entry = find_model(name, self.engines.models_dir)
         return self.residency.get(
             ModelKey("speech", name),
-            lambda: prepare_model(name, self.settings),
-            lambda _: load_engine(name, self.settings),
+            lambda: prepare_model(entry, self.engines, self.hub),
+            lambda folder: entry.loader(entry, folder, self.engines),
         )
 
     def resolve_model(self, requested: str | None) -> ModelInfo:
         """The model a request asked for: omitted or an OpenAI alias -> MODEL; else it must be allowed."""
         name = (requested or "").strip()
         if name in DEFAULT_MODEL_ALIASES:
-            name = self.settings.model
-        if name not in self.settings.allowed_models:
+            name = self.engines.model
+        if name not in self.engines.allowed_models:
             raise InvalidInput(
-                f"Model '{name}' is not available on this server; "
-                f"use one of: {', '.join(self.settings.allowed_models)}",
+                f"Model '{name}' is not available on this server; use one of: {', '.join(self.engines.allowed_models)}",
                 about="model",
                 code="model_not_found",
             )
@@ -131,7 +120,7 @@ class Transcriber:
             language=job.language,
             task=job.task,
             prompt=job.prompt,
-            config=self.config,
+            audio=self.audio,
             cancel=cancel,
             words=job.words,
         )
@@ -147,7 +136,7 @@ class Transcriber:
 
         return await self.runner.run(work, cancel)
 
-    def stream(self, path: Path, job: Job, cancel: CancelToken) -> AsyncIterator[Segment | RunSummary]:
+    def stream(self, path: Path, job: Job, cancel: CancelToken) -> AsyncGenerator[Segment | RunSummary]:
         """Segments as each batch finishes, then one RunSummary."""
 
         def produce(emit: Callable[[Segment | RunSummary], None]) -> None:

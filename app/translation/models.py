@@ -27,6 +27,8 @@ from typing import Any
 import msgspec
 
 from app.errors import InvalidInput, ModelUnavailable
+from app.settings import HubSettings
+from app.weights.hub import download_repo_files
 
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+")
@@ -76,12 +78,18 @@ Downloader = Callable[[str, Path], None]
 OPUS_MT_FILES = ["model.bin", "config.json", "source.spm", "target.spm", "shared_vocabulary.*"]
 
 
-def hub_download(repo_id: str, dest: Path) -> None:
-    """Fetch a CTranslate2 OPUS-MT conversion into `dest` with the project's one downloader (resume, hash checks,
-    atomic placement, fails fast when the hub is unreachable)."""
-    from app.weights.hub import download_repo_files
+def hub_downloader(hub: HubSettings) -> Downloader:
+    """Fetching a CTranslate2 OPUS-MT conversion into a folder with the project's one downloader (resume, hash
+    checks, atomic placement, fails fast when the hub is unreachable), from HF_ENDPOINT with HF_TOKEN."""
 
-    download_repo_files(repo_id, OPUS_MT_FILES, dest, progress=False)
+    def download(repo_id: str, dest: Path) -> None:
+        endpoint, token = hub.hf_endpoint or None, hub.hf_token or None
+        download_repo_files(repo_id, OPUS_MT_FILES, dest, endpoint=endpoint, token=token, progress=False)
+
+    return download
+
+
+hub_download = hub_downloader(HubSettings())  # huggingface.co, no token
 
 
 class TranslationCatalog:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -48,7 +48,7 @@ class Runner:
 
     @contextlib.contextmanager
     def admission(self) -> Iterator[None]:
-        """Hold a queue slot for the duration of a request; 503 when the queue is full."""
+        """Hold a queue slot for the duration of a request; QueueFull when none is left."""
         with self._lock:
             if self._admitted >= self.max_queue:
                 if self._on_reject is not None:
@@ -93,7 +93,7 @@ class Runner:
 
     async def stream(
         self, produce: Callable[[Callable[[Item], None]], None], cancel: CancelToken
-    ) -> AsyncIterator[Item]:
+    ) -> AsyncGenerator[Item]:
         """Run `produce(emit)` on the worker; yield each emitted item here as soon as it is emitted.
 
         Leaving the iteration early (client gone) cancels the job, which stops at its next batch boundary.
