@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import functools
+import http.server
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +16,23 @@ from tests.server import AUDIO, ServerProcess, tiny_server
 @pytest.fixture(scope="session")
 def audio_dir() -> Path:
     return AUDIO
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def audio_url() -> Iterator[str]:
+    """Base URL of a static file server over the test recordings (servers reading it need ALLOW_PRIVATE_URLS)."""
+    handler = functools.partial(_QuietHandler, directory=str(AUDIO))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,11 @@ from app.audio.buffer import AudioBuffer
 from app.audio.decode import decode_all
 from app.errors import Cancelled, InvalidInput
 from app.settings import AudioSettings
-from app.textmetrics import word_error_rate
 from app.transcription.pipeline import TranscriptionRun
 from app.worker.cancel import CancelToken
 from tests.audio_factory import write_wav
 from tests.audio_helpers import TWO_CITIES, tiny_en
+from tools.textmetrics import word_error_rate
 
 REFERENCE = TWO_CITIES.with_suffix(".txt").read_text()
 SMALL_LIMITS = {"vad_min_duration": 4.0, "vad_max_duration": 6.0, "vad_strict_limit": 8.0}

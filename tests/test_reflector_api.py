@@ -7,10 +7,7 @@ Translation uses a tiny random-weight Marian model built into the server's MODEL
 
 from __future__ import annotations
 
-import functools
-import http.server
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,31 +17,14 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from app.textmetrics import word_error_rate
 from tests.audio_factory import transcode
 from tests.server import AUDIO, ServerProcess, tiny_server
 from tests.test_openai_api import assert_openai_error
+from tools.textmetrics import word_error_rate
 
 KEY = "reflector-secret"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 TIMEOUT = 120.0
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def audio_url() -> Iterator[str]:
-    """Base URL of a static file server over the shared recordings."""
-    handler = functools.partial(_QuietHandler, directory=str(AUDIO))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from app.audio.decode import decode_all
 from app.engines.registry import prepare_model, whisper_entry
 from app.errors import InvalidInput, ModelUnavailable
 from app.settings import EngineSettings
-from app.textmetrics import word_error_rate
 from tests import fake_hub
 from tests.audio_helpers import BECKETT, bundled_tiny_en, load, tiny_en, weights_folder
 from tests.fake_hub import FakeHub, HubFile, closed_port_endpoint
+from tools.textmetrics import word_error_rate
 
 hub = fake_hub.hub  # the fixture, for this module
 
