@@ -17,20 +17,20 @@ def main(argv: list[str]) -> int:
         print(f"Invalid configuration: {exc}", file=sys.stderr)
         return 2
     if argv and argv[0] == "download":
-        from app.weights import main as download_main
+        from app.weights.cli import main as download_main
 
         return int(download_main(argv[1:]))
     import uvicorn
 
     from app.logs import configure_logging
-    from app.main import create_app
+    from app.server import create_app
 
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.http.log_level, settings.http.log_json)
     uvicorn.run(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level=settings.http.log_level.lower(),
         log_config=None,  # uvicorn's records go through our structlog renderer (app/logs.py)
         access_log=False,
         timeout_graceful_shutdown=10,

@@ -1,75 +1,52 @@
-"""Errors the domain raises, each carrying the HTTP status and OpenAI error fields it maps to.
+"""Errors the domain raises: what went wrong, which input it is about (in domain words), and a short code.
 
-The API layer renders every `AppError` as `{"error": {"message", "type", "param", "code"}}`; nothing else in the
-app needs to know about HTTP.
+Nothing here knows HTTP: `app/api/errors.py` holds the one table that maps each kind to a status, OpenAI's error
+`type`, the request parameter and headers. `about` names the input in the domain's words ("audio", "model",
+"language", "text", "source_language", ...); the API layer turns "audio" into the request's field (`file` for an
+upload, `audio_file_url` for a URL).
 """
 
 from __future__ import annotations
 
 
 class AppError(Exception):
-    status: int = 500
-    type: str = "server_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, message: str, *, about: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.about = about
         self.code = code
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, dict[str, str | None]]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
-class InvalidRequest(AppError):
-    """400: a parameter or the audio itself is not acceptable."""
-
-    status = 400
-    type = "invalid_request_error"
+class InvalidInput(AppError):
+    """A parameter or the audio itself is not acceptable."""
 
 
-class Unauthorized(AppError):
-    status = 401
-    type = "invalid_request_error"
+class InputTooLarge(AppError):
+    """An upload, a fetched file or a body is over its limit."""
 
 
-class NotFound(AppError):
-    status = 404
-    type = "invalid_request_error"
+class SourceNotFound(AppError):
+    """The audio source says there is no such file."""
 
 
-class PayloadTooLarge(AppError):
-    status = 413
-    type = "invalid_request_error"
+class SourceFailed(AppError):
+    """A source we fetch from (an audio URL) failed."""
 
 
-class UpstreamError(AppError):
-    """502: a source we fetch from (an audio URL) failed."""
-
-    status = 502
-    type = "server_error"
+class SourceTimeout(SourceFailed):
+    """The audio source did not answer (or finish sending) in time."""
 
 
-class ServerBusy(AppError):
-    """503: the queue is full; the client should retry later."""
+class QueueFull(AppError):
+    """Every queue slot is taken; worth retrying after `retry_after_seconds`."""
 
-    status = 503
-    type = "server_error"
+    def __init__(self, message: str, *, retry_after_seconds: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ModelUnavailable(AppError):
-    """503: the model's weights are missing and cannot be fetched; the message says what to do."""
-
-    status = 503
-    type = "server_error"
+    """A model's weights are missing and cannot be fetched (or do not load); the message says what to do."""
 
 
 class Cancelled(Exception):

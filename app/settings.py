@@ -15,53 +15,27 @@ import msgspec
 Device = Literal["auto", "cpu", "cuda"]
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Quantization = Literal["int8"] | None  # None: full precision
 
 
 class SettingsError(ValueError):
     """A setting has a value the server cannot run with."""
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    model: str = "v3_ctc"
-    allowed_models: tuple[str, ...] = ("v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt", "tiny.en")
-    device: Device = "auto"
-    api_key: str = ""
-    models_dir: Path = Path("/data/models")
-    batch_size: int = 4
-    num_threads: int = 4
-    max_upload_mb: int = 2048
-    max_audio_seconds: int = 36000
-    max_queue: int = 8
+class AudioSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Decoding, VAD and chunking: what the transcription pipeline is given as it is."""
+
+    batch_size: int = 4  # VAD chunks per engine call
+    vad_threshold: float = 0.5
     vad_min_duration: float = 15.0
     vad_max_duration: float = 22.0
     vad_strict_limit: float = 30.0
     vad_new_chunk_threshold: float = 0.2
-    vad_threshold: float = 0.5
-    keepalive_seconds: float = 15.0
-    host: str = "0.0.0.0"
-    port: int = 8000
-    log_level: LogLevel = "INFO"
-    log_json: bool = False
-    default_response_format: ResponseFormat = "json"
-    allow_private_urls: bool = False
-    url_timeout_seconds: float = 600.0
-    # where missing OPUS-MT pairs come from (CTranslate2 conversions); empty = never download translation models
-    translation_hub_repo: str = "gaudi/opus-mt-{src}-{tgt}-ctranslate2"
-    load_model_on_startup: bool = True
-    unload_model_after_s: int = 0
-    max_loaded_models: int = 1
-    quantization: Literal["none", "int8"] = "none"
+    max_audio_seconds: int = 36000  # 0 = no limit
 
     def __post_init__(self) -> None:
-        positive_ints = ("batch_size", "num_threads", "max_upload_mb", "max_queue", "port", "max_loaded_models")
-        for name in positive_ints:
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{name.upper()} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_audio_seconds", "unload_model_after_s"):
-            if getattr(self, name) < 0:
-                raise SettingsError(f"{name.upper()} must be 0 or more, got {getattr(self, name)}")
-        if self.port > 65535:
-            raise SettingsError(f"PORT must be at most 65535, got {self.port}")
+        _at_least(self, 1, "batch_size")
+        _at_least(self, 0, "max_audio_seconds")
         if not 0.0 < self.vad_threshold < 1.0:
             raise SettingsError(f"VAD_THRESHOLD must be between 0 and 1, got {self.vad_threshold}")
         if not 0 < self.vad_min_duration <= self.vad_max_duration <= self.vad_strict_limit:
@@ -71,25 +45,96 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if self.vad_strict_limit > 30.0:
             raise SettingsError(f"VAD_STRICT_LIMIT must be at most 30 (model window), got {self.vad_strict_limit}")
-        if self.keepalive_seconds <= 0:
-            raise SettingsError(f"KEEPALIVE_SECONDS must be positive, got {self.keepalive_seconds}")
+
+
+class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Which models may run, where their weights live, how they run and how long they stay in memory."""
+
+    model: str = "v3_ctc"
+    allowed_models: tuple[str, ...] = ("v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt", "tiny.en")
+    models_dir: Path = Path("/data/models")
+    device: Device = "auto"
+    num_threads: int = 4
+    quantization: Literal["none", "int8"] = "none"
+    load_model_on_startup: bool = True
+    unload_model_after_s: int = 0
+    max_loaded_models: int = 1  # per kind of model: speech, speaker encoder, translation
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "num_threads", "max_loaded_models")
+        _at_least(self, 0, "unload_model_after_s")
         if not self.allowed_models:
             raise SettingsError("ALLOWED_MODELS must name at least one model")
         if self.model not in self.allowed_models:
             raise SettingsError(f"MODEL={self.model!r} must be one of ALLOWED_MODELS ({','.join(self.allowed_models)})")
 
     @property
+    def onnx_quantization(self) -> Quantization:
+        """QUANTIZATION as the weights table and the ONNX engines take it: None for full precision."""
+        return None if self.quantization == "none" else self.quantization
+
+
+class LimitSettings(msgspec.Struct, frozen=True, kw_only=True):
+    max_upload_mb: int = 2048
+    max_queue: int = 8  # requests accepted at once (uploading, queued or running)
+    allow_private_urls: bool = False
+    url_timeout_seconds: float = 600.0
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "max_upload_mb", "max_queue")
+
+    @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
-    @property
-    def onnx_quantization(self) -> str | None:
-        """QUANTIZATION as the ONNX engines and the weights table take it: None for full precision."""
-        return None if self.quantization == "none" else self.quantization
+
+class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where missing weights come from."""
+
+    hf_endpoint: str = ""  # a Hugging Face mirror; empty = huggingface.co
+    hf_token: str = ""  # for gated or private repositories (HUGGING_FACE_HUB_TOKEN is accepted too)
+    # where missing OPUS-MT pairs come from (CTranslate2 conversions); empty = never download translation models
+    translation_hub_repo: str = "gaudi/opus-mt-{src}-{tgt}-ctranslate2"
+
+
+class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "0.0.0.0"
+    port: int = 8000
+    api_key: str = ""
+    keepalive_seconds: float = 15.0
+    default_response_format: ResponseFormat = "json"
+    log_level: LogLevel = "INFO"
+    log_json: bool = False
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "port")
+        if self.port > 65535:
+            raise SettingsError(f"PORT must be at most 65535, got {self.port}")
+        if self.keepalive_seconds <= 0:
+            raise SettingsError(f"KEEPALIVE_SECONDS must be positive, got {self.keepalive_seconds}")
 
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_key)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting, in the groups the code that uses them takes as they are. Each field of a group is read from
+    the variable of its name in capitals (`engines.num_threads` <- NUM_THREADS)."""
+
+    audio: AudioSettings = msgspec.field(default_factory=AudioSettings)
+    engines: EngineSettings = msgspec.field(default_factory=EngineSettings)
+    limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
+    hub: HubSettings = msgspec.field(default_factory=HubSettings)
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+
+
+def _at_least(group: msgspec.Struct, minimum: int, *names: str) -> None:
+    for name in names:
+        value = getattr(group, name)
+        if value < minimum:
+            qualifier = "at least 1" if minimum == 1 else f"{minimum} or more"
+            raise SettingsError(f"{name.upper()} must be {qualifier}, got {value}")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -112,14 +157,22 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def parse_flag(raw: str) -> bool:
+    """true/false, 1/0, yes/no, on/off (any case): the one boolean syntax of settings, forms and query strings."""
+    try:
+        return _FLAGS[raw.strip().lower()]
+    except KeyError:
+        raise ValueError(f"expected true or false, got {raw!r}") from None
 
 
 def _convert(name: str, field_type: Any, raw: str) -> Any:
     if field_type is bool:
         try:
-            return _BOOL[raw.strip().lower()]
-        except KeyError:
+            return parse_flag(raw)
+        except ValueError:
             raise SettingsError(f"{name} must be true or false, got {raw!r}") from None
     if field_type is Path:  # msgspec.convert does not turn str into Path
         return Path(raw).expanduser()
@@ -133,23 +186,25 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     env = dict(environ if environ is not None else os.environ)
     merged = read_dotenv(dotenv) if dotenv is not None else {}
     merged.update(env)
-    if not merged.get("API_KEY") and merged.get("REFLECTOR_GPU_APIKEY"):
-        merged["API_KEY"] = merged["REFLECTOR_GPU_APIKEY"]
-    raw: dict[str, Any] = {}
-    for field in msgspec.structs.fields(Settings):
-        key = field.name.upper()
-        if key in merged and merged[key] != "":
-            raw[field.name] = _convert(key, field.type, merged[key])
-        elif key in merged and field.type is str:
-            raw[field.name] = ""
+    for name, alias in (("API_KEY", "REFLECTOR_GPU_APIKEY"), ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")):
+        if not merged.get(name) and merged.get(alias):
+            merged[name] = merged[alias]
+    raw: dict[str, dict[str, Any]] = {}
+    for group in msgspec.structs.fields(Settings):
+        values = raw.setdefault(group.name, {})
+        for field in msgspec.structs.fields(group.type):
+            key = field.name.upper()
+            if key in merged and merged[key] != "":
+                values[field.name] = _convert(key, field.type, merged[key])
+            elif key in merged and field.type is str:
+                values[field.name] = ""
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except SettingsError:
         raise
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        # msgspec says "... at `$.batch_size`": name the environment variable instead.
-        if "$." in message:
-            path = message.rsplit("$.", 1)[1].rstrip("`")
-            message = f"{path.upper()}: {message.rsplit(' - at', 1)[0]}"
-        raise SettingsError(message) from None
+        # msgspec says "... - at `$.audio.batch_size`": name the environment variable instead. A group's own check
+        # (at `$.limits`) already names its variables.
+        message, _, where = str(exc).rpartition(" - at ")
+        variable = where.strip("`").removeprefix("$.").partition(".")[2].upper()
+        raise SettingsError(f"{variable}: {message}" if variable else message or str(exc)) from None

@@ -85,10 +85,14 @@ def run_torch(chunks: list[np.ndarray], threads: int) -> dict[str, float]:
 
 
 def run_engine(chunks: list[np.ndarray], threads: int, quantization: str | None, batch: int) -> dict[str, float]:
-    from app.engines.gigaam import load_gigaam
+    from app.engines.registry import MODELS as REGISTRY
+    from app.engines.registry import prepare_model
+    from app.settings import EngineSettings
 
     started = time.perf_counter()
-    engine = load_gigaam("v3_ctc", models_dir=MODELS, quantization=quantization, num_threads=threads, batch_size=batch)
+    engines = EngineSettings(models_dir=MODELS, quantization=quantization or "none", num_threads=threads, device="cpu")  # type: ignore[arg-type]
+    entry = REGISTRY["v3_ctc"]
+    engine = entry.loader(entry, prepare_model(entry, engines), engines, batch_size=batch)
     load_s = time.perf_counter() - started
     engine.transcribe(chunks[:1], language="ru")
     started = time.perf_counter()

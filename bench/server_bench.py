@@ -275,19 +275,18 @@ class DirectResult:
 
 def direct_child(path: Path) -> None:
     """Inside the fresh subprocess: load the engine, run the pipeline as the server does, print JSON."""
-    from app.cancel import CancelToken
-    from app.engines.catalog import load_engine, model_info
-    from app.pipeline import TranscriptionRun
-    from app.service import pipeline_config
+    from app.engines.registry import find_model, load_engine
     from app.settings import load_settings
-    from app.threads import configure_threads
+    from app.transcription.pipeline import TranscriptionRun
+    from app.worker.cancel import CancelToken
+    from app.worker.threads import configure_threads
 
     settings = load_settings()  # the environment and ./.env (cwd is the repo), exactly as `python -m app` reads them
-    configure_threads(settings.num_threads)  # as create_app does
+    configure_threads(settings.engines.num_threads)  # as create_app does
     started = time.monotonic()
-    engine = load_engine(settings.model, settings)
+    engine = load_engine(settings.engines.model, settings.engines, settings.hub)
     loaded = time.monotonic()
-    info = model_info(settings.model, settings)
+    info = find_model(settings.engines.model, settings.engines.models_dir).info
     # As Transcriber.job: a single-language model gets its language, others detect it.
     language = next(iter(info.languages)) if info.languages is not None and len(info.languages) == 1 else None
     run = TranscriptionRun(
@@ -296,7 +295,7 @@ def direct_child(path: Path) -> None:
         language=language,
         task="transcribe",
         prompt=None,
-        config=pipeline_config(settings),
+        audio=settings.audio,
         cancel=CancelToken(),
         words=False,  # what the server's streamed json request asks of the engine (no word timings)
     )

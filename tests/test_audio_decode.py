@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.audio.decode import AudioDecoder, decode_all
-from app.errors import InvalidRequest
+from app.errors import InvalidInput
 from tests.audio_factory import write_wav
 from tests.audio_helpers import BECKETT, ENDGAME, TWO_CITIES, encode, write_video_only
 
@@ -60,27 +60,27 @@ def test_other_containers_and_layouts_give_the_same_duration(tmp_path, beckett, 
 def test_garbage_bytes_are_rejected(tmp_path):
     path = tmp_path / "x.mp3"
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
-    with pytest.raises(InvalidRequest, match="Could not decode audio file"), AudioDecoder(path) as audio:
+    with pytest.raises(InvalidInput, match="Could not decode audio file"), AudioDecoder(path) as audio:
         list(audio.blocks())
 
 
 def test_empty_file_is_rejected(tmp_path):
     path = tmp_path / "empty.wav"
     path.write_bytes(b"")
-    with pytest.raises(InvalidRequest, match="Audio file is empty") as info:
+    with pytest.raises(InvalidInput, match="Audio file is empty") as info:
         AudioDecoder(path)
-    assert info.value.status == 400
+    assert info.value.about == "audio"
 
 
 def test_wav_with_no_samples_is_empty(tmp_path):
     path = write_wav(tmp_path / "zero.wav", np.zeros(0, dtype=np.float32))
-    with pytest.raises(InvalidRequest, match="Audio file is empty"):
+    with pytest.raises(InvalidInput, match="Audio file is empty"):
         decode_all(path)
 
 
 def test_video_without_audio_is_rejected(tmp_path):
     path = write_video_only(tmp_path / "video.mp4")
-    with pytest.raises(InvalidRequest, match="File contains no audio stream"):
+    with pytest.raises(InvalidInput, match="File contains no audio stream"):
         AudioDecoder(path)
 
 
@@ -98,12 +98,12 @@ def test_header_then_garbage_is_rejected(tmp_path, beckett):
     rng = np.random.default_rng(1)
     data[200:] = rng.integers(0, 256, len(data) - 200, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
-    with pytest.raises(InvalidRequest, match="Could not decode audio file"):
+    with pytest.raises(InvalidInput, match="Could not decode audio file"):
         decode_all(path)
 
 
 def test_declared_duration_over_the_limit_is_rejected_before_decoding():
-    with pytest.raises(InvalidRequest, match=r"Audio is 44 s long; the limit is 30 s \(MAX_AUDIO_SECONDS\)"):
+    with pytest.raises(InvalidInput, match=r"Audio is 44 s long; the limit is 30 s \(MAX_AUDIO_SECONDS\)"):
         AudioDecoder(TWO_CITIES, max_seconds=30)
     with AudioDecoder(TWO_CITIES, max_seconds=0) as audio:  # 0 = no limit
         assert sum(b.size for b in audio.blocks()) > 0
@@ -113,7 +113,7 @@ def test_limit_is_enforced_while_decoding_when_the_header_says_nothing():
     with AudioDecoder(TWO_CITIES) as audio:
         audio.max_seconds = 10  # as if the container declared no duration
         decoded = 0
-        with pytest.raises(InvalidRequest, match="the limit is 10 s"):
+        with pytest.raises(InvalidInput, match="the limit is 10 s"):
             for block in audio.blocks(block_seconds=1.0):
                 decoded += block.size
         assert decoded <= 10 * 16000

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from app.clustering import average_linkage_labels
+from app.diarization.clustering import average_linkage_labels
 
 
 def _partition(labels: np.ndarray) -> set[frozenset[int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import subprocess
 from pathlib import Path
@@ -11,11 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.cancel import CancelToken
-from app.diarize import DiarizationSegment, diarize, mel_filterbank, mel_frames
+from app.diarization.diarize import DiarizationSegment, diarize, mel_filterbank, mel_frames
+from app.diarization.speaker_encoder import SpeakerEncoder
 from app.errors import Cancelled
+from app.worker.cancel import CancelToken
 from tests.server import AUDIO
 from tools.diar_eval import Turn, build_conversation, diarization_error_rate, load
+
+
+@functools.cache
+def encoder() -> SpeakerEncoder:
+    return SpeakerEncoder.load(num_threads=2)
 
 
 def _check_shape(segs: list[DiarizationSegment]) -> None:
@@ -31,7 +38,7 @@ def _check_shape(segs: list[DiarizationSegment]) -> None:
 
 @pytest.mark.slow
 def test_two_voices() -> None:
-    segs = diarize(AUDIO / "endgame_nagg_nell.wav", num_threads=2)
+    segs = diarize(AUDIO / "endgame_nagg_nell.wav", encoder())
     _check_shape(segs)
     assert len({s.speaker for s in segs}) == 2
     # A dialogue of short turns: the speaker changes many times.
@@ -42,7 +49,7 @@ def test_two_voices() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["two_cities", "beckett"])
 def test_one_voice(name: str) -> None:
-    segs = diarize(AUDIO / f"{name}.wav", num_threads=2)
+    segs = diarize(AUDIO / f"{name}.wav", encoder())
     _check_shape(segs)
     assert {s.speaker for s in segs} == {0}
     assert sum(s.end - s.start for s in segs) > 5
@@ -51,20 +58,20 @@ def test_one_voice(name: str) -> None:
 @pytest.mark.slow
 def test_offset_shifts_times() -> None:
     audio = load(AUDIO / "beckett.wav")
-    plain = diarize(audio, num_threads=2)
-    shifted = diarize(audio, num_threads=2, offset=100.0)
+    plain = diarize(audio, encoder())
+    shifted = diarize(audio, encoder(), offset=100.0)
     assert [(round(s.start + 100, 3), round(s.end + 100, 3)) for s in plain] == [(s.start, s.end) for s in shifted]
 
 
 def test_silence_gives_no_turns() -> None:
-    assert diarize(np.zeros(16000 * 3, dtype=np.float32), num_threads=1) == []
+    assert diarize(np.zeros(16000 * 3, dtype=np.float32), encoder()) == []
 
 
 def test_cancel() -> None:
     token = CancelToken()
     token.cancel()
     with pytest.raises(Cancelled):
-        diarize(np.zeros(16000, dtype=np.float32), num_threads=1, cancel=token)
+        diarize(np.zeros(16000, dtype=np.float32), encoder(), cancel=token)
 
 
 def _speak(text: str, voice: str, tmp: Path) -> np.ndarray:
@@ -91,7 +98,7 @@ def test_three_speaker_conversation_der(tmp_path: Path) -> None:
     human = load(AUDIO / "two_cities.wav")
     order = [(0, 0), (1, 0), (2, 0), (0, 1), (2, 1), (1, 1), (2, 2), (0, 2), (1, 2), (2, 3), (0, 3)]
     audio, reference = build_conversation([(male, 0), (female, 1), (human, 2)], order)
-    segs = diarize(audio, num_threads=2)
+    segs = diarize(audio, encoder())
     _check_shape(segs)
     assert len({s.speaker for s in segs}) == 3
     result = diarization_error_rate(reference, [Turn(s.start, s.end, s.speaker) for s in segs])

@@ -1,4 +1,4 @@
-"""app.download against a fake Hugging Face hub on 127.0.0.1 (tests/fake_hub.py: API, resolve redirect, Range)."""
+"""app.weights.hub against a fake Hugging Face hub on 127.0.0.1 (tests/fake_hub.py: API, resolve redirect, Range)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import download
-from app.download import DownloadError, HubUnreachableError, download_repo_files
+from app.weights import hub as download
+from app.weights.hub import DownloadError, HubUnreachableError, download_repo_files
 from tests import fake_hub
 from tests.fake_hub import COMMIT, REPO, FakeHub, HubFile, closed_port_endpoint
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.errors import InvalidRequest, NotFound, PayloadTooLarge, UpstreamError
-from app.fetch import FetchTimeout, fetch_to_tempfile, is_private_address
+from app.api.url_fetch import SourceTimeout, fetch_to_tempfile, is_private_address
+from app.errors import InputTooLarge, InvalidInput, SourceFailed, SourceNotFound
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
 
@@ -124,15 +124,15 @@ def test_success_private_file(server: Server, dest: Path) -> None:
 
 
 def test_private_address_refused_by_default(server: Server, dest: Path) -> None:
-    with pytest.raises(InvalidRequest, match="ALLOW_PRIVATE_URLS=true") as info:
+    with pytest.raises(InvalidInput, match="ALLOW_PRIVATE_URLS=true") as info:
         fetch(server.url("/audio.wav"), dest, allow_private=False)
-    assert info.value.status == 400
+    assert info.value.about == "audio"
     assert server.hosts_seen == []  # refused before connecting
     assert list(dest.iterdir()) == []
 
 
 def test_localhost_name_refused(server: Server, dest: Path) -> None:
-    with pytest.raises(InvalidRequest, match="private address"):
+    with pytest.raises(InvalidInput, match="private address"):
         fetch(f"http://localhost:{server.port}/audio.wav", dest, allow_private=False)
 
 
@@ -148,14 +148,14 @@ def test_redirect_to_loopback_refused(server: Server, dest: Path, monkeypatch: p
     To reach a first hop at all from this sandbox, the policy treats exactly 127.0.0.1 as public; the redirect then
     goes to 127.0.0.2, which is still loopback.
     """
-    from app import fetch as fetch_module
+    from app.api import url_fetch as fetch_module
 
     original = fetch_module.is_private_address
     monkeypatch.setattr(
         fetch_module, "is_private_address", lambda ip: ip != ipaddress.ip_address("127.0.0.1") and original(ip)
     )
     target = f"http://127.0.0.2:{server.port}/audio.wav"
-    with pytest.raises(InvalidRequest, match=r"private address \(127\.0\.0\.2\)"):
+    with pytest.raises(InvalidInput, match=r"private address \(127\.0\.0\.2\)"):
         fetch(server.url(f"/goto?{target}"), dest, allow_private=False)
     assert len(server.hosts_seen) == 1
     assert list(dest.iterdir()) == []
@@ -177,50 +177,50 @@ def test_connection_pinned_to_checked_ip(server: Server, dest: Path) -> None:
 
 
 def test_too_many_redirects(server: Server, dest: Path) -> None:
-    with pytest.raises(InvalidRequest, match="redirected more than 5"):
+    with pytest.raises(InvalidInput, match="redirected more than 5"):
         fetch(server.url("/loop"), dest)
     assert len(server.hosts_seen) == 6
     assert list(dest.iterdir()) == []
 
 
 def test_not_found(server: Server, dest: Path) -> None:
-    with pytest.raises(NotFound, match="Audio file not found") as info:
+    with pytest.raises(SourceNotFound, match="Audio file not found") as info:
         fetch(server.url("/missing.wav"), dest)
-    assert info.value.status == 404
+    assert info.value.about == "audio"
     assert list(dest.iterdir()) == []
 
 
 def test_other_status_is_upstream_error(server: Server, dest: Path) -> None:
-    with pytest.raises(UpstreamError, match="HTTP 500") as info:
+    with pytest.raises(SourceFailed, match="HTTP 500") as info:
         fetch(server.url("/error"), dest)
-    assert info.value.status == 502
+    assert info.value.about == "audio"
 
 
 def test_oversize_by_content_length(server: Server, dest: Path) -> None:
-    with pytest.raises(PayloadTooLarge) as info:
+    with pytest.raises(InputTooLarge) as info:
         fetch(server.url("/audio.wav"), dest, max_bytes=1000)
-    assert info.value.status == 413
+    assert info.value.about == "audio"
     assert list(dest.iterdir()) == []
 
 
 def test_oversize_while_reading(server: Server, dest: Path) -> None:
-    with pytest.raises(PayloadTooLarge):
+    with pytest.raises(InputTooLarge):
         fetch(server.url("/chunked-big"), dest, max_bytes=len(PAYLOAD) * 3)
     assert list(dest.iterdir()) == []
 
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/a.wav", "file:///etc/passwd", "gopher://x/", "not a url", ""])
 def test_bad_scheme(url: str, dest: Path) -> None:
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidInput):
         fetch(url, dest)
     assert list(dest.iterdir()) == []
 
 
 @pytest.mark.parametrize("path", ["/stall-headers", "/stall-body"])
 def test_timeout(server: Server, dest: Path, path: str) -> None:
-    with pytest.raises(FetchTimeout) as info:
+    with pytest.raises(SourceTimeout) as info:
         fetch(server.url(path), dest, timeout_s=0.3)
-    assert info.value.status == 504
+    assert info.value.about == "audio"
     assert list(dest.iterdir()) == []
 
 
@@ -231,20 +231,20 @@ def test_connection_refused_is_upstream_error(dest: Path) -> None:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    with pytest.raises(UpstreamError):
+    with pytest.raises(SourceFailed):
         fetch(f"http://127.0.0.1:{port}/a.wav", dest)
     assert list(dest.iterdir()) == []
 
 
 def test_unresolvable_host(dest: Path) -> None:
-    with pytest.raises(InvalidRequest, match="resolve"):
+    with pytest.raises(InvalidInput, match="resolve"):
         fetch("http://does-not-exist.invalid/a.wav", dest)
 
 
 def test_metadata_always_refused(dest: Path) -> None:
-    with pytest.raises(InvalidRequest, match="metadata"):
+    with pytest.raises(InvalidInput, match="metadata"):
         fetch("http://169.254.169.254/latest/meta-data/", dest, allow_private=True)
-    with pytest.raises(InvalidRequest, match="metadata"):
+    with pytest.raises(InvalidInput, match="metadata"):
         fetch("http://[::ffff:169.254.169.254]/", dest, allow_private=True)
 
 
@@ -288,6 +288,6 @@ def test_mapped_ipv6_judged_like_ipv4(ip: ipaddress.IPv4Address) -> None:
 
 def test_no_temp_files_leak_on_refusal(tmp_path: Path) -> None:
     before = set(os.listdir(tmp_path))
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidInput):
         fetch("http://127.0.0.1:9/a.wav", tmp_path, allow_private=False)
     assert set(os.listdir(tmp_path)) == before

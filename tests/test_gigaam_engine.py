@@ -14,13 +14,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
-from app.engines.base import ChunkResult
-from app.engines.gigaam import GIGAAM_MODELS, gigaam_info, load_gigaam
-from app.engines.onnx_asr_engine import plan_batches, tokens_to_words
-from app.engines.parakeet import load_parakeet, parakeet_info
-from app.errors import InvalidRequest, ModelUnavailable
-from app.weights import MODEL_SPECS, ensure_model_files, model_dir
+from app.engines.onnx_asr import plan_batches, tokens_to_words
+from app.engines.protocol import ChunkResult
+from app.engines.registry import MODELS
+from app.errors import InvalidInput, ModelUnavailable
+from app.weights.store import model_dir
 from tests import fake_hub, gigaam_fixture
+from tests.audio_helpers import load, weights_folder
 from tests.fake_hub import FakeHub, closed_port_endpoint
 from tests.server import AUDIO
 
@@ -72,8 +72,8 @@ def check_structure(results: list[ChunkResult], chunks: list[np.ndarray]) -> Non
 
 
 def test_transcribes_real_audio_with_word_timestamps(tiny_gigaam_models_dir: Path, chunks) -> None:
-    engine = load_gigaam("v3_ctc", models_dir=tiny_gigaam_models_dir, quantization=None, num_threads=2, device="cpu")
-    assert engine.info == gigaam_info("v3_ctc")
+    engine = load("v3_ctc", tiny_gigaam_models_dir, num_threads=2)
+    assert engine.info == MODELS["v3_ctc"].info
     results = engine.transcribe(chunks, language="ru")
     check_structure(results, chunks)
     assert results[4].segments == ()  # too short
@@ -82,10 +82,8 @@ def test_transcribes_real_audio_with_word_timestamps(tiny_gigaam_models_dir: Pat
 
 
 def test_batching_matches_single_chunk_results(tiny_gigaam_models_dir: Path, chunks) -> None:
-    single = load_gigaam("v3_ctc", models_dir=tiny_gigaam_models_dir, quantization=None, num_threads=2, device="cpu")
-    batched = load_gigaam(
-        "v3_ctc", models_dir=tiny_gigaam_models_dir, quantization=None, num_threads=2, device="cpu", batch_size=4
-    )
+    single = load("v3_ctc", tiny_gigaam_models_dir, num_threads=2)
+    batched = load("v3_ctc", tiny_gigaam_models_dir, num_threads=2, batch_size=4)
     same_length = [chunks[0], chunks[0].copy(), chunks[0][::-1].copy()]
     one_by_one = single.transcribe(same_length, language=None)
     together = batched.transcribe(same_length, language=None)
@@ -94,36 +92,33 @@ def test_batching_matches_single_chunk_results(tiny_gigaam_models_dir: Path, chu
 
 
 def test_int8_variant_loads_and_transcribes(tiny_gigaam_models_dir: Path, chunks) -> None:
-    engine = load_gigaam("v3_ctc", models_dir=tiny_gigaam_models_dir, quantization="int8", num_threads=1, device="cpu")
+    engine = load("v3_ctc", tiny_gigaam_models_dir, quantization="int8", num_threads=1)
     check_structure(engine.transcribe(chunks[:2], language="ru"), chunks[:2])
 
 
 def test_rejects_other_language_and_translation(tiny_gigaam_models_dir: Path, chunks) -> None:
-    engine = load_gigaam("v3_ctc", models_dir=tiny_gigaam_models_dir, quantization=None, num_threads=1, device="cpu")
-    with pytest.raises(InvalidRequest) as exc:
+    engine = load("v3_ctc", tiny_gigaam_models_dir, num_threads=1)
+    with pytest.raises(InvalidInput) as exc:
         engine.transcribe(chunks[:1], language="en")
-    assert exc.value.param == "language"
-    with pytest.raises(InvalidRequest):
+    assert exc.value.about == "language"
+    with pytest.raises(InvalidInput):
         engine.transcribe(chunks[:1], language="ru", task="translate")
 
 
 @pytest.mark.parametrize("name", ["v3_ctc", "nvidia/parakeet-tdt-0.6b-v2"])
-def test_missing_weights_and_unreachable_hub(tmp_path: Path, monkeypatch, name: str) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", closed_port_endpoint())
-    load = load_gigaam if name in GIGAAM_MODELS else load_parakeet
+def test_missing_weights_and_unreachable_hub(tmp_path: Path, name: str) -> None:
     with pytest.raises(ModelUnavailable) as exc:
-        load(name, models_dir=tmp_path, quantization=None, num_threads=1, device="cpu")
+        load(name, tmp_path, endpoint=closed_port_endpoint())
     message = exc.value.message
     assert "\n" not in message
     assert str(model_dir(name, tmp_path)) in message and "unreachable" in message
     assert f"python -m app download {name}" in message
-    assert exc.value.status == 503
     assert list(tmp_path.iterdir()) == []
     assert not [p for p in tmp_path.rglob("*") if p.is_dir() and ".partial-" in p.name]
 
 
 def test_parakeet_info() -> None:
-    info = parakeet_info()
+    info = MODELS["nvidia/parakeet-tdt-0.6b-v2"].info
     assert info.name == "nvidia/parakeet-tdt-0.6b-v2"
     assert info.languages == frozenset({"en"})
     assert not info.can_translate
@@ -133,16 +128,21 @@ def test_parakeet_info() -> None:
 hub = fake_hub.hub  # the fixture, for this module
 
 
+def repo_of(name: str) -> str:
+    spec = MODELS[name].weights
+    assert spec is not None
+    return spec.repo
+
+
 @pytest.fixture
 def gigaam_hub(hub: FakeHub, tiny_gigaam_models_dir: Path) -> FakeHub:
     """The fake hub publishing the tiny random-weight v3 CTC files (fp32 and int8) as istupakov/gigaam-v3-onnx."""
-    hub.serve_folder(MODEL_SPECS["v3_ctc"].repo, tiny_gigaam_models_dir / "v3_ctc")
+    hub.serve_folder(repo_of("v3_ctc"), tiny_gigaam_models_dir / "v3_ctc")
     return hub
 
 
-def test_fetches_missing_files_from_the_hub(tmp_path: Path, monkeypatch, gigaam_hub: FakeHub, chunks) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", gigaam_hub.url)
-    folder = ensure_model_files("v3_ctc", tmp_path)
+def test_fetches_missing_files_from_the_hub(tmp_path: Path, gigaam_hub: FakeHub, chunks) -> None:
+    folder = weights_folder("v3_ctc", tmp_path, endpoint=gigaam_hub.url)
     assert folder == tmp_path / "v3_ctc"
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "v3_ctc.onnx", "v3_vocab.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["v3_ctc"]  # no staging folder left behind
@@ -154,18 +154,17 @@ def test_fetches_missing_files_from_the_hub(tmp_path: Path, monkeypatch, gigaam_
 
     # Second call: no network at all. Asking for int8 fetches only the int8 graph into the existing folder.
     gigaam_hub.requests.clear()
-    assert ensure_model_files("v3_ctc", tmp_path) == folder
+    assert weights_folder("v3_ctc", tmp_path, endpoint=gigaam_hub.url) == folder
     assert gigaam_hub.requests == []
-    engine = load_gigaam("v3_ctc", models_dir=tmp_path, quantization="int8", num_threads=1, device="cpu")
+    engine = load("v3_ctc", tmp_path, quantization="int8", endpoint=gigaam_hub.url)
     assert (folder / "v3_ctc.int8.onnx").is_file()
     assert [p for p, _ in gigaam_hub.cdn_requests()] == ["/cdn/istupakov/gigaam-v3-onnx/v3_ctc.int8.onnx"]
     check_structure(engine.transcribe(chunks[:1], language="ru"), chunks[:1])
 
 
-def test_hub_without_the_repo_is_unavailable(tmp_path: Path, monkeypatch, gigaam_hub: FakeHub) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", gigaam_hub.url)
+def test_hub_without_the_repo_is_unavailable(tmp_path: Path, gigaam_hub: FakeHub) -> None:
     with pytest.raises(ModelUnavailable) as exc:
-        ensure_model_files("v2_ctc", tmp_path)  # the fake hub only has the v3 repo
+        weights_folder("v2_ctc", tmp_path, endpoint=gigaam_hub.url)  # the fake hub only has the v3 repo
     assert "\n" not in exc.value.message and "not found" in exc.value.message
     assert list(tmp_path.iterdir()) == []
 
@@ -174,12 +173,13 @@ def test_spec_table_matches_onnx_asr_file_names() -> None:
     from onnx_asr.loader import create_asr_resolver
     from onnx_asr.resolver import model_repos
 
-    onnx_specs = {name: spec for name, spec in MODEL_SPECS.items() if spec.family in ("gigaam", "parakeet")}
-    assert set(onnx_specs) == {*GIGAAM_MODELS, "nvidia/parakeet-tdt-0.6b-v2"}
-    for name, spec in onnx_specs.items():
-        assert spec.onnx_asr_name is not None
-        assert model_repos[spec.onnx_asr_name] == spec.repo
-        model_type = create_asr_resolver(spec.onnx_asr_name).model_type
+    onnx_entries = [entry for entry in MODELS.values() if entry.info.family in ("gigaam", "parakeet")]
+    assert len(onnx_entries) == 7  # six GigaAM, one Parakeet
+    for entry in onnx_entries:
+        name, spec = entry.name, entry.weights
+        assert entry.onnx_asr_name is not None and spec is not None and entry.frame_seconds > 0
+        assert model_repos[entry.onnx_asr_name] == spec.repo
+        model_type = create_asr_resolver(entry.onnx_asr_name).model_type
         for quantization in (None, "int8"):
             ours = spec.files_for(quantization)
             for pattern in model_type._get_model_files(quantization).values():
@@ -190,7 +190,7 @@ def test_corrupt_model_folder_is_unavailable(tmp_path: Path, tiny_gigaam_models_
     shutil.copytree(tiny_gigaam_models_dir / "v3_ctc", tmp_path / "v3_ctc")
     (tmp_path / "v3_ctc" / "v3_ctc.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelUnavailable) as exc:
-        load_gigaam("v3_ctc", models_dir=tmp_path, quantization=None, num_threads=1, device="cpu")
+        load("v3_ctc", tmp_path, num_threads=1)
     assert "\n" not in exc.value.message
 
 

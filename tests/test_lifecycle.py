@@ -88,3 +88,26 @@ def test_least_recently_used_model_makes_room(lazy_server: ServerProcess, audio_
     assert states(lazy_server) == {"tiny.en": "loaded", "tiny-copy": "unloaded"}
     assert "better" in transcribe(lazy_server, audio_dir, "tiny-copy").lower()
     assert states(lazy_server) == {"tiny.en": "unloaded", "tiny-copy": "loaded"}
+
+
+def resident(server: ServerProcess) -> set[tuple[str, str]]:
+    return {(m["kind"], m["name"]) for m in httpx.get(f"{server.url}/health").json()["resident"]}
+
+
+def test_every_kind_of_model_is_resident_until_idle(tmp_path: Path, audio_dir: Path, audio_url: str) -> None:
+    """Speech and speaker models live under one residency manager: listed in /health, unloaded when idle, and
+    unloaded at shutdown."""
+    env = {"LOAD_MODEL_ON_STARTUP": "0", "UNLOAD_MODEL_AFTER_S": "2", "ALLOW_PRIVATE_URLS": "true"}
+    with tiny_server(tmp_path, **env) as server:
+        assert resident(server) == set()
+        transcribe(server, audio_dir)
+        diarized = httpx.post(
+            f"{server.url}/diarize", params={"audio_file_url": f"{audio_url}/beckett.wav"}, timeout=120
+        )
+        assert diarized.status_code == 200, diarized.text
+        assert resident(server) == {("speech", "tiny.en"), ("speaker", "resemblyzer")}
+        wait_for(lambda: resident(server) == set(), timeout=15)
+        transcribe(server, audio_dir)
+        assert resident(server) == {("speech", "tiny.en")}
+    log = (tmp_path / "server.log").read_text()  # the server has stopped
+    assert "reason=shutdown" in log and "model=tiny.en" in log

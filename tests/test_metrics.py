@@ -1,4 +1,4 @@
-"""app.metrics: the exposition parses and carries what the API recorded."""
+"""app.api.metrics: the exposition parses and carries what the API recorded."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import Metrics
+from app.api.metrics import Metrics
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -11,9 +11,9 @@ import openai
 import pytest
 from openai import OpenAI
 
-from app.textmetrics import word_error_rate
 from tests.audio_factory import silence, transcode
 from tests.server import ServerProcess
+from tools.textmetrics import word_error_rate
 
 SRT_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)$")
 VTT_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d\d\d) --> (\d\d):(\d\d):(\d\d)\.(\d\d\d)$")

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from app.textmetrics import word_error_rate
 from tests.audio_factory import transcode
 from tests.server import AUDIO, ServerProcess, tiny_server
 from tests.test_openai_api import assert_openai_error
+from tools.textmetrics import word_error_rate
 
 KEY = "reflector-secret"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -314,7 +314,7 @@ def test_every_route_needs_the_bearer_key(server: ServerProcess, path: str, head
 
 
 def _services(model: str, allowed: str) -> Any:
-    from app.api.services import Services
+    from app.api.deps import Services
     from app.settings import load_settings
 
     return Services(load_settings({"MODEL": model, "ALLOWED_MODELS": allowed}, dotenv=None))
@@ -338,9 +338,9 @@ def test_an_allowed_reflector_name_is_used_as_is() -> None:
 
 def test_omitted_language_is_the_models_own_when_it_has_no_english() -> None:
     from app.api.reflector import reflector_job
-    from app.errors import InvalidRequest
+    from app.errors import InvalidInput
 
     services = _services("v3_ctc", "v3_ctc")
     assert reflector_job(services, None, None).language == "ru"
-    with pytest.raises(InvalidRequest, match="only supports Russian"):
+    with pytest.raises(InvalidInput, match="only supports Russian"):
         reflector_job(services, None, "en")

@@ -18,6 +18,7 @@ from app.render import (
     SSE_DONE,
     SSE_KEEPALIVE,
     DeltaJoiner,
+    ErrorBody,
     compression_ratio,
     language_name,
     render_json,
@@ -114,7 +115,9 @@ def test_the_sdk_streams_our_events_and_raises_our_error() -> None:
     assert ok[-1].text == "Привет, мир!" and ok[1].id == "0" and ok[3].start == 1.6
     assert ok[-1].usage.type == "duration" and ok[-1].usage.seconds == 3
 
-    failing = sse_delta("Hello") + sse_error("The audio could not be decoded.", type="invalid_request_error")
+    failing = sse_delta("Hello") + sse_error(
+        ErrorBody("The audio could not be decoded.", "invalid_request_error", None, None)
+    )
     try:
         _sdk_stream(client, failing)
     except APIError as error:

@@ -15,23 +15,34 @@ from tests.server import ROOT
 def test_defaults_follow_the_seed() -> None:
     settings = load_settings({}, None)
     assert settings == Settings()
-    assert (settings.model, settings.batch_size, settings.max_queue, settings.max_upload_mb) == ("v3_ctc", 4, 8, 2048)
-    assert (settings.vad_min_duration, settings.vad_max_duration, settings.vad_strict_limit) == (15.0, 22.0, 30.0)
-    assert settings.auth_enabled is False
+    assert (
+        settings.engines.model,
+        settings.audio.batch_size,
+        settings.limits.max_queue,
+        settings.limits.max_upload_mb,
+    ) == ("v3_ctc", 4, 8, 2048)
+    assert (settings.audio.vad_min_duration, settings.audio.vad_max_duration, settings.audio.vad_strict_limit) == (
+        15.0,
+        22.0,
+        30.0,
+    )
+    assert settings.http.auth_enabled is False
 
 
 def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text('# comment\nexport PORT=9000\nMODEL="tiny.en"\nNUM_THREADS=3 # inline\nLOG_JSON=yes\n')
     settings = load_settings({"PORT": "9100", "ALLOWED_MODELS": "tiny.en, v3_ctc"}, dotenv)
-    assert settings.port == 9100  # the environment
-    assert settings.model == "tiny.en" and settings.num_threads == 3 and settings.log_json is True  # .env
-    assert settings.allowed_models == ("tiny.en", "v3_ctc")
+    assert settings.http.port == 9100  # the environment
+    assert (
+        settings.engines.model == "tiny.en" and settings.engines.num_threads == 3 and settings.http.log_json is True
+    )  # .env
+    assert settings.engines.allowed_models == ("tiny.en", "v3_ctc")
 
 
 def test_reflector_key_name_is_accepted() -> None:
-    assert load_settings({"REFLECTOR_GPU_APIKEY": "k"}, None).api_key == "k"
-    assert load_settings({"REFLECTOR_GPU_APIKEY": "k", "API_KEY": "a"}, None).api_key == "a"
+    assert load_settings({"REFLECTOR_GPU_APIKEY": "k"}, None).http.api_key == "k"
+    assert load_settings({"REFLECTOR_GPU_APIKEY": "k", "API_KEY": "a"}, None).http.api_key == "a"
 
 
 @pytest.mark.parametrize(

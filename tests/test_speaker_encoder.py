@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from app.diarize import SAMPLE_RATE, WINDOW_FRAMES, RegionStream, _audio_blocks, _region_windows
+from app.diarization.diarize import SAMPLE_RATE, WINDOW_FRAMES, RegionStream, _audio_blocks, _region_windows
+from app.diarization.speaker_encoder import EMBED_BATCH, SpeakerEncoder
 from app.errors import ModelUnavailable
-from app.speaker_encoder import EMBED_BATCH, SpeakerEncoder
 from tests.server import AUDIO
 from tools.speaker_encoder_convert import load_reference
 
@@ -58,8 +58,9 @@ def test_runs_without_torch_or_resemblyzer() -> None:
         import sys
         sys.modules["torch"] = None
         sys.modules["resemblyzer"] = None
-        from app.diarize import diarize
-        segments = diarize({str(AUDIO / "endgame_nagg_nell.wav")!r}, num_threads=2)
+        from app.diarization.diarize import diarize
+        from app.diarization.speaker_encoder import SpeakerEncoder
+        segments = diarize({str(AUDIO / "endgame_nagg_nell.wav")!r}, SpeakerEncoder.load(num_threads=2))
         assert sys.modules["torch"] is None and sys.modules["resemblyzer"] is None
         print(len({{s.speaker for s in segments}}))
         """

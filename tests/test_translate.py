@@ -7,8 +7,31 @@ from pathlib import Path
 
 import pytest
 
-from app.engines.translate import Translator, split_sentences
-from app.errors import InvalidRequest, ModelUnavailable
+from app.errors import InvalidInput, ModelUnavailable
+from app.translation.models import (
+    Downloader,
+    TranslationCatalog,
+    hub_download,
+    load_translation_model,
+    split_sentences,
+    translate_text,
+)
+
+
+def translate(
+    models_dir: Path,
+    text: str,
+    source: str,
+    target: str,
+    hub_repo: str | None = None,
+    downloader: Downloader = hub_download,
+) -> str:
+    """The translation path the service runs on the worker, with the model loaded afresh."""
+    catalog = TranslationCatalog(models_dir, hub_repo=hub_repo, downloader=downloader)
+    result, _ = translate_text(
+        text, source, target, catalog, lambda model: load_translation_model(models_dir, model, num_threads=1)
+    )
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -21,26 +44,24 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_translates_through_ctranslate2(models_dir: Path) -> None:
-    translator = Translator(models_dir, num_threads=1)
     text = "Hello world. The meeting starts at nine!\nThank you."
-    first = translator.translate(text, "en", "ru")
-    second = Translator(models_dir, num_threads=1).translate(text, "en", "ru")
+    first = translate(models_dir, text, "en", "ru")
+    second = translate(models_dir, text, "en", "ru")
     assert isinstance(first, str) and first.strip()
     assert first == second  # deterministic
     assert first.count("\n") == 1  # lines kept
-    assert translator.translate("   ", "en", "ru") == ""
+    assert translate(models_dir, "   ", "en", "ru") == ""
 
 
 def test_unsupported_pair_names_the_model(models_dir: Path) -> None:
-    with pytest.raises(ModelUnavailable, match=r"opus-mt-en-de.*ct2-transformers-converter") as info:
-        Translator(models_dir).translate("Hello.", "en", "de")
-    assert info.value.status == 503
+    with pytest.raises(ModelUnavailable, match=r"opus-mt-en-de.*ct2-transformers-converter"):
+        translate(models_dir, "Hello.", "en", "de")
 
 
 @pytest.mark.parametrize(("src", "tgt"), [("english", "ru"), ("en", "RU"), ("en", "en"), ("", "ru")])
 def test_bad_codes(models_dir: Path, src: str, tgt: str) -> None:
-    with pytest.raises(InvalidRequest):
-        Translator(models_dir).translate("Hello.", src, tgt)
+    with pytest.raises(InvalidInput):
+        translate(models_dir, "Hello.", src, tgt)
 
 
 def test_download_on_first_use(models_dir: Path, tmp_path: Path) -> None:
@@ -51,10 +72,10 @@ def test_download_on_first_use(models_dir: Path, tmp_path: Path) -> None:
         calls.append((repo, dest))
         shutil.copytree(models_dir / "opus-mt-en-ru", dest)
 
-    translator = Translator(tmp_path, hub_repo="org/opus-mt-{src}-{tgt}-ct2", downloader=fake_hub)
-    assert translator.translate("Hello world.", "en", "ru")
+    hub = "org/opus-mt-{src}-{tgt}-ct2"
+    assert translate(tmp_path, "Hello world.", "en", "ru", hub_repo=hub, downloader=fake_hub)
     assert calls == [("org/opus-mt-en-ru-ct2", tmp_path / "opus-mt-en-ru")]
-    translator.translate("Hello again.", "en", "ru")
+    translate(tmp_path, "Hello again.", "en", "ru", hub_repo=hub, downloader=fake_hub)
     assert len(calls) == 1
 
 
@@ -62,16 +83,15 @@ def test_download_failure_is_clear(tmp_path: Path) -> None:
     def offline(repo: str, dest: Path) -> None:
         raise OSError("network unreachable")
 
-    translator = Translator(tmp_path, hub_repo="org/opus-mt-{src}-{tgt}-ct2", downloader=offline)
     with pytest.raises(ModelUnavailable, match=r"opus-mt-en-ru.*could not be downloaded from org/opus-mt-en-ru-ct2"):
-        translator.translate("Hello.", "en", "ru")
+        translate(tmp_path, "Hello.", "en", "ru", hub_repo="org/opus-mt-{src}-{tgt}-ct2", downloader=offline)
 
 
 def test_broken_model_dir(tmp_path: Path) -> None:
     (tmp_path / "opus-mt-en-ru").mkdir()
     (tmp_path / "opus-mt-en-ru" / "model.bin").write_bytes(b"not a model")
     with pytest.raises(ModelUnavailable, match="could not be loaded"):
-        Translator(tmp_path).translate("Hello.", "en", "ru")
+        translate(tmp_path, "Hello.", "en", "ru")
 
 
 def test_split_sentences() -> None:

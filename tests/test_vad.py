@@ -11,7 +11,7 @@ import pytest
 
 from app.audio.decode import decode_all
 from app.audio.vad import WINDOW, load_vad, speech_regions
-from app.threads import configure_threads, ort_session_options
+from app.worker.threads import configure_threads, ort_session_options
 from tests.audio_helpers import TWO_CITIES
 
 
@@ -52,7 +52,7 @@ def test_vad_and_pipeline_never_import_torch_or_silero_vad():
     code = (
         "import sys, numpy as np\n"
         "from app.audio.vad import load_vad\n"
-        "import app.pipeline, app.engines.whisper\n"
+        "import app.transcription.pipeline, app.engines.whisper\n"
         "load_vad().probabilities(np.zeros(16000, dtype=np.float32))\n"
         "print('torch' in sys.modules, 'silero_vad' in sys.modules)\n"
     )
@@ -61,7 +61,7 @@ def test_vad_and_pipeline_never_import_torch_or_silero_vad():
 
 
 def test_configure_threads_sets_every_library(monkeypatch):
-    monkeypatch.setattr("app.threads._configured", None)
+    monkeypatch.setattr("app.worker.threads._configured", None)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     configure_threads(3)
@@ -77,7 +77,7 @@ def test_configure_threads_caps_torch_when_it_is_loaded():
     code = (
         "import torch\n"
         "torch.set_num_threads(1)\n"
-        "from app.threads import configure_threads\n"
+        "from app.worker.threads import configure_threads\n"
         "configure_threads(2)\n"
         "print(torch.get_num_threads())\n"
     )

@@ -6,15 +6,14 @@ import shutil
 
 import pytest
 
-from app.audio.chunking import chunk_regions
 from app.audio.decode import decode_all
-from app.audio.vad import load_vad, speech_regions
-from app.engines.whisper import WhisperEngine, load_whisper, resolve_whisper_model
-from app.errors import ModelUnavailable
-from app.textmetrics import word_error_rate
+from app.engines.registry import prepare_model, whisper_entry
+from app.errors import InvalidInput, ModelUnavailable
+from app.settings import EngineSettings
 from tests import fake_hub
-from tests.audio_helpers import BECKETT, TWO_CITIES, tiny_en
+from tests.audio_helpers import BECKETT, bundled_tiny_en, load, tiny_en, weights_folder
 from tests.fake_hub import FakeHub, HubFile, closed_port_endpoint
+from tools.textmetrics import word_error_rate
 
 hub = fake_hub.hub  # the fixture, for this module
 
@@ -55,60 +54,41 @@ def test_without_words_no_alignment_is_done_and_the_text_stays():
     assert all(s.words for s in with_words.segments) and not any(s.words for s in without.segments)
 
 
-def test_batched_mode_keeps_chunks_apart():
-    """Opt-in batched decoding gives each VAD chunk its own text, with chunk-relative times."""
-    audio = decode_all(TWO_CITIES)
-    regions = speech_regions(load_vad().probabilities(audio), audio.size, max_speech_seconds=7.6)
-    chunks = [
-        audio[c.start : c.end]
-        for c in chunk_regions(regions, audio.size, min_duration=5, max_duration=7, strict_limit=8)
-    ][:3]
-    sequential = tiny_en().transcribe(chunks, language="en")
-    batched_engine = WhisperEngine(tiny_en().model, tiny_en().info, batched=True)
-    batched = batched_engine.transcribe(chunks, language="en")
-    assert len(batched) == len(chunks) == 3
-    for a, b, chunk in zip(sequential, batched, chunks):
-        text_a = " ".join(s.text for s in a.segments)
-        text_b = " ".join(s.text for s in b.segments)
-        assert word_error_rate(text_a, text_b) <= 0.15
-        assert all(-0.05 <= s.start <= s.end <= chunk.size / 16000 + 0.05 for s in b.segments)
-
-
 def test_model_found_in_models_dir_by_name(tmp_path):
-    shipped = resolve_whisper_model("tiny.en")
-    (tmp_path / "my-whisper").symlink_to(shipped, target_is_directory=True)
-    assert resolve_whisper_model("my-whisper", tmp_path) == tmp_path / "my-whisper"
-    engine = load_whisper("my-whisper", device="cpu", num_threads=1, models_dir=tmp_path)
+    (tmp_path / "my-whisper").symlink_to(bundled_tiny_en(), target_is_directory=True)
+    assert weights_folder("my-whisper", tmp_path) == tmp_path / "my-whisper"
+    engine = load("my-whisper", tmp_path)
     # English-only is read from the model itself, not only from the name
     assert engine.info.languages == frozenset({"en"}) and not engine.info.can_translate
 
 
-def test_directory_without_weights_is_unavailable(tmp_path):
+def test_unknown_name_is_refused_and_a_folder_without_weights_is_unavailable(tmp_path):
+    with pytest.raises(InvalidInput, match="Unknown model"):
+        weights_folder("my-whisper", tmp_path)
+    entry = whisper_entry("my-whisper", None)  # as found when its folder held model.bin
     with pytest.raises(ModelUnavailable, match=r"model\.bin"):
-        resolve_whisper_model(str(tmp_path))
+        prepare_model(entry, EngineSettings(models_dir=tmp_path))
 
 
-def test_missing_model_fails_offline_with_a_clear_message(tmp_path, monkeypatch):
+def test_missing_model_fails_offline_with_a_clear_message(tmp_path):
     """The real fetch path against a hub endpoint that refuses connections (a closed local port)."""
-    monkeypatch.setenv("HF_ENDPOINT", closed_port_endpoint())
     with pytest.raises(ModelUnavailable) as exc:
-        load_whisper("base", device="cpu", num_threads=1, models_dir=tmp_path / "models")
+        load("base", tmp_path / "models", endpoint=closed_port_endpoint())
     message = exc.value.message
-    assert exc.value.status == 503 and "\n" not in message
+    assert "\n" not in message
     assert "'base'" in message and "Systran/faster-whisper-base" in message and "unreachable" in message
     assert str(tmp_path / "models" / "base") in message and "python -m app download base" in message
     assert not (tmp_path / "models" / "base").exists()
 
 
-def test_fetches_a_missing_model_from_the_hub(tmp_path, monkeypatch, hub: FakeHub):
-    """`base.en` is fetched through app.weights like every family. The fake hub serves the bundled tiny.en files
+def test_fetches_a_missing_model_from_the_hub(tmp_path, hub: FakeHub):
+    """`base.en` is fetched through app.weights.store like every family. The fake hub serves the bundled tiny.en files
     as Systran/faster-whisper-base.en (the real base.en is not reachable here), so the engine that loads is tiny."""
-    shipped = resolve_whisper_model("tiny.en")
+    shipped = bundled_tiny_en()
     hub.serve_folder("Systran/faster-whisper-base.en", shipped)
     hub.repo("Systran/faster-whisper-base.en")["README.md"] = HubFile(b"not wanted", lfs=False)
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
     models = tmp_path / "models"
-    engine = load_whisper("base.en", device="cpu", num_threads=2, models_dir=models)
+    engine = load("base.en", models, num_threads=2, endpoint=hub.url)
     folder = models / "base.en"
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.bin", "tokenizer.json", "vocabulary.txt"]
     assert [p.name for p in models.iterdir()] == ["base.en"]  # no staging folder left
@@ -119,14 +99,13 @@ def test_fetches_a_missing_model_from_the_hub(tmp_path, monkeypatch, hub: FakeHu
     assert word_error_rate(BECKETT.with_suffix(".txt").read_text(), " ".join(s.text for s in result.segments)) <= 0.2
 
     hub.requests.clear()  # a complete model never touches the network, even with the hub gone
-    monkeypatch.setenv("HF_ENDPOINT", closed_port_endpoint())
-    assert resolve_whisper_model("base.en", models) == folder
+    assert weights_folder("base.en", models, endpoint=closed_port_endpoint()) == folder
     assert hub.requests == []
 
 
 def test_tiny_en_is_bundled_unless_models_dir_has_it(tmp_path):
-    shipped = resolve_whisper_model("tiny.en")
-    assert resolve_whisper_model("tiny.en", tmp_path) == shipped
+    shipped = bundled_tiny_en()
+    assert weights_folder("tiny.en", tmp_path) == shipped
     assert list(tmp_path.iterdir()) == []  # nothing fetched or created
     shutil.copytree(shipped, tmp_path / "tiny.en")
-    assert resolve_whisper_model("tiny.en", tmp_path) == tmp_path / "tiny.en"
+    assert weights_folder("tiny.en", tmp_path) == tmp_path / "tiny.en"

@@ -82,7 +82,7 @@ def build_conversation(
     `sources[i]` is (16 kHz samples, speaker id); `order` lists (source index, utterance index) where utterances
     are the speech regions of each source (Silero VAD, cut generously). Turns are separated by `gap` s of silence.
     """
-    from app.diarize import SAMPLE_RATE, speech_regions
+    from app.diarization.diarize import SAMPLE_RATE, speech_regions
 
     utterances = [speech_regions(audio) for audio, _ in sources]
     silence = np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32)
@@ -114,14 +114,16 @@ def shared_conversation(audio_dir: Path) -> tuple[npt.NDArray[np.float32], list[
 
 
 def main(argv: list[str]) -> int:
-    from app.diarize import diarize
+    from app.diarization.diarize import diarize
+    from app.diarization.speaker_encoder import SpeakerEncoder
 
+    encoder = SpeakerEncoder.load(num_threads=2)
     audio_dir = Path(argv[1]) if len(argv) > 1 else Path("tests/data")
     for name in ("endgame_nagg_nell", "two_cities", "beckett"):
-        segs = diarize(audio_dir / f"{name}.wav", num_threads=2)
+        segs = diarize(audio_dir / f"{name}.wav", encoder)
         print(name, "speakers:", len({s.speaker for s in segs}), [(s.start, s.end, s.speaker) for s in segs])
     audio, ref = shared_conversation(audio_dir)
-    hyp = [Turn(s.start, s.end, s.speaker) for s in diarize(audio, num_threads=2)]
+    hyp = [Turn(s.start, s.end, s.speaker) for s in diarize(audio, encoder)]
     print("conversation:", len(audio) / 16000, "s, reference turns", len(ref), "hypothesis turns", len(hyp))
     print("DER", diarization_error_rate(ref, hyp))
     return 0

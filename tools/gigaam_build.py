@@ -8,7 +8,8 @@ differs only in a few settings taken from its published config, implemented here
     python -m tools.gigaam_build --size tiny --version v3 --out /tmp/v3_ctc [--int8]
 
 writes `v3_ctc.onnx` (+ `v3_ctc.int8.onnx`), `v3_vocab.txt`, `config.json`: load it with
-`onnx_asr.load_model("gigaam-v3-ctc", out)` or `app.engines.gigaam.load_gigaam("v3_ctc", models_dir=out.parent, ...)`.
+`onnx_asr.load_model("gigaam-v3-ctc", out)` or
+`app.engines.registry.load_engine("v3_ctc", EngineSettings(models_dir=out.parent))`.
 Exporting the full model peaks near 4 GB of RAM: do it offline, never in the server.
 """
 

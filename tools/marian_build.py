@@ -1,7 +1,7 @@
 """Build a tiny random-weight OPUS-MT-shaped (Marian) model in CTranslate2 form, laid out like a real one.
 
 `python -m tools.marian_build OUT_DIR` writes OUT_DIR/model.bin, config.json, shared_vocabulary.*,
-source.spm and target.spm: the layout `app.engines.translate` loads from MODELS_DIR/opus-mt-{src}-{tgt}/.
+source.spm and target.spm: the layout `app.translation.translator` loads from MODELS_DIR/opus-mt-{src}-{tgt}/.
 It goes through the same converter users run on real OPUS-MT checkpoints (`ctranslate2.converters.
 TransformersConverter`, i.e. `ct2-transformers-converter --model Helsinki-NLP/opus-mt-en-ru --output_dir ...
 --copy_files source.spm target.spm`). Output is gibberish, but deterministic: tests use it to exercise the real

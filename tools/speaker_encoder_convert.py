@@ -1,6 +1,6 @@
 """Convert Resemblyzer's speaker encoder (`pretrained.pt`, Apache-2.0) once into the ONNX file the app ships.
 
-    python -m tools.speaker_encoder_convert [OUT]     (default OUT: app/data/speaker_encoder.onnx)
+    python -m tools.speaker_encoder_convert [OUT]     (default OUT: app/diarization/data/speaker_encoder.onnx)
 
 The network is Resemblyzer's `VoiceEncoder`: a 3-layer LSTM (40 mel bands -> 256), the last layer's hidden state at
 the last frame -> Linear 256 -> 256 -> ReLU -> L2 normalisation. `ReferenceEncoder` rebuilds it in torch on the
@@ -9,7 +9,7 @@ weights of the installed `resemblyzer` package, which is found with `importlib.u
 the test that checks the converted file against this reference (`tests/test_speaker_encoder.py`).
 
 The export is deterministic: float32 weights as in the checkpoint, TorchScript exporter, fixed opset; re-running it
-writes the same bytes. The licence notice shipped beside the file is `app/data/SPEAKER_ENCODER_LICENSE`.
+writes the same bytes. The licence notice shipped beside the file is `app/diarization/data/SPEAKER_ENCODER_LICENSE`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "app" / "data" / "speaker_encoder.onnx"
+DEFAULT_OUT = ROOT / "app" / "diarization" / "data" / "speaker_encoder.onnx"
 MEL_BANDS = 40
 HIDDEN = 256
 LAYERS = 3

@@ -1,18 +1,55 @@
-"""Every error leaves the server in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+"""Every error leaves the server in OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
+
+`HTTP_ERRORS` is the one table from a domain error (`app.errors`) to its status and OpenAI error type; `describe`
+adds the request parameter (the domain's "audio" is the request's audio field: `file` or `audio_file_url`) and the
+headers an error needs (Retry-After, WWW-Authenticate).
+"""
 
 from __future__ import annotations
 
+import msgspec
 import structlog
 from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from app.api.context import AnyRequest, ClientGone, record_of
-from app.errors import AppError
+from app.api.jobs import CLIENT_CLOSED_REQUEST, ClientGone
+from app.api.requests import AnyRequest, record_of
+from app.errors import (
+    AppError,
+    InputTooLarge,
+    InvalidInput,
+    ModelUnavailable,
+    QueueFull,
+    SourceFailed,
+    SourceNotFound,
+    SourceTimeout,
+)
+from app.render.sse import ErrorBody
 
 log = structlog.get_logger("app.errors")
 
-_TYPES = {
+
+class Unauthorized(AppError):
+    """The bearer key is missing or wrong; `challenge` is the WWW-Authenticate value."""
+
+    def __init__(self, message: str, *, code: str, challenge: str) -> None:
+        super().__init__(message, code=code)
+        self.challenge = challenge
+
+
+# Most specific first: the first entry the error is an instance of wins.
+HTTP_ERRORS: tuple[tuple[type[AppError], int, str], ...] = (
+    (InvalidInput, 400, "invalid_request_error"),
+    (Unauthorized, 401, "invalid_request_error"),
+    (SourceNotFound, 404, "invalid_request_error"),
+    (InputTooLarge, 413, "invalid_request_error"),
+    (SourceTimeout, 504, "server_error"),
+    (SourceFailed, 502, "server_error"),
+    (QueueFull, 503, "server_error"),
+    (ModelUnavailable, 503, "server_error"),
+)
+
+_TYPES_BY_STATUS = {
     400: "invalid_request_error",
     401: "invalid_request_error",
     404: "invalid_request_error",
@@ -20,12 +57,39 @@ _TYPES = {
     413: "invalid_request_error",
     415: "invalid_request_error",
     429: "rate_limit_error",
-    503: "server_error",
 }
 
 
-def error_body(message: str, status: int, *, param: str | None = None, code: str | None = None) -> dict[str, object]:
-    return {"error": {"message": message, "type": _TYPES.get(status, "server_error"), "param": param, "code": code}}
+class HttpError(msgspec.Struct, frozen=True):
+    """An error as it leaves the server."""
+
+    status: int
+    body: ErrorBody
+    headers: dict[str, str]
+
+    def json(self) -> dict[str, ErrorBody]:
+        return {"error": self.body}
+
+
+def error_type(status: int) -> str:
+    return _TYPES_BY_STATUS.get(status, "server_error")
+
+
+def describe(exc: AppError, *, audio_field: str = "file") -> HttpError:
+    """Status, OpenAI body and headers of a domain error; `audio_field` names the request's audio input."""
+    status, kind = next(((s, t) for cls, s, t in HTTP_ERRORS if isinstance(exc, cls)), (500, "server_error"))
+    param = audio_field if exc.about == "audio" else exc.about
+    headers: dict[str, str] = {}
+    if isinstance(exc, QueueFull):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = exc.challenge
+    return HttpError(status, ErrorBody(exc.message, kind, param, exc.code), headers)
+
+
+def internal_error(request_id: str) -> HttpError:
+    body = ErrorBody(f"Internal server error (request id {request_id})", "server_error", None, "internal_error")
+    return HttpError(500, body, {})
 
 
 def _note(request: AnyRequest, kind: str) -> None:
@@ -36,7 +100,9 @@ def _note(request: AnyRequest, kind: str) -> None:
 
 def app_error_handler(request: AnyRequest, exc: AppError) -> Response[object]:
     _note(request, type(exc).__name__)
-    return Response(exc.body(), status_code=exc.status, headers=exc.headers)
+    record = record_of(request.scope)
+    error = describe(exc, audio_field=record.audio_field if record else "file")
+    return Response(error.json(), status_code=error.status, headers=error.headers)
 
 
 def http_exception_handler(request: AnyRequest, exc: HTTPException) -> Response[object]:
@@ -50,26 +116,24 @@ def http_exception_handler(request: AnyRequest, exc: HTTPException) -> Response[
         )
         message = f"{message}: {details}" if details else message
     _note(request, type(exc).__name__)
-    return Response(error_body(message, status), status_code=status, headers=exc.headers or None)
+    body = {"error": ErrorBody(message, error_type(status), None, None)}
+    return Response(body, status_code=status, headers=exc.headers or None)
 
 
 def client_gone_handler(request: AnyRequest, exc: ClientGone) -> Response[object]:
-    """The client hung up and its job was stopped: nobody reads this answer; the log line says 499."""
+    """The client hung up and its job was stopped: nobody reads this answer (the job helper recorded the 499)."""
     _note(request, "ClientGone")
-    record = record_of(request.scope)
-    if record is not None:
-        record.status_override = 499
-    return Response(error_body("Client closed the request", 499, code="client_closed_request"), status_code=499)
+    body = {"error": ErrorBody("Client closed the request", "server_error", None, "client_closed_request")}
+    return Response(body, status_code=CLIENT_CLOSED_REQUEST)
 
 
 def internal_error_handler(request: AnyRequest, exc: Exception) -> Response[object]:
     record = record_of(request.scope)
-    request_id = record.request_id if record else "unknown"
     _note(request, type(exc).__name__)
     # The traceback goes to the log (no transcript text is ever in an exception), never to the client.
     log.error("unhandled_error", error_type=type(exc).__name__, exc_info=exc)
-    body = error_body(f"Internal server error (request id {request_id})", 500, code="internal_error")
-    return Response(body, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
+    error = internal_error(record.request_id if record else "unknown")
+    return Response(error.json(), status_code=error.status)
 
 
 EXCEPTION_HANDLERS = {

@@ -1,32 +1,31 @@
-"""GET /health: liveness for Docker's healthcheck and a glance at the default model."""
+"""GET /health (liveness for Docker's healthcheck, the default model, what is resident) and GET /metrics."""
 
 from __future__ import annotations
 
-from typing import cast
-
 from litestar import Response, get
 
-from app.api.context import AnyRequest
-from app.api.services import Services
-from app.devices import resolve_device
+from app.api.requests import AnyRequest, services_of
+from app.engines.devices import resolve_device
 
 
-@get("/health", summary="Liveness and the default model's state")
+@get("/health", summary="Liveness, the default model's state and the resident models")
 async def health(request: AnyRequest) -> dict[str, object]:
-    services = cast(Services, request.app.state.services)
+    services = services_of(request)
     settings = services.settings
+    runner = services.runner
     return {
         "status": "ok",
-        "model": settings.model,
-        "device": resolve_device(settings.device),
-        "loaded": services.models.is_loaded(settings.model),
-        "queue": {"admitted": services.runner.admitted, "running": services.runner.running, "max": settings.max_queue},
+        "model": settings.engines.model,
+        "device": resolve_device(settings.engines.device),
+        "loaded": services.transcriber.is_resident(settings.engines.model),
+        "resident": [{"name": key.name, "kind": key.kind} for key in services.residency.keys],
+        "queue": {"admitted": runner.admitted, "running": runner.running, "max": settings.limits.max_queue},
     }
 
 
 @get("/metrics", summary="Prometheus metrics", media_type="text/plain")
 async def metrics(request: AnyRequest) -> Response[bytes]:
-    services = cast(Services, request.app.state.services)
+    services = services_of(request)
     running = services.runner.running
     services.metrics.set_queue(services.runner.admitted - running, running)
     body, content_type = services.metrics.render()

@@ -11,11 +11,11 @@ import msgspec
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.context import STATE_KEY, RequestRecord
-from app.errors import Unauthorized
+from app.api.errors import Unauthorized, describe
+from app.api.requests import STATE_KEY, RequestRecord
 
 if TYPE_CHECKING:
-    from app.metrics import Metrics
+    from app.api.metrics import Metrics
 
 log = structlog.get_logger("app.request")
 
@@ -33,8 +33,9 @@ def _route_label(path: str) -> str:
     return path
 
 
-async def _send_error(send: Send, error: Unauthorized) -> None:
-    body = msgspec.json.encode(error.body())
+async def _send_error(send: Send, denied: Unauthorized) -> None:
+    error = describe(denied)
+    body = msgspec.json.encode(error.json())
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
     start: Any = {"type": "http.response.start", "status": error.status, "headers": headers}
@@ -50,14 +51,15 @@ def _authorized(scope: Scope, api_key: str) -> Unauthorized | None:
             header = value.decode("latin-1")
             break
     scheme, _, token = header.partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer realm="stt-appliance"'}
+    challenge = 'Bearer realm="stt-appliance"'
     if not header:
         return Unauthorized(
-            "Missing API key: send 'Authorization: Bearer <API_KEY>'", code="missing_api_key", headers=challenge
+            "Missing API key: send 'Authorization: Bearer <API_KEY>'", code="missing_api_key", challenge=challenge
         )
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
-        challenge["WWW-Authenticate"] += ', error="invalid_token"'
-        return Unauthorized("Incorrect API key provided", code="invalid_api_key", headers=challenge)
+        return Unauthorized(
+            "Incorrect API key provided", code="invalid_api_key", challenge=challenge + ', error="invalid_token"'
+        )
     return None
 
 

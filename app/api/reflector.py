@@ -1,76 +1,60 @@
 """Reflector's GPU Model API (seed 002): the routes Reflector's TRANSCRIPT_URL, DIARIZATION_URL and TRANSLATION_URL
 (TRANSLATE_URL in some Reflector versions) can point at unchanged.
 
-- `POST /v1/audio/transcriptions` in Reflector's form (`files`/`files[]` or `batch`): `reflector_upload`, called by
-  the OpenAI route after it has taken the queue slot and read the form.
+- `POST /v1/audio/transcriptions` in Reflector's form (`files`/`files[]` or `batch`): `answer_upload`, called by
+  `app/api/transcriptions.py` once it holds the queue slot and has read the form.
 - `POST /v1/audio/transcriptions-from-url`: JSON `{audio_file_url, model?, language?, timestamp_offset?}`.
 - `POST /diarize?audio_file_url=...&timestamp=...`
 - `POST /translate?text=...` with source_language/target_language in the query string or a JSON body.
 
-Routes stay thin: each takes a queue slot first (503 when full), validates, downloads into a private request
-directory that is removed on every path, runs all model work on the Runner's worker, and renders with
+Each route takes a queue slot first (503 when full), validates, downloads into a private request directory that is
+removed on every path, runs all model work on the worker through a service, and renders with
 `app.render.reflector`. A client hang-up cancels the job (or the download) and is logged as 499.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import msgspec
 from litestar import Response, post
 
-from app.api.context import AnyRequest, ClientGone, record_of, services_of, until_disconnect
-from app.api.services import Services
-from app.api.uploads import Form, new_workdir
+from app.api.deps import Services
+from app.api.forms import Form
+from app.api.jobs import RequestJob
+from app.api.params import (
+    FromUrlBody,
+    TranslateBody,
+    finite,
+    parse_number,
+    plan_upload,
+    read_json,
+    required_text,
+)
+from app.api.requests import AnyRequest
+from app.api.tempfiles import request_workdir
+from app.api.url_fetch import fetch_to_tempfile
 from app.audio.decode import probe_audio
-from app.cancel import CancelToken
-from app.diarize import DiarizationSegment, diarize
-from app.errors import InvalidRequest, PayloadTooLarge
-from app.fetch import fetch_to_tempfile
-from app.render.reflector import plan_upload, reflector_transcript, render_transcript, render_upload
-from app.service import Job, RunSummary
-from app.transcript import Transcript
+from app.diarization.diarize import DiarizationSegment
+from app.errors import InvalidInput
+from app.render.reflector import reflector_transcript, render_transcript, render_upload
+from app.transcription.service import Job
 
-S = TypeVar("S", bound=msgspec.Struct)
 JSON = "application/json"
-MAX_JSON_BYTES = 256 * 1024
 # Model names Reflector sends that mean "this server's model" unless an operator allowed that exact name.
 REFLECTOR_DEFAULT_MODELS = frozenset({"nvidia/parakeet-tdt-0.6b-v2", "nvidia/parakeet-tdt-0.6b-v3", "whisper-1"})
 
 
-class FromUrlBody(msgspec.Struct, kw_only=True):
-    """Unknown keys (Reflector sends `batch`) are ignored."""
-
-    audio_file_url: str | None = None
-    model: str | None = None
-    language: str | None = None
-    timestamp_offset: float | None = None
-
-
-class TranslateBody(msgspec.Struct, kw_only=True):
-    text: str | None = None
-    source_language: str | None = None
-    target_language: str | None = None
-
-
-class Diarization(msgspec.Struct, frozen=True):
+class DiarizationBody(msgspec.Struct, frozen=True):
     diarization: tuple[DiarizationSegment, ...]
-
-
-# --- helpers ----------------------------------------------------------------------------------------------------
 
 
 def reflector_job(services: Services, model: str | None, language: str | None) -> Job:
     """Model: Reflector's default names map to MODEL unless allowed by name. Language: omitted means "en" (seed
     002) when the model knows English, else the model's own language (a Russian-only GigaAM server still works)."""
     name = (model or "").strip()
-    if name in REFLECTOR_DEFAULT_MODELS and name not in services.settings.allowed_models:
+    if name in REFLECTOR_DEFAULT_MODELS and name not in services.settings.engines.allowed_models:
         name = ""
     info = services.transcriber.resolve_model(name or None)
     requested = (language or "").strip()
@@ -79,218 +63,88 @@ def reflector_job(services: Services, model: str | None, language: str | None) -
     return services.transcriber.job(info.name, requested or None, None, "transcribe")
 
 
-@contextlib.contextmanager
-def request_workdir() -> Iterator[Path]:
-    """A fresh private directory under the cleaned temp root, removed on every path."""
-    workdir = new_workdir()
-    try:
-        yield workdir
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-async def read_json(request: AnyRequest, kind: type[S], *, required: bool) -> S | None:
-    """A small JSON object body decoded into `kind`; None when the body is empty and not required."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_JSON_BYTES:
-            raise PayloadTooLarge(f"The JSON body is larger than {MAX_JSON_BYTES // 1024} KB")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        if required:
-            raise InvalidRequest("Expected a JSON body with 'audio_file_url'", param="audio_file_url")
-        return None
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as exc:
-        param = str(exc).rsplit("$.", 1)[1].rstrip("`") if "$." in str(exc) else None
-        raise InvalidRequest(f"Invalid JSON body: {exc}", param=param) from None
-    except msgspec.DecodeError:
-        raise InvalidRequest("The request body is not valid JSON") from None
-
-
-def _gone(request: AnyRequest, services: Services) -> None:
-    record = record_of(request.scope)
-    if record is not None:
-        record.status_override = 499
-    services.cancelled()
-
-
-def _note(
-    request: AnyRequest, *, model: str | None = None, audio: float | None = None, seconds: float | None = None
-) -> None:
-    record = record_of(request.scope)
-    if record is None:
-        return
-    if model is not None:
-        record.model = model
-    if audio is not None:
-        record.audio_seconds = audio
-    if seconds is not None:
-        record.processing_seconds = seconds
-
-
-async def _fetch(request: AnyRequest, services: Services, url: str, workdir: Path) -> tuple[Path, float | None]:
+async def fetch_audio(job: RequestJob, url: str, workdir: Path) -> tuple[Path, float | None]:
     """Download into `workdir` (a hang-up abandons the download) and check the file decodes: (path, declared s)."""
-    settings = services.settings
+    settings = job.services.settings
     download = fetch_to_tempfile(
         url,
-        max_bytes=settings.max_upload_bytes,
-        timeout_s=settings.url_timeout_seconds,
-        allow_private=settings.allow_private_urls,
+        max_bytes=settings.limits.max_upload_bytes,
+        timeout_s=settings.limits.url_timeout_seconds,
+        allow_private=settings.limits.allow_private_urls,
         dest_dir=workdir,
     )
-    path = await until_disconnect(request, download, None)
-    try:
-        duration = await asyncio.to_thread(probe_audio, path, float(settings.max_audio_seconds))
-    except InvalidRequest as exc:
-        raise InvalidRequest(exc.message, param="audio_file_url", code=exc.code) from None
+    path = await job.run(download, on_worker=False)
+    duration = await asyncio.to_thread(probe_audio, path, float(settings.audio.max_audio_seconds))
     return path, duration
 
 
-async def _transcribe(
-    request: AnyRequest, services: Services, path: Path, job: Job, cancel: CancelToken
-) -> tuple[Transcript, RunSummary]:
-    return await until_disconnect(request, services.transcriber.transcribe(path, job, cancel), cancel)
-
-
-def _url_param(value: str | None) -> str:
-    url = (value or "").strip()
-    if not url:
-        raise InvalidRequest("Missing required parameter: 'audio_file_url'", param="audio_file_url")
-    return url
-
-
-# --- routes -----------------------------------------------------------------------------------------------------
-
-
-async def reflector_upload(request: AnyRequest, services: Services, form: Form) -> Response[bytes | str]:
-    """Reflector's multipart form: `file`, or `files`/`files[]` (+ `batch`); the caller holds the slot and the form."""
+async def answer_upload(job: RequestJob, form: Form) -> Response[bytes | str]:
+    """Reflector's multipart form: `file`, or `files`/`files[]` (+ `batch`); the job holds the slot and the form."""
     plan = plan_upload(form.fields, [f.field for f in form.files])
-    job = reflector_job(services, plan.model, form.first("language"))
-    _note(request, model=job.model)
+    spec = reflector_job(job.services, plan.model, form.first("language"))
+    job.uses_model(spec.model)
     files = [form.files[i] for i in plan.file_indices]
     for upload in files:  # every file must decode before any is queued
-        await asyncio.to_thread(probe_audio, upload.path, float(services.settings.max_audio_seconds))
-    cancel = CancelToken()
+        await asyncio.to_thread(probe_audio, upload.path, float(job.services.settings.audio.max_audio_seconds))
     results = []
     audio = processing = 0.0
-    try:
-        for upload in files:
-            transcript, summary = await _transcribe(request, services, upload.path, job, cancel)
-            results.append(reflector_transcript(transcript.words, filename=upload.filename))
-            audio += summary.duration
-            processing += summary.processing_seconds
-    except ClientGone:
-        _gone(request, services)
-        raise
-    _note(request, audio=audio, seconds=processing)
-    response: Response[bytes | str] = Response(render_upload(plan, results), media_type=JSON)
-    return response
+    for upload in files:
+        transcript, summary = await job.run(job.services.transcriber.transcribe(upload.path, spec, job.cancel))
+        results.append(reflector_transcript(transcript.words, filename=upload.filename))
+        audio += summary.duration
+        processing += summary.processing_seconds
+    job.finished(audio, processing)
+    return Response(render_upload(results, multiple=plan.multiple), media_type=JSON)
 
 
 @post("/v1/audio/transcriptions-from-url", status_code=200, summary="Transcribe audio at a URL (Reflector)")
 async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
-    services = services_of(request)
-    with services.runner.admission():
-        body = await read_json(request, FromUrlBody, required=True) or FromUrlBody()
-        url = _url_param(body.audio_file_url)
-        job = reflector_job(services, body.model, body.language)
-        _note(request, model=job.model)
-        offset = body.timestamp_offset or 0.0
-        cancel = CancelToken()
+    with RequestJob(request) as job:
+        job.audio_from_url()
+        body = await read_json(request, FromUrlBody, required="audio_file_url") or FromUrlBody()
+        url = required_text(body.audio_file_url, "audio_file_url")
+        spec = reflector_job(job.services, body.model, body.language)
+        job.uses_model(spec.model)
+        offset = finite(body.timestamp_offset or 0.0, "timestamp_offset")
         with request_workdir() as workdir:
-            try:
-                path, _ = await _fetch(request, services, url, workdir)
-                transcript, summary = await _transcribe(request, services, path, job, cancel)
-            except ClientGone:
-                _gone(request, services)
-                raise
-        _note(request, audio=summary.duration, seconds=summary.processing_seconds)
+            path, _ = await fetch_audio(job, url, workdir)
+            transcript, summary = await job.run(job.services.transcriber.transcribe(path, spec, job.cancel))
+        job.finished(summary.duration, summary.processing_seconds)
         result = reflector_transcript(transcript.words, timestamp_offset=offset)
         return Response(render_transcript(result), media_type=JSON)
 
 
-def _float_param(request: AnyRequest, name: str) -> float:
-    raw = request.query_params.get(name)
-    if raw is None or not raw.strip():
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidRequest(f"Invalid value for '{name}': expected a number, got '{raw}'", param=name) from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise InvalidRequest(f"'{name}' must be a finite number", param=name)
-    return value
-
-
 @post("/diarize", status_code=200, summary="Who spoke when in audio at a URL (Reflector)")
 async def diarize_url(request: AnyRequest) -> Response[bytes]:
-    services = services_of(request)
-    settings = services.settings
-    with services.runner.admission():
-        url = _url_param(request.query_params.get("audio_file_url"))
-        offset = _float_param(request, "timestamp")
-        _note(request, model="diarization")
-        cancel = CancelToken()
-
-        def work(path: Path) -> tuple[list[DiarizationSegment], float]:
-            started = time.monotonic()
-            segments = diarize(path, offset=offset, num_threads=settings.num_threads, cancel=cancel)
-            return segments, time.monotonic() - started
-
+    with RequestJob(request) as job:
+        job.audio_from_url()
+        url = required_text(request.query_params.get("audio_file_url"), "audio_file_url")
+        offset = parse_number(request.query_params.get("timestamp"), "timestamp")
+        job.uses_model("diarization")
+        await request.body()  # nothing is expected; read it so that a hang-up is seen
         with request_workdir() as workdir:
-            try:
-                await request.body()  # nothing is expected; read it so that a hang-up is seen
-                path, duration = await _fetch(request, services, url, workdir)
-                job = services.runner.run(lambda: work(path), cancel)
-                segments, seconds = await until_disconnect(request, job, cancel)
-            except ClientGone:
-                _gone(request, services)
-                raise
-        _note(request, audio=duration, seconds=seconds)
-        return Response(msgspec.json.encode(Diarization(tuple(segments))), media_type=JSON)
-
-
-def _language(value: str | None, param: str) -> str:
-    code = (value or "").strip().lower()
-    if not code:
-        raise InvalidRequest(f"Missing required parameter: '{param}'", param=param)
-    return code
+            path, duration = await fetch_audio(job, url, workdir)
+            result = await job.run(job.services.diarizer.diarize(path, offset=offset, cancel=job.cancel))
+        job.finished(duration, result.processing_seconds)
+        return Response(msgspec.json.encode(DiarizationBody(result.segments)), media_type=JSON)
 
 
 @post("/translate", status_code=200, summary="Translate text (Reflector)")
 async def translate_text(request: AnyRequest) -> Response[bytes]:
-    services = services_of(request)
-    with services.runner.admission():
-        body = await read_json(request, TranslateBody, required=False) or TranslateBody()
+    with RequestJob(request) as job:
+        body = await read_json(request, TranslateBody, required=None) or TranslateBody()
         query = request.query_params
-        raw_text = query.get("text", body.text)
-        if raw_text is None:
-            raise InvalidRequest("Missing required parameter: 'text'", param="text")
-        text: str = raw_text
-        source = _language(query.get("source_language") or body.source_language, "source_language")
-        target = _language(query.get("target_language") or body.target_language, "target_language")
+        text = query.get("text", body.text)
+        if text is None:
+            raise InvalidInput("Missing required parameter: 'text'", about="text")
+        source = required_text(query.get("source_language") or body.source_language, "source_language").lower()
+        target = required_text(query.get("target_language") or body.target_language, "target_language").lower()
         if source == target:  # nothing to translate: Reflector reads text[target]
             return Response(msgspec.json.encode({"text": {source: text}}), media_type=JSON)
-        translator = services.translator()
-        cancel = CancelToken()
-
-        def work() -> tuple[str, str, float]:
-            started = time.monotonic()
-            model = translator.resolve(source, target).name
-            return model, translator.translate(text, source, target), time.monotonic() - started
-
-        try:
-            model, translated, seconds = await until_disconnect(request, services.runner.run(work, cancel), cancel)
-        except ClientGone:
-            _gone(request, services)
-            raise
-        _note(request, model=model, seconds=seconds)
-        return Response(msgspec.json.encode({"text": {source: text, target: translated}}), media_type=JSON)
+        result = await job.run(job.services.translator.translate(text, source, target, job.cancel))
+        job.uses_model(result.model)
+        job.finished(None, result.processing_seconds)
+        return Response(msgspec.json.encode({"text": {source: text, target: result.text}}), media_type=JSON)
 
 
 ROUTES = [transcriptions_from_url, diarize_url, translate_text]

@@ -23,8 +23,8 @@ import math
 
 import msgspec
 
+from app.audio.types import SAMPLE_RATE
 from app.audio.vad import SpeechRegion
-from app.engines.base import SAMPLE_RATE
 
 
 class Chunk(msgspec.Struct, frozen=True):

@@ -3,7 +3,7 @@
 PyAV bundles FFmpeg's libraries, so no system ffmpeg is needed. The file is read packet by packet and resampled as
 it goes; at most one block (plus the resampler's small backlog) is in memory at a time.
 
-    with AudioDecoder(path, max_seconds=3600) as audio:   # raises InvalidRequest for unusable files
+    with AudioDecoder(path, max_seconds=3600) as audio:   # raises InvalidInput for unusable files
         audio.declared_duration                             # seconds from the container header, or None
         for block in audio.blocks(block_seconds=60): ...    # float32 arrays; all but the last are full
         audio.decoded_seconds                               # final after iteration
@@ -20,8 +20,8 @@ import av
 import av.container
 import numpy as np
 
-from app.engines.base import SAMPLE_RATE, Audio
-from app.errors import InvalidRequest
+from app.audio.types import SAMPLE_RATE, Audio
+from app.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,10 @@ log = logging.getLogger(__name__)
 _DECLARED_SLACK_SECONDS = 1.0
 
 
-def _too_long(seconds: float, limit: float) -> InvalidRequest:
-    return InvalidRequest(
+def _too_long(seconds: float, limit: float) -> InvalidInput:
+    return InvalidInput(
         f"Audio is {seconds:.0f} s long; the limit is {limit:.0f} s (MAX_AUDIO_SECONDS)",
-        param="file",
+        about="audio",
         code="audio_too_long",
     )
 
@@ -46,20 +46,20 @@ class AudioDecoder:
         self.decoded_samples = 0
         self.skipped_packets = 0
         if not path.is_file() or path.stat().st_size == 0:
-            raise InvalidRequest("Audio file is empty", param="file", code="empty_audio")
+            raise InvalidInput("Audio file is empty", about="audio", code="empty_audio")
         try:
             container = av.open(str(path), mode="r", metadata_errors="ignore")
         except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
             log.info("audio open failed: %s", type(exc).__name__)
-            raise InvalidRequest(
+            raise InvalidInput(
                 "Could not decode audio file: it is not a media format FFmpeg can read",
-                param="file",
+                about="audio",
                 code="invalid_audio",
             ) from None
         self._container: av.container.InputContainer = container
         if not container.streams.audio:
             container.close()
-            raise InvalidRequest("File contains no audio stream", param="file", code="no_audio_stream")
+            raise InvalidInput("File contains no audio stream", about="audio", code="no_audio_stream")
         self._stream = container.streams.audio[0]
         self.declared_duration = self._declared_duration()
         if (
@@ -125,7 +125,7 @@ class AudioDecoder:
     def blocks(self, block_seconds: float = 60.0) -> Iterator[Audio]:
         """Yield float32 blocks of `block_seconds` (the last may be shorter) until the end of the audio.
 
-        Raises InvalidRequest if nothing decodes, or once the audio exceeds `max_seconds` (when > 0).
+        Raises InvalidInput if nothing decodes, or once the audio exceeds `max_seconds` (when > 0).
         """
         block_samples = max(1, round(block_seconds * SAMPLE_RATE))
         limit_samples = round(self.max_seconds * SAMPLE_RATE) if self.max_seconds > 0 else 0
@@ -151,10 +151,10 @@ class AudioDecoder:
         if self.decoded_samples == 0:
             if self.skipped_packets or (self.declared_duration or 0.0) > 0.1:
                 # Bad packets, or a header promising audio that none of the data delivered.
-                raise InvalidRequest(
-                    "Could not decode audio file: its audio stream is corrupt", param="file", code="invalid_audio"
+                raise InvalidInput(
+                    "Could not decode audio file: its audio stream is corrupt", about="audio", code="invalid_audio"
                 )
-            raise InvalidRequest("Audio file is empty", param="file", code="empty_audio")
+            raise InvalidInput("Audio file is empty", about="audio", code="empty_audio")
 
 
 def _to_arrays(frames: list[av.AudioFrame]) -> Iterator[Audio]:

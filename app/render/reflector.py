@@ -1,6 +1,7 @@
-"""Reflector's GPU Model API shapes (seed 002): which upload form a request is, its validation, and its responses.
+"""Reflector's GPU Model API response shapes (seed 002): words, one file's transcript, several files' results.
 
-Pure: parsed form fields and file field names in, plain structs out; the routes in `app/api/reflector.py` wire it.
+Pure: transcripts in, structs and bytes out; `app/api/params.py` parses Reflector's requests, `app/api/reflector.py`
+wires them.
 
 Words: each `word` string carries its own separating space (a leading one, as Whisper's tokens do), because
 Reflector builds text as `"".join(word for word in words)`; `text` is that join with the outer space stripped.
@@ -8,17 +9,11 @@ Reflector builds text as `"".join(word for word in words)`; `text` is that join 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 
 import msgspec
 
-from app.errors import InvalidRequest
 from app.transcript import Word
-
-TRUE_VALUES = frozenset({"true", "1", "yes", "on"})
-FALSE_VALUES = frozenset({"false", "0", "no", "off", ""})
-REFLECTOR_FILE_FIELDS = ("files", "files[]")
 
 
 class ReflectorWord(msgspec.Struct, frozen=True):
@@ -39,64 +34,8 @@ class ReflectorResults(msgspec.Struct, frozen=True):
     results: tuple[ReflectorTranscript, ...]
 
 
-class ReflectorUploadPlan(msgspec.Struct, frozen=True):
-    """What a valid Reflector-form upload asks for: the file fields to transcribe, in order, and the answer's shape."""
-
-    file_indices: tuple[int, ...]  # indices into the request's list of files
-    multiple: bool  # answer {"results": [...]} rather than one object
-    batch: bool
-    language: str
-    model: str | None
-
-
-def is_reflector_form(field_names: Iterable[str], file_fields: Iterable[str]) -> bool:
-    """ADR: a request is in Reflector's form iff it carries `files`/`files[]` files or a `batch` field."""
-    return any(f in REFLECTOR_FILE_FIELDS for f in file_fields) or "batch" in set(field_names)
-
-
-def parse_batch(value: str | None) -> bool:
-    if value is None:
-        return False
-    lowered = value.strip().lower()
-    if lowered in TRUE_VALUES:
-        return True
-    if lowered in FALSE_VALUES:
-        return False
-    raise InvalidRequest(f"Invalid value for 'batch': expected true or false, got '{value}'", param="batch")
-
-
-def plan_upload(fields: Mapping[str, Sequence[str]], file_fields: Sequence[str]) -> ReflectorUploadPlan:
-    """Validate a Reflector-form upload (seed 002): `file` or `files`, never both, never neither; `batch` needs files.
-
-    `file_fields` lists each uploaded file's form field name, in request order. Multiple files, or batch=true,
-    answer `{"results": [...]}` (the same shape whatever `batch` says); one file without batch answers one object.
-    """
-    single = [i for i, f in enumerate(file_fields) if f == "file"]
-    many = [i for i, f in enumerate(file_fields) if f in REFLECTOR_FILE_FIELDS]
-    batch_values = fields.get("batch") or []
-    batch = parse_batch(batch_values[0] if batch_values else None)
-    if single and many:
-        raise InvalidRequest("Provide either 'file' or 'files', not both", param="files")
-    if not single and not many:
-        raise InvalidRequest("Missing required parameter: 'file' or 'files' (the audio to transcribe)", param="files")
-    if batch and not many:
-        raise InvalidRequest("'batch=true' requires 'files'", param="batch")
-    if len(single) > 1:
-        raise InvalidRequest("Send one 'file', or several as 'files'", param="file")
-    language_values = fields.get("language") or []
-    language = (language_values[0].strip() if language_values else "") or "en"
-    model_values = fields.get("model") or []
-    model = (model_values[0].strip() if model_values else "") or None
-    indices = tuple(single or many)
-    return ReflectorUploadPlan(
-        file_indices=indices, multiple=batch or len(indices) > 1, batch=batch, language=language, model=model
-    )
-
-
 def shift_words(words: Sequence[Word], offset: float) -> list[Word]:
-    """Words moved by `offset` seconds; each end clamped so start <= end <= the next word's start."""
-    if not math.isfinite(offset):
-        raise InvalidRequest("timestamp_offset must be a finite number", param="timestamp_offset")
+    """Words moved by `offset` seconds (finite); each end clamped so start <= end <= the next word's start."""
     starts = [round(w.start + offset, 3) for w in words]
     out: list[Word] = []
     for i, w in enumerate(words):
@@ -123,8 +62,9 @@ def reflector_transcript(
     return ReflectorTranscript(text=text, words=rendered, filename=filename)
 
 
-def render_upload(plan: ReflectorUploadPlan, results: Sequence[ReflectorTranscript]) -> bytes:
-    if plan.multiple:
+def render_upload(results: Sequence[ReflectorTranscript], *, multiple: bool) -> bytes:
+    """`{"results": [...]}` when several files were sent (or batch=true), else the one file's object."""
+    if multiple:
         return msgspec.json.encode(ReflectorResults(tuple(results)))
     return msgspec.json.encode(results[0])
 

@@ -40,6 +40,8 @@ class SegmentEvent(msgspec.Struct, tag_field="type", tag="transcript.text.segmen
 
 
 class ErrorBody(msgspec.Struct):
+    """OpenAI's error object, in error responses and error events."""
+
     message: str
     type: str
     param: str | None
@@ -82,9 +84,9 @@ def segment_event(index: int, segment: Segment, *, speaker: str = "") -> Segment
     return SegmentEvent(str(index), round(segment.start, 3), round(segment.end, 3), segment.text, speaker)
 
 
-def sse_error(message: str, *, type: str = "server_error", param: str | None = None, code: str | None = None) -> bytes:
-    """An OpenAI-shaped error event (pass an `AppError`'s message, type, param and code)."""
-    return sse_frame(event_payload(ErrorEvent(ErrorBody(message, type, param, code))))
+def sse_error(error: ErrorBody) -> bytes:
+    """An OpenAI-shaped error event."""
+    return sse_frame(event_payload(ErrorEvent(error)))
 
 
 class DeltaJoiner:

@@ -16,28 +16,12 @@ import msgspec
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.api.context import AnyRequest
-from app.errors import InvalidRequest, PayloadTooLarge
+from app.api.requests import AnyRequest
+from app.api.tempfiles import new_workdir
+from app.errors import InputTooLarge, InvalidInput
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 64
-
-
-def temp_root() -> Path:
-    """A private directory for request files; cleared at start-up (nothing in it outlives a request)."""
-    root = Path(tempfile.gettempdir()) / "stt-appliance"
-    root.mkdir(mode=0o700, exist_ok=True)
-    return root
-
-
-def clean_temp_root() -> int:
-    """Remove whatever a previous process left behind (a crash, a kill). Returns how many entries went."""
-    root = temp_root()
-    removed = 0
-    for entry in root.iterdir():
-        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-        removed += 1
-    return removed
 
 
 class UploadedFile(msgspec.Struct, frozen=True):
@@ -67,10 +51,6 @@ class Form:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def new_workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="req-", dir=temp_root()))
-
-
 class _PartCollector:
     """python-multipart callbacks writing file parts to disk and keeping small text fields."""
 
@@ -92,7 +72,7 @@ class _PartCollector:
     def on_part_begin(self) -> None:
         self.parts += 1
         if self.parts > MAX_PARTS:
-            raise InvalidRequest(f"Too many form parts (at most {MAX_PARTS})")
+            raise InvalidInput(f"Too many form parts (at most {MAX_PARTS})")
         self._headers = {}
         self._size = 0
         self._value = bytearray()
@@ -128,7 +108,7 @@ class _PartCollector:
             self._file.write(data[start:end])
         else:
             if self._size > MAX_FIELD_BYTES:
-                raise InvalidRequest(f"Form field '{self._name}' is too long", param=self._name)
+                raise InvalidInput(f"Form field '{self._name}' is too long", about=self._name)
             self._value += data[start:end]
 
     def on_part_end(self) -> None:
@@ -145,10 +125,10 @@ class _PartCollector:
             self._file.close()
 
 
-def _too_large(max_bytes: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
+def _too_large(max_bytes: int) -> InputTooLarge:
+    return InputTooLarge(
         f"File is too large: the limit is {max_bytes // (1024 * 1024)} MB (MAX_UPLOAD_MB)",
-        param="file",
+        about="audio",
         code="file_too_large",
     )
 
@@ -157,7 +137,7 @@ async def read_form(request: AnyRequest, *, max_bytes: int) -> Form:
     """Parse a multipart request body incrementally; files land in a fresh private temp directory."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
-        raise InvalidRequest("Expected a multipart/form-data request with the audio in the 'file' field")
+        raise InvalidInput("Expected a multipart/form-data request with the audio in the 'file' field")
     # Form fields and part headers add a little to the body; refuse only what cannot fit.
     if request.content_length is not None and request.content_length > max_bytes + MAX_PARTS * MAX_FIELD_BYTES:
         raise _too_large(max_bytes)
@@ -182,7 +162,7 @@ async def read_form(request: AnyRequest, *, max_bytes: int) -> Form:
     except MultipartParseError:
         collector.close()
         form.close()
-        raise InvalidRequest("The multipart/form-data body is malformed") from None
+        raise InvalidInput("The multipart/form-data body is malformed") from None
     except BaseException:
         collector.close()
         form.close()

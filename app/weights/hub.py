@@ -3,10 +3,11 @@
 `download_repo_files` asks the hub API for the repository's file list (sizes, LFS sha256, git blob ids), streams
 each wanted file into `<dest.parent>/.partial-<dest.name>/<file>.part` (resuming with an HTTP Range request when a
 part is already there), verifies size and hash, and only then moves the finished directory to `dest` with one
-`os.replace`: the server never sees a half-written model. `HF_ENDPOINT` selects a mirror, `HF_TOKEN` authenticates.
+`os.replace`: the server never sees a half-written model. `endpoint` selects a mirror (HF_ENDPOINT), `token`
+authenticates (HF_TOKEN).
 
-This module knows hubs, not models: which repository and files each model name needs, where it lives under
-MODELS_DIR, and the CLI `python -m app download [MODEL...]` are in `app/weights.py`.
+This module knows hubs, not models: which repository and files each model needs is in its registry entry
+(`app/engines/registry.py`), where it lives under MODELS_DIR in `app/weights/store.py`.
 """
 
 from __future__ import annotations
@@ -81,12 +82,11 @@ def _remote_file(sibling: _Sibling) -> RemoteFile:
 
 
 def hub_endpoint(endpoint: str | None = None) -> str:
-    return (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    return (endpoint or DEFAULT_ENDPOINT).rstrip("/")
 
 
-def _client(endpoint: str) -> httpx.Client:
+def _client(endpoint: str, token: str | None) -> httpx.Client:
     headers = {"User-Agent": "stt-appliance-downloader/1"}
-    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
     if token:
         headers["Authorization"] = f"Bearer {token}"  # httpx drops it on redirects to another origin (the CDN)
     timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
@@ -291,6 +291,7 @@ def download_repo_files(
     dest: Path,
     *,
     endpoint: str | None = None,
+    token: str | None = None,
     revision: str = "main",
     progress: bool = True,
     optional: Sequence[str] = (),
@@ -305,7 +306,7 @@ def download_repo_files(
         return dest
     base = hub_endpoint(endpoint)
     staging = dest.parent / f".partial-{dest.name}"
-    with _client(base) as client:
+    with _client(base, token) as client:
         commit, remote = fetch_repo_info(client, repo, revision)
         wanted = [
             name for name in _select(remote, files, optional, f"{repo}@{revision}") if not (dest / name).is_file()

@@ -6,20 +6,21 @@ No HTTP here: routes hand in a file path and parameters, and get back a `Transcr
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 import msgspec
 
-from app.cancel import CancelToken
-from app.engines.base import ModelInfo
-from app.errors import InvalidRequest
+from app.engines.protocol import Engine, ModelInfo
+from app.engines.registry import find_model, prepare_model
+from app.errors import InvalidInput
 from app.languages import CODE_BY_NAME, LANGUAGES
-from app.models import ModelManager
-from app.pipeline import PipelineConfig, TranscriptionRun
-from app.runner import Runner
 from app.settings import Settings
 from app.transcript import Segment, Task, Transcript
+from app.transcription.pipeline import TranscriptionRun
+from app.worker.cancel import CancelToken
+from app.worker.residency import ModelKey, Residency
+from app.worker.runner import Runner
 
 # Names OpenAI clients send that mean "the server's default model".
 DEFAULT_MODEL_ALIASES = frozenset({"", "whisper-1", "default", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"})
@@ -50,63 +51,67 @@ def normalise_language(language: str | None) -> str | None:
         return CODE_BY_NAME[value]
     code = value.split("-", 1)[0]
     if not code.isalpha() or not 2 <= len(code) <= 3:
-        raise InvalidRequest(f"Invalid language '{language}': use an ISO-639-1 code such as 'en'", param="language")
+        raise InvalidInput(f"Invalid language '{language}': use an ISO-639-1 code such as 'en'", about="language")
     if code not in LANGUAGES:  # no engine here knows it (Whisper's table covers them all); faster-whisper would raise
-        raise InvalidRequest(
+        raise InvalidInput(
             f"Unknown language '{language}': use an ISO-639-1 code such as 'en'",
-            param="language",
+            about="language",
             code="unsupported_language",
         )
     return code
 
 
-def pipeline_config(settings: Settings) -> PipelineConfig:
-    return PipelineConfig(
-        batch_size=settings.batch_size,
-        vad_threshold=settings.vad_threshold,
-        vad_min_duration=settings.vad_min_duration,
-        vad_max_duration=settings.vad_max_duration,
-        vad_strict_limit=settings.vad_strict_limit,
-        vad_new_chunk_threshold=settings.vad_new_chunk_threshold,
-        max_audio_seconds=float(settings.max_audio_seconds),
-    )
-
-
 class Transcriber:
-    def __init__(self, settings: Settings, runner: Runner, models: ModelManager) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, runner: Runner, residency: Residency) -> None:
+        self.engines = settings.engines
+        self.audio = settings.audio
+        self.hub = settings.hub
         self.runner = runner
-        self.models = models
-        self.config = pipeline_config(settings)
+        self.residency = residency
+
+    def model_info(self, name: str) -> ModelInfo:
+        """What `name` is and can do, without loading it."""
+        return find_model(name, self.engines.models_dir).info
+
+    def is_resident(self, name: str) -> bool:
+        return self.residency.holds(ModelKey("speech", name))
+
+    def engine(self, name: str) -> Engine:
+        """The loaded engine of `name` (a resident model of kind `speech`). Worker thread only."""
+        entry = find_model(name, self.engines.models_dir)
+        return self.residency.get(
+            ModelKey("speech", name),
+            lambda: prepare_model(entry, self.engines, self.hub),
+            lambda folder: entry.loader(entry, folder, self.engines),
+        )
 
     def resolve_model(self, requested: str | None) -> ModelInfo:
         """The model a request asked for: omitted or an OpenAI alias -> MODEL; else it must be allowed."""
         name = (requested or "").strip()
         if name in DEFAULT_MODEL_ALIASES:
-            name = self.settings.model
-        if name not in self.settings.allowed_models:
-            raise InvalidRequest(
-                f"Model '{name}' is not available on this server; "
-                f"use one of: {', '.join(self.settings.allowed_models)}",
-                param="model",
+            name = self.engines.model
+        if name not in self.engines.allowed_models:
+            raise InvalidInput(
+                f"Model '{name}' is not available on this server; use one of: {', '.join(self.engines.allowed_models)}",
+                about="model",
                 code="model_not_found",
             )
-        return self.models.info(name)
+        return self.model_info(name)
 
     def job(self, requested_model: str | None, language: str | None, prompt: str | None, task: Task) -> Job:
         """Validate a request's parameters before any audio is touched."""
         info = self.resolve_model(requested_model)
         code = normalise_language(language)
         if code is not None and not info.supports(code):
-            raise InvalidRequest(
+            raise InvalidInput(
                 f"Model '{info.name}' only supports {info.language_names()}; got language='{language}'",
-                param="language",
+                about="language",
                 code="unsupported_language",
             )
         if task == "translate" and not info.can_translate:
-            raise InvalidRequest(
+            raise InvalidInput(
                 f"Model '{info.name}' cannot translate; use a multilingual Whisper model for /v1/audio/translations",
-                param="model",
+                about="model",
                 code="translation_unsupported",
             )
         if code is None and info.languages is not None and len(info.languages) == 1:
@@ -114,14 +119,14 @@ class Transcriber:
         return Job(model=info.name, language=code, prompt=prompt or None, task=task)
 
     def _run(self, path: Path, job: Job, cancel: CancelToken) -> TranscriptionRun:
-        engine = self.models.get(job.model)
+        engine = self.engine(job.model)
         return TranscriptionRun(
             path,
             engine,
             language=job.language,
             task=job.task,
             prompt=job.prompt,
-            config=self.config,
+            audio=self.audio,
             cancel=cancel,
             words=job.words,
         )
@@ -137,7 +142,7 @@ class Transcriber:
 
         return await self.runner.run(work, cancel)
 
-    def stream(self, path: Path, job: Job, cancel: CancelToken) -> AsyncIterator[Segment | RunSummary]:
+    def stream(self, path: Path, job: Job, cancel: CancelToken) -> AsyncGenerator[Segment | RunSummary]:
         """Segments as each batch finishes, then one RunSummary."""
 
         def produce(emit: Callable[[Segment | RunSummary], None]) -> None:

@@ -13,16 +13,21 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as rt
 
-from app.engines.base import SAMPLE_RATE, Audio, ChunkResult, ModelInfo
-from app.errors import InvalidRequest, ModelUnavailable
-from app.threads import ort_session_options
+from app.audio.types import SAMPLE_RATE, Audio
+from app.engines.devices import onnx_providers, resolve_device
+from app.engines.protocol import ChunkResult, ModelInfo
+from app.errors import InvalidInput, ModelUnavailable
+from app.settings import EngineSettings
 from app.transcript import Segment, Task, Word
-from app.weights import MODEL_SPECS, ensure_model_files
+from app.worker.threads import ort_session_options
+
+if TYPE_CHECKING:
+    from app.engines.registry import ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +46,6 @@ def session_options(num_threads: int) -> rt.SessionOptions:
     options.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.enable_mem_pattern = False
     return options
-
-
-def providers_for(device: str) -> list[str]:
-    """`cpu` -> CPU; `cuda` -> CUDA (error if this onnxruntime has none); `auto` -> CUDA when available."""
-    available = rt.get_available_providers()
-    if device == "cuda" and "CUDAExecutionProvider" not in available:
-        raise ModelUnavailable("DEVICE=cuda but this onnxruntime build has no CUDA support: set DEVICE=cpu or auto")
-    if device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
 
 
 def tokens_to_words(
@@ -131,11 +126,11 @@ class OnnxAsrEngine:
         words: bool = True,  # token timestamps come with the decoding: words are always given
     ) -> list[ChunkResult]:
         if task != "transcribe":
-            raise InvalidRequest(f"Model {self._info.name!r} cannot translate", param="model")
+            raise InvalidInput(f"Model {self._info.name!r} cannot translate", about="model")
         if language is not None and not self._info.supports(language):
-            raise InvalidRequest(
+            raise InvalidInput(
                 f"Model {self._info.name!r} recognises {self._info.language_names()} only, not {language!r}",
-                param="language",
+                about="language",
             )
         detected = next(iter(self._info.languages)) if self._info.languages and len(self._info.languages) == 1 else None
         audio = [np.ascontiguousarray(c, dtype=np.float32).reshape(-1) for c in chunks]
@@ -167,41 +162,27 @@ class OnnxAsrEngine:
         return (Segment(start=words[0].start, end=words[-1].end, text=text, words=tuple(words)),)
 
 
-def load_onnx_asr(
-    name: str,
-    info: ModelInfo,
-    *,
-    models_dir: Path,
-    quantization: str | None,
-    num_threads: int,
-    device: str,
-    frame: float,
-    batch_size: int = 1,
-) -> OnnxAsrEngine:
-    """Make sure the files are there (fetching them if needed), then build the onnxruntime sessions."""
+def load_onnx_asr(entry: ModelEntry, folder: Path, engines: EngineSettings, *, batch_size: int = 1) -> OnnxAsrEngine:
+    """Build the onnxruntime sessions of a GigaAM or Parakeet model from its (complete) folder."""
     import onnx_asr
 
-    if quantization in ("none", ""):
-        quantization = None
-    folder = ensure_model_files(name, models_dir, quantization=quantization)
-    onnx_asr_name = MODEL_SPECS[name].onnx_asr_name
-    if onnx_asr_name is None:
-        raise KeyError(f"{name} is not an onnx-asr model")
-    options = session_options(num_threads)
+    if entry.onnx_asr_name is None:
+        raise ValueError(f"{entry.name} is not an onnx-asr model")
     started = time.perf_counter()
     try:
         model = onnx_asr.load_model(
-            onnx_asr_name,
+            entry.onnx_asr_name,
             folder,
-            quantization=quantization,
-            sess_options=options,
-            providers=providers_for(device),
+            quantization=engines.onnx_quantization,
+            sess_options=session_options(engines.num_threads),
+            providers=onnx_providers(resolve_device(engines.device)),
         )
     except ModelUnavailable:
         raise
     except Exception as exc:  # corrupt or foreign files: say which folder, keep it one line
         raise ModelUnavailable(
-            f"Model {name!r} in {folder} could not be loaded ({type(exc).__name__}): delete the folder to re-fetch it"
+            f"Model {entry.name!r} in {folder} could not be loaded ({type(exc).__name__}): delete the folder to "
+            "re-fetch it"
         ) from exc
-    log.info("model loaded", extra={"model": name, "seconds": round(time.perf_counter() - started, 2)})
-    return OnnxAsrEngine(info, model.with_timestamps(), frame=frame, batch_size=batch_size)
+    log.info("model loaded", extra={"model": entry.name, "seconds": round(time.perf_counter() - started, 2)})
+    return OnnxAsrEngine(entry.info, model.with_timestamps(), frame=entry.frame_seconds, batch_size=batch_size)

@@ -1,8 +1,8 @@
 """The Runner: one inference worker thread, FIFO, with admission control and cooperative cancellation.
 
 Admission counts every request from the moment it is accepted until its job is finished (queued + running); past
-MAX_QUEUE a request is refused at once with 503 and `Retry-After`. Jobs run one at a time on a single thread, so the
-engine and the model manager never see concurrent calls and need no locks of their own.
+MAX_QUEUE a request is refused at once (`QueueFull`, with a retry-after hint). Jobs run one at a time on a single
+thread, so the engine and the model manager never see concurrent calls and need no locks of their own.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from app.cancel import CancelToken
-from app.errors import Cancelled, ServerBusy
+from app.errors import Cancelled, QueueFull
+from app.worker.cancel import CancelToken
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -48,16 +48,16 @@ class Runner:
 
     @contextlib.contextmanager
     def admission(self) -> Iterator[None]:
-        """Hold a queue slot for the duration of a request; 503 when the queue is full."""
+        """Hold a queue slot for the duration of a request; QueueFull when none is left."""
         with self._lock:
             if self._admitted >= self.max_queue:
                 if self._on_reject is not None:
                     self._on_reject()
-                raise ServerBusy(
+                raise QueueFull(
                     f"The server is busy: {self._admitted} requests are queued or running (MAX_QUEUE={self.max_queue})."
                     " Retry later.",
+                    retry_after_seconds=self.retry_after_seconds,
                     code="queue_full",
-                    headers={"Retry-After": str(self.retry_after_seconds)},
                 )
             self._admitted += 1
         try:
@@ -93,7 +93,7 @@ class Runner:
 
     async def stream(
         self, produce: Callable[[Callable[[Item], None]], None], cancel: CancelToken
-    ) -> AsyncIterator[Item]:
+    ) -> AsyncGenerator[Item]:
         """Run `produce(emit)` on the worker; yield each emitted item here as soon as it is emitted.
 
         Leaving the iteration early (client gone) cancels the job, which stops at its next batch boundary.

@@ -10,14 +10,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
-import numpy as np
-import numpy.typing as npt
 
+from app.audio.types import Audio
 from app.languages import display_name
 from app.transcript import Segment, Task
-
-SAMPLE_RATE = 16_000
-Audio = npt.NDArray[np.float32]
 
 
 class ModelInfo(msgspec.Struct, frozen=True):

@@ -15,74 +15,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
-import numpy as np
 
+from app.audio.buffer import AudioBuffer
 from app.audio.chunking import Chunk, Chunker
 from app.audio.decode import AudioDecoder
+from app.audio.types import SAMPLE_RATE, Audio
 from app.audio.vad import SileroVad, SpeechSegmenter, load_vad
-from app.cancel import CancelToken
-from app.engines.base import SAMPLE_RATE, Audio, Engine
+from app.engines.protocol import Engine
+from app.settings import AudioSettings
 from app.transcript import Segment, Task, Word
+from app.worker.cancel import CancelToken
 
-
-class PipelineConfig(msgspec.Struct, frozen=True, kw_only=True):
-    batch_size: int = 4
-    vad_threshold: float = 0.5
-    vad_min_duration: float = 15.0
-    vad_max_duration: float = 22.0
-    vad_strict_limit: float = 30.0
-    vad_new_chunk_threshold: float = 0.2
-    max_audio_seconds: float = 0.0  # 0 = no limit
-    window_seconds: float = 60.0  # decode window; tests make it small to exercise window edges
-    chunk_padding: float = 0.2  # seconds of context added around each chunk (never past the middle of a pause)
-    vad_min_speech: float = 0.25  # Silero: shorter speech is ignored
-    vad_min_silence: float = 0.1  # Silero: a pause must last this long to end a speech region
-
-
-class AudioBuffer:
-    """The decoded audio not yet given away as chunks: append at the end, drop from the front, slice by sample."""
-
-    def __init__(self) -> None:
-        self._blocks: list[Audio] = []
-        self._start = 0  # absolute sample index of the first buffered sample
-        self.size = 0  # samples held
-        self.high_water = 0  # the most samples ever held at once
-
-    @property
-    def end(self) -> int:
-        return self._start + self.size
-
-    def append(self, block: Audio) -> None:
-        self._blocks.append(block)
-        self.size += block.size
-        self.high_water = max(self.high_water, self.size)
-
-    def drop_before(self, sample: int) -> None:
-        """Forget everything before absolute `sample` (copying the kept tail so dropped memory is really freed)."""
-        while self._blocks and self._start + self._blocks[0].size <= sample:
-            first = self._blocks.pop(0)
-            self._start += first.size
-            self.size -= first.size
-        if self._blocks and sample > self._start:
-            cut = sample - self._start
-            self._blocks[0] = self._blocks[0][cut:].copy()
-            self._start = sample
-            self.size -= cut
-
-    def slice(self, start: int, end: int) -> Audio:
-        """A copy of samples [start, end), which must still be buffered."""
-        if start < self._start or end > self.end:
-            raise ValueError(f"samples {start}..{end} are not buffered ({self._start}..{self.end})")
-        parts: list[Audio] = []
-        offset = self._start
-        for block in self._blocks:
-            lo, hi = max(start, offset), min(end, offset + block.size)
-            if lo < hi:
-                parts.append(block[lo - offset : hi - offset])
-            offset += block.size
-            if offset >= end:
-                break
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+WINDOW_SECONDS = 60.0  # decode window
+CHUNK_PADDING = 0.2  # seconds of context added around each chunk (never past the middle of a pause)
+VAD_MIN_SPEECH = 0.25  # Silero: shorter speech is ignored
+VAD_MIN_SILENCE = 0.1  # Silero: a pause must last this long to end a speech region
 
 
 class TranscriptionRun:
@@ -94,44 +41,45 @@ class TranscriptionRun:
         language: str | None,
         task: Task,
         prompt: str | None,
-        config: PipelineConfig,
+        audio: AudioSettings,
         cancel: CancelToken,
         vad: SileroVad | None = None,
         words: bool = True,
+        window_seconds: float = WINDOW_SECONDS,
     ) -> None:
         self.path = path
         self.engine = engine
         self.requested_language = language
         self.task: Task = task
         self.prompt = prompt
-        self.config = config
+        self.audio = audio
+        self.window_seconds = window_seconds
         self.cancel = cancel
         self.vad = vad
         self.words = words  # False: the caller needs no word timings (see Engine.transcribe)
         self.duration = 0.0
         self.language: str | None = language
         self.buffer = AudioBuffer()
-        self.chunks: list[Chunk] = []  # every chunk given to the engine, in order (times only; for diagnostics)
 
     def _segmenter(self) -> SpeechSegmenter:
-        c = self.config
+        a = self.audio
         return SpeechSegmenter(
-            threshold=c.vad_threshold,
-            min_speech_seconds=c.vad_min_speech,
-            min_silence_seconds=c.vad_min_silence,
+            threshold=a.vad_threshold,
+            min_speech_seconds=VAD_MIN_SPEECH,
+            min_silence_seconds=VAD_MIN_SILENCE,
             # The segmenter splits over-long speech at its least speech-like point, leaving room for padding.
-            max_speech_seconds=c.vad_strict_limit - 2 * c.chunk_padding,
-            split_search_from_seconds=min(c.vad_min_duration, (c.vad_strict_limit - 2 * c.chunk_padding) / 2),
+            max_speech_seconds=a.vad_strict_limit - 2 * CHUNK_PADDING,
+            split_search_from_seconds=min(a.vad_min_duration, (a.vad_strict_limit - 2 * CHUNK_PADDING) / 2),
         )
 
     def _chunker(self) -> Chunker:
-        c = self.config
+        a = self.audio
         return Chunker(
-            min_duration=c.vad_min_duration,
-            max_duration=c.vad_max_duration,
-            strict_limit=c.vad_strict_limit,
-            new_chunk_threshold=c.vad_new_chunk_threshold,
-            pad=c.chunk_padding,
+            min_duration=a.vad_min_duration,
+            max_duration=a.vad_max_duration,
+            strict_limit=a.vad_strict_limit,
+            new_chunk_threshold=a.vad_new_chunk_threshold,
+            pad=CHUNK_PADDING,
         )
 
     def chunk_stream(self) -> Iterator[tuple[Chunk, Audio]]:
@@ -144,8 +92,8 @@ class TranscriptionRun:
         def cut(chunks: list[Chunk]) -> list[tuple[Chunk, Audio]]:
             return [(chunk, buffer.slice(chunk.start, chunk.end)) for chunk in chunks]
 
-        with AudioDecoder(self.path, max_seconds=self.config.max_audio_seconds) as decoder:
-            for block in decoder.blocks(self.config.window_seconds):
+        with AudioDecoder(self.path, max_seconds=self.audio.max_audio_seconds) as decoder:
+            for block in decoder.blocks(self.window_seconds):
                 buffer.append(block)
                 self.duration = decoder.decoded_seconds
                 done = [chunk for region in segmenter.push(vad.feed(block)) for chunk in chunker.push(region)]
@@ -176,7 +124,7 @@ class TranscriptionRun:
             if len(batch) >= batch_size:
                 yield from self._recognise(batch)
                 batch = []
-                batch_size = self.config.batch_size
+                batch_size = self.audio.batch_size
         if batch:
             yield from self._recognise(batch)
 
@@ -192,7 +140,6 @@ class TranscriptionRun:
         if len(results) != len(batch):
             raise RuntimeError(f"engine returned {len(results)} results for {len(batch)} chunks")
         for (chunk, _), result in zip(batch, results, strict=True):
-            self.chunks.append(chunk)
             if result.language:
                 self.language = result.language
             for segment in result.segments:

@@ -6,7 +6,7 @@ on the original name). So a DNS answer that changes between the check and the co
 the request to another address. Redirects are followed by hand (at most `MAX_REDIRECTS`), each hop checked again.
 Proxies from the environment are ignored (`trust_env=False`): a proxy would make the pinning meaningless.
 
-Nothing here knows HTTP status codes of our own API: failures are `AppError`s.
+Failures are domain errors (`app.errors`), all about the "audio" input.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from app.errors import InvalidRequest, NotFound, PayloadTooLarge, UpstreamError
+from app.errors import InputTooLarge, InvalidInput, SourceFailed, SourceNotFound, SourceTimeout
 
 MAX_REDIRECTS = 5
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -35,12 +35,6 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
 )
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,5}$")
-
-
-class FetchTimeout(UpstreamError):
-    """504: the audio source did not answer (or finish sending) in time."""
-
-    status = 504
 
 
 def is_private_address(ip: IPAddress) -> bool:
@@ -75,7 +69,7 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
-        raise InvalidRequest(f"Cannot resolve the host of audio_file_url: {host}", param="audio_file_url") from None
+        raise InvalidInput(f"Cannot resolve the host of audio_file_url: {host}", about="audio") from None
     addresses: list[IPAddress] = []
     for info in infos:
         # sockaddr[0] may carry an IPv6 zone ("fe80::1%eth0"): drop it before parsing.
@@ -83,7 +77,7 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
         if ip not in addresses:
             addresses.append(ip)
     if not addresses:
-        raise InvalidRequest(f"Cannot resolve the host of audio_file_url: {host}", param="audio_file_url")
+        raise InvalidInput(f"Cannot resolve the host of audio_file_url: {host}", about="audio")
     return addresses
 
 
@@ -92,20 +86,20 @@ Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
 async def _checked_address(url: httpx.URL, allow_private: bool, resolver: Resolver) -> IPAddress:
     if url.scheme not in ("http", "https"):
-        raise InvalidRequest("audio_file_url must be an http or https URL", param="audio_file_url")
+        raise InvalidInput("audio_file_url must be an http or https URL", about="audio")
     if not url.host:
-        raise InvalidRequest("audio_file_url has no host", param="audio_file_url")
+        raise InvalidInput("audio_file_url has no host", about="audio")
     port = url.port or (443 if url.scheme == "https" else 80)
     addresses = await resolver(url.host, port)
     for ip in addresses:
         if _is_metadata(ip):
-            raise InvalidRequest(
-                f"URL resolves to a cloud metadata address ({ip}); refused", param="audio_file_url", code="ssrf_refused"
+            raise InvalidInput(
+                f"URL resolves to a cloud metadata address ({ip}); refused", about="audio", code="ssrf_refused"
             )
         if not allow_private and is_private_address(ip):
-            raise InvalidRequest(
+            raise InvalidInput(
                 f"URL resolves to a private address ({ip}); set ALLOW_PRIVATE_URLS=true to allow LAN sources",
-                param="audio_file_url",
+                about="audio",
                 code="ssrf_refused",
             )
     return addresses[0]
@@ -144,13 +138,13 @@ async def fetch_to_tempfile(
     """Download `url` into a new 0600 temp file and return its path; the caller deletes it.
 
     `timeout_s` bounds the whole download (connect, every hop, the body). On any error the partial file is removed.
-    Raises InvalidRequest (bad scheme, unresolvable or refused address, too many redirects), NotFound (source 404),
-    PayloadTooLarge (more than `max_bytes`), FetchTimeout (504) or UpstreamError (502: other statuses, network).
+    Raises InvalidInput (bad scheme, unresolvable or refused address, too many redirects), SourceNotFound (source 404),
+    InputTooLarge (more than `max_bytes`), SourceTimeout or SourceFailed (other statuses, network).
     """
     try:
         current = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
-        raise InvalidRequest("audio_file_url is not a valid URL", param="audio_file_url") from None
+        raise InvalidInput("audio_file_url is not a valid URL", about="audio") from None
 
     fd, name = tempfile.mkstemp(prefix="fetch-", suffix=_suffix(current), dir=dest_dir)  # mode 0600
     path = Path(name)
@@ -159,7 +153,7 @@ async def fetch_to_tempfile(
             await _download(current, fd, max_bytes, timeout_s, allow_private, resolver)
     except TimeoutError:
         _discard(fd, path)
-        raise FetchTimeout(f"The audio source did not respond within {timeout_s:g} s", param="audio_file_url") from None
+        raise SourceTimeout(f"The audio source did not respond within {timeout_s:g} s", about="audio") from None
     except BaseException:
         _discard(fd, path)
         raise
@@ -186,33 +180,27 @@ async def _download(
             except httpx.TimeoutException:
                 raise TimeoutError from None
             except httpx.HTTPError as exc:
-                raise UpstreamError(
-                    f"Could not fetch audio_file_url: {type(exc).__name__}", param="audio_file_url"
-                ) from None
+                raise SourceFailed(f"Could not fetch audio_file_url: {type(exc).__name__}", about="audio") from None
             try:
                 if response.status_code in _REDIRECT_CODES and "location" in response.headers:
                     try:
                         url = url.join(response.headers["location"])
                     except httpx.InvalidURL:
-                        raise UpstreamError(
-                            "The audio source sent an invalid redirect", param="audio_file_url"
-                        ) from None
+                        raise SourceFailed("The audio source sent an invalid redirect", about="audio") from None
                     continue
                 if response.status_code == 404:
-                    raise NotFound("Audio file not found", param="audio_file_url")
+                    raise SourceNotFound("Audio file not found", about="audio")
                 if not 200 <= response.status_code < 300:
-                    raise UpstreamError(
-                        f"The audio source answered HTTP {response.status_code}", param="audio_file_url"
-                    )
+                    raise SourceFailed(f"The audio source answered HTTP {response.status_code}", about="audio")
                 await _write_body(response, fd, max_bytes)
                 return
             finally:
                 await response.aclose()
-    raise InvalidRequest(f"audio_file_url redirected more than {MAX_REDIRECTS} times", param="audio_file_url")
+    raise InvalidInput(f"audio_file_url redirected more than {MAX_REDIRECTS} times", about="audio")
 
 
 async def _write_body(response: httpx.Response, fd: int, max_bytes: int) -> None:
-    too_large = PayloadTooLarge(f"The audio file is larger than the limit of {max_bytes} bytes", param="audio_file_url")
+    too_large = InputTooLarge(f"The audio file is larger than the limit of {max_bytes} bytes", about="audio")
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise too_large
@@ -228,4 +216,4 @@ async def _write_body(response: httpx.Response, fd: int, max_bytes: int) -> None
     except httpx.TimeoutException:
         raise TimeoutError from None
     except httpx.HTTPError as exc:
-        raise UpstreamError(f"The audio download broke off: {type(exc).__name__}", param="audio_file_url") from None
+        raise SourceFailed(f"The audio download broke off: {type(exc).__name__}", about="audio") from None

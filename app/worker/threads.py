@@ -38,11 +38,6 @@ def configure_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-def configured_threads() -> int | None:
-    """The budget given to `configure_threads`, or None if it was never called."""
-    return _configured
-
-
 def ort_session_options(n: int | None = None) -> ort.SessionOptions:
     """onnxruntime session options using `n` intra-op threads (default: the configured budget, else 1).
 

@@ -5,10 +5,11 @@
   windows and embedded as soon as it is final. Only the audio a future region may still need and the embeddings
   (1 kB per 0.8 s) are kept, so memory does not grow with the file as a decoded copy (~230 MB per hour) would.
 - Embeddings come from Resemblyzer's pretrained speaker encoder (a 3-layer LSTM over 40-band mel frames), run on
-  onnxruntime by `app.speaker_encoder` from the ONNX file bundled in `app/data/` (converted once from Resemblyzer's
-  `pretrained.pt` by `tools/speaker_encoder_convert.py`; Apache-2.0, notice beside it). Its mel features are
-  computed here in numpy: neither torch nor the `resemblyzer` package (whose import needs `pkg_resources`, gone from
-  current setuptools, and whose librosa features cost ~8 s of numba warm-up) is used at run time.
+  onnxruntime by `app.diarization.speaker_encoder` from the ONNX file bundled in `app/diarization/data/` (converted
+  once from Resemblyzer's `pretrained.pt` by `tools/speaker_encoder_convert.py`; Apache-2.0, notice beside it). Its mel
+  features are computed here in numpy: neither torch nor the `resemblyzer` package (whose import needs
+  `pkg_resources`, gone from current setuptools, and whose librosa features cost ~8 s of numba warm-up) is used at
+  run time.
   `tests/test_diarize.py` checks the features against librosa's, `tests/test_speaker_encoder.py` the converted
   encoder against the torch network on real speech.
 - Windows of 1.6 s (the encoder's native partial length) every 0.8 s inside each region; shorter regions give one
@@ -22,26 +23,25 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from app.audio.buffer import AudioBuffer
 from app.audio.decode import AudioDecoder
+from app.audio.types import SAMPLE_RATE
+from app.audio.types import Audio as FloatArray
 from app.audio.vad import SpeechRegion, SpeechSegmenter, load_vad
-from app.cancel import CancelToken
-from app.clustering import average_linkage_labels
-from app.pipeline import AudioBuffer
-from app.speaker_encoder import EMBED_BATCH, SpeakerEncoder
+from app.diarization.clustering import average_linkage_labels
+from app.diarization.speaker_encoder import EMBED_BATCH
+from app.worker.cancel import CancelToken
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
-SAMPLE_RATE = 16_000
-FloatArray = npt.NDArray[np.float32]
 
 WINDOW_FRAMES = 160  # 1.6 s of 10 ms mel frames: the encoder's native partial utterance
 STEP_FRAMES = 80
@@ -127,13 +127,13 @@ def normalize_volume(wav: FloatArray, target_dbfs: float = -30.0) -> FloatArray:
     return np.asarray(wav * gain, dtype=np.float32)
 
 
-# --- the encoder ----------------------------------------------------------------------------------------------
+# --- the encoder ---------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4)
-def _speaker_encoder(num_threads: int) -> SpeakerEncoder:
-    """The bundled speaker encoder, loaded once per thread count (a 5.7 MB ONNX file, ~0.1 s)."""
-    return SpeakerEncoder.load(num_threads)
+class SpeakerEmbedder(Protocol):
+    """A loaded speaker encoder: log-mel windows in, one L2-normalised 256-d embedding per window out."""
+
+    def embed(self, mels: Sequence[FloatArray]) -> FloatArray: ...
 
 
 # --- the pipeline ---------------------------------------------------------------------------------------------
@@ -292,17 +292,17 @@ def _turns(
 
 def diarize(
     path_or_audio: Path | str | FloatArray,
+    encoder: SpeakerEmbedder,
     *,
     offset: float = 0.0,
-    num_threads: int,
     cancel: CancelToken | None = None,
     threshold: float = DISTANCE_THRESHOLD,
 ) -> list[DiarizationSegment]:
     """Who spoke when: speaker turns (speaker ids 0..k-1 by first appearance), times shifted by `offset`.
 
-    `path_or_audio` is an audio file or 16 kHz mono float32 samples. Blocking and CPU-heavy: run it in the worker.
+    `path_or_audio` is an audio file or 16 kHz mono float32 samples; `encoder` a loaded speaker encoder (a resident
+    model). Blocking and CPU-heavy: run it in the worker.
     """
-    encoder = _speaker_encoder(num_threads)
     regions: list[tuple[float, float]] = []
     windows: list[_Window] = []
     pending: list[FloatArray] = []

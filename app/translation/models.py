@@ -13,20 +13,22 @@ When a pair's model is missing, `hub_repo` (a template; by default TRANSLATION_H
 conversion and it is downloaded on first use; without one (or when the hub is unreachable) the error
 names the model and how to make it.
 
-Pure: no HTTP. `translate()` blocks (CPU); run it in the worker.
+`TranslationCatalog.resolve` picks (and if need be fetches) the model of a pair; `load_translation_model` loads
+one (a resident model of kind `translation`); `translate_text` does the work. All block: run them in the worker.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from app.errors import InvalidRequest, ModelUnavailable
+from app.errors import InvalidInput, ModelUnavailable
+from app.settings import HubSettings
+from app.weights.hub import download_repo_files
 
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+")
@@ -70,62 +72,50 @@ def split_sentences(text: str) -> list[list[str]]:
     return [[s for s in SENTENCE_END.split(line.strip()) if s] for line in text.splitlines()]
 
 
-class _Loaded:
-    def __init__(self, model: TranslationModel, translator: Any, source_sp: Any, target_sp: Any) -> None:
-        self.model = model
-        self.translator = translator
-        self.source_sp = source_sp
-        self.target_sp = target_sp
-
-
 Downloader = Callable[[str, Path], None]
 
 
 OPUS_MT_FILES = ["model.bin", "config.json", "source.spm", "target.spm", "shared_vocabulary.*"]
 
 
-def hub_download(repo_id: str, dest: Path) -> None:
-    """Fetch a CTranslate2 OPUS-MT conversion into `dest` with the project's one downloader (resume, hash checks,
-    atomic placement, fails fast when the hub is unreachable)."""
-    from app.download import download_repo_files
+def hub_downloader(hub: HubSettings) -> Downloader:
+    """Fetching a CTranslate2 OPUS-MT conversion into a folder with the project's one downloader (resume, hash
+    checks, atomic placement, fails fast when the hub is unreachable), from HF_ENDPOINT with HF_TOKEN."""
 
-    download_repo_files(repo_id, OPUS_MT_FILES, dest, progress=False)
+    def download(repo_id: str, dest: Path) -> None:
+        endpoint, token = hub.hf_endpoint or None, hub.hf_token or None
+        download_repo_files(repo_id, OPUS_MT_FILES, dest, endpoint=endpoint, token=token, progress=False)
+
+    return download
 
 
-class Translator:
-    """Loads translation models from `models_dir` on first use and keeps them (one per pair)."""
+hub_download = hub_downloader(HubSettings())  # huggingface.co, no token
 
-    def __init__(
-        self,
-        models_dir: Path,
-        *,
-        num_threads: int = 2,
-        hub_repo: str | None = None,
-        downloader: Downloader = hub_download,
-    ) -> None:
+
+class TranslationCatalog:
+    """Which translation model serves a language pair, fetched into `models_dir` on first use when `hub_repo` is set."""
+
+    def __init__(self, models_dir: Path, *, hub_repo: str | None = None, downloader: Downloader = hub_download) -> None:
         self.models_dir = models_dir
-        self.num_threads = num_threads
         self.hub_repo = hub_repo
         self.downloader = downloader
-        self._lock = threading.Lock()
-        self._loaded: dict[str, _Loaded] = {}
 
     def resolve(self, source: str, target: str) -> TranslationModel:
         """The model for a pair: OPUS-MT on disk, else NLLB on disk, else OPUS-MT from the hub, else an error."""
-        for code, param in ((source, "source_language"), (target, "target_language")):
+        for code, about in ((source, "source_language"), (target, "target_language")):
             if not LANGUAGE_CODE.match(code):
-                raise InvalidRequest(f"Invalid language code '{code}': use an ISO 639-1 code like 'en'", param=param)
+                raise InvalidInput(f"Invalid language code '{code}': use an ISO 639-1 code like 'en'", about=about)
         if source == target:
-            raise InvalidRequest("source_language and target_language are the same", param="target_language")
+            raise InvalidInput("source_language and target_language are the same", about="target_language")
         opus = opus_mt_name(source, target)
         if (self.models_dir / opus / "model.bin").is_file():
             return TranslationModel(opus, "opus-mt")
         if (self.models_dir / NLLB_DIR / "model.bin").is_file():
             if source not in NLLB_CODES or target not in NLLB_CODES:
-                raise InvalidRequest(
+                raise InvalidInput(
                     f"Unsupported language pair {source}->{target}: no {opus} model in MODELS_DIR, and the NLLB model "
                     f"here knows only {', '.join(sorted(NLLB_CODES))}",
-                    param="target_language",
+                    about="target_language",
                 )
             return TranslationModel(NLLB_DIR, "nllb")
         if self.hub_repo:
@@ -149,56 +139,25 @@ class Translator:
             f"facebook/nllb-200-distilled-600M in {self.models_dir / NLLB_DIR}"
         )
 
-    def _load(self, model: TranslationModel) -> _Loaded:
-        with self._lock:
-            loaded = self._loaded.get(model.name)
-            if loaded is not None:
-                return loaded
-            import ctranslate2
-            import sentencepiece as spm
 
-            path = self.models_dir / model.name
-            try:
-                translator = ctranslate2.Translator(
-                    str(path), device="cpu", inter_threads=1, intra_threads=self.num_threads
-                )
-                if model.kind == "nllb":
-                    source_sp = target_sp = spm.SentencePieceProcessor(model_file=str(path / "sentencepiece.bpe.model"))
-                else:
-                    source_sp = spm.SentencePieceProcessor(model_file=str(path / "source.spm"))
-                    target_sp = spm.SentencePieceProcessor(model_file=str(path / "target.spm"))
-            except (RuntimeError, OSError, ValueError) as exc:
-                raise ModelUnavailable(
-                    f"Translation model {model.name} in MODELS_DIR could not be loaded ({type(exc).__name__}); "
-                    "re-create it with ct2-transformers-converter"
-                ) from None
-            loaded = _Loaded(model, translator, source_sp, target_sp)
-            self._loaded[model.name] = loaded
-            return loaded
+class LoadedTranslation:
+    """A translation model in memory: CTranslate2 translator + SentencePiece tokenizers."""
 
-    def translate(self, text: str, source: str, target: str) -> str:
-        """`text` from `source` into `target` (ISO 639-1 codes), sentence by sentence, lines kept."""
-        if len(text) > MAX_TEXT_CHARS:
-            raise InvalidRequest(f"text is longer than {MAX_TEXT_CHARS} characters", param="text")
-        model = self.resolve(source, target)
-        if not text.strip():
-            return text.strip()
-        loaded = self._load(model)
-        lines = split_sentences(text)
-        sentences = [s for line in lines for s in line]
-        translated = iter(self._translate_sentences(loaded, sentences, source, target))
-        out_lines = [" ".join(next(translated) for _ in line) for line in lines]
-        return "\n".join(out_lines).strip()
+    def __init__(self, model: TranslationModel, translator: Any, source_sp: Any, target_sp: Any) -> None:
+        self.model = model
+        self.translator = translator
+        self.source_sp = source_sp
+        self.target_sp = target_sp
 
-    def _translate_sentences(self, loaded: _Loaded, sentences: list[str], source: str, target: str) -> list[str]:
+    def translate_sentences(self, sentences: list[str], source: str, target: str) -> list[str]:
         # Both families were trained with </s> closing the source, as the Hugging Face tokenizers add it.
-        tokens: list[list[str]] = [[*loaded.source_sp.encode(s, out_type=str), "</s>"] for s in sentences]
+        tokens: list[list[str]] = [[*self.source_sp.encode(s, out_type=str), "</s>"] for s in sentences]
         prefix: list[list[str]] | None = None
-        if loaded.model.kind == "nllb":
+        if self.model.kind == "nllb":
             tokens = [[NLLB_CODES[source], *t] for t in tokens]
             prefix = [[NLLB_CODES[target]] for _ in tokens]
         longest = max(len(t) for t in tokens)
-        results = loaded.translator.translate_batch(
+        results = self.translator.translate_batch(
             tokens,
             target_prefix=prefix,
             max_batch_size=MAX_BATCH,
@@ -208,7 +167,51 @@ class Translator:
         out: list[str] = []
         for result in results:
             hyp = list(result.hypotheses[0])
-            if loaded.model.kind == "nllb" and hyp and hyp[0] == NLLB_CODES[target]:
+            if self.model.kind == "nllb" and hyp and hyp[0] == NLLB_CODES[target]:
                 hyp = hyp[1:]
-            out.append(str(loaded.target_sp.decode(hyp)).strip())
+            out.append(str(self.target_sp.decode(hyp)).strip())
         return out
+
+
+def load_translation_model(models_dir: Path, model: TranslationModel, *, num_threads: int) -> LoadedTranslation:
+    import ctranslate2
+    import sentencepiece as spm
+
+    path = models_dir / model.name
+    try:
+        translator = ctranslate2.Translator(str(path), device="cpu", inter_threads=1, intra_threads=num_threads)
+        if model.kind == "nllb":
+            source_sp = target_sp = spm.SentencePieceProcessor(model_file=str(path / "sentencepiece.bpe.model"))
+        else:
+            source_sp = spm.SentencePieceProcessor(model_file=str(path / "source.spm"))
+            target_sp = spm.SentencePieceProcessor(model_file=str(path / "target.spm"))
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ModelUnavailable(
+            f"Translation model {model.name} in MODELS_DIR could not be loaded ({type(exc).__name__}); "
+            "re-create it with ct2-transformers-converter"
+        ) from None
+    return LoadedTranslation(model, translator, source_sp, target_sp)
+
+
+def translate_text(
+    text: str,
+    source: str,
+    target: str,
+    catalog: TranslationCatalog,
+    get_model: Callable[[TranslationModel], LoadedTranslation],
+) -> tuple[str, TranslationModel]:
+    """`text` from `source` into `target` (ISO 639-1 codes), sentence by sentence, lines kept; and the model used.
+
+    `get_model` gives the loaded model (the residency manager's, in the server).
+    """
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidInput(f"text is longer than {MAX_TEXT_CHARS} characters", about="text")
+    model = catalog.resolve(source, target)
+    if not text.strip():
+        return text.strip(), model
+    loaded = get_model(model)
+    lines = split_sentences(text)
+    sentences = [s for line in lines for s in line]
+    translated = iter(loaded.translate_sentences(sentences, source, target))
+    out_lines = [" ".join(next(translated) for _ in line) for line in lines]
+    return "\n".join(out_lines).strip(), model

@@ -1,9 +1,10 @@
 """Resemblyzer's speaker encoder on onnxruntime: power mel frames -> 256-d unit speaker embeddings.
 
 The network (a 3-layer LSTM over 40 mel bands, the last layer's hidden state at the last frame -> Linear -> ReLU ->
-L2 normalisation) and its weights are Resemblyzer's (Apache-2.0, notice in `app/data/SPEAKER_ENCODER_LICENSE`),
-converted once from its `pretrained.pt` by `python -m tools.speaker_encoder_convert` into the bundled
-`app/data/speaker_encoder.onnx` (5.7 MB, float32). No torch and no `resemblyzer` at run time;
+L2 normalisation) and its weights are Resemblyzer's (Apache-2.0, notice in
+`app/diarization/data/SPEAKER_ENCODER_LICENSE`), converted once from its `pretrained.pt` by
+`python -m tools.speaker_encoder_convert` into the bundled `app/diarization/data/speaker_encoder.onnx` (5.7 MB,
+float32). No torch and no `resemblyzer` at run time;
 `tests/test_speaker_encoder.py` checks the file against the torch network on real speech.
 
 Windows are run in batches of equal frame count: an LSTM's last hidden state depends on every frame it saw, so a
@@ -20,7 +21,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from app.errors import ModelUnavailable
-from app.threads import ort_session_options
+from app.worker.threads import ort_session_options
 
 FloatArray = npt.NDArray[np.float32]
 

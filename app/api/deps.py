@@ -1,0 +1,34 @@
+"""The long-lived objects routes use, built once by the app factory and kept on `app.state.services`."""
+
+from __future__ import annotations
+
+from app.api.metrics import Metrics
+from app.diarization.service import Diarizer
+from app.settings import Settings
+from app.transcription.service import Transcriber
+from app.translation.models import TranslationCatalog, hub_downloader
+from app.translation.service import Translator
+from app.worker.residency import ModelKey, Residency
+from app.worker.runner import Runner
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.runner = Runner(settings.limits.max_queue, on_reject=self.metrics.rejected)
+        self.residency = Residency(settings.engines.max_loaded_models, on_change=self._model_changed)
+        self.transcriber = Transcriber(settings, self.runner, self.residency)
+        self.diarizer = Diarizer(self.runner, self.residency, num_threads=settings.engines.num_threads)
+        catalog = TranslationCatalog(
+            settings.engines.models_dir,
+            hub_repo=settings.hub.translation_hub_repo or None,
+            downloader=hub_downloader(settings.hub),
+        )
+        self.translator = Translator(self.runner, self.residency, catalog, num_threads=settings.engines.num_threads)
+
+    def _model_changed(self, key: ModelKey, loaded: bool) -> None:
+        self.metrics.set_model_loaded(key.name, loaded)
+
+    def cancelled(self) -> None:
+        self.metrics.cancelled()

@@ -1,0 +1,109 @@
+"""Running a request's work: the one place that holds its queue slot, cancels it on hang-up and records its outcome.
+
+    with RequestJob(request) as job:                    # a queue slot (QueueFull when none is left)
+        job.uses_model(name)
+        result = await job.run(services.transcriber.transcribe(path, job_spec, job.cancel))
+        job.finished(audio_seconds, processing_seconds)
+
+`run` stops the work when the client hangs up (a worker job at its next batch boundary, through `job.cancel`;
+plain async work such as a download by cancelling its task), waits until it has stopped (so its files may go),
+records 499 once (log line and metrics) and raises `ClientGone`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from types import TracebackType
+from typing import TypeVar
+
+from app.api.requests import AnyRequest, RequestRecord, record_of, services_of
+from app.errors import Cancelled
+from app.worker.cancel import CancelToken
+
+T = TypeVar("T")
+CLIENT_CLOSED_REQUEST = 499
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+class RequestJob:
+    def __init__(self, request: AnyRequest) -> None:
+        self.request = request
+        self.services = services_of(request)
+        self.cancel = CancelToken()
+        self.resources = contextlib.ExitStack()  # the queue slot, then the request's temp files
+        self._record = record_of(request.scope) or RequestRecord(request_id="unknown", route="")
+        self._gone = False
+
+    def __enter__(self) -> RequestJob:
+        self.resources.enter_context(self.services.runner.admission())
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.resources.close()
+
+    def hand_over(self) -> contextlib.ExitStack:
+        """The slot and files, for a response that outlives the handler (a stream), which must close them."""
+        return self.resources.pop_all()
+
+    @property
+    def request_id(self) -> str:
+        return self._record.request_id
+
+    def audio_from_url(self) -> None:
+        """Errors about this request's audio name `audio_file_url`."""
+        self._record.audio_field = "audio_file_url"
+
+    def uses_model(self, name: str) -> None:
+        self._record.model = name
+
+    def finished(self, audio_seconds: float | None, processing_seconds: float) -> None:
+        self._record.audio_seconds = audio_seconds
+        self._record.processing_seconds = processing_seconds
+
+    def failed(self, error: Exception, status: int) -> None:
+        """An error after the response started (a stream): the log line says what the client was told."""
+        self._record.error = type(error).__name__
+        self._record.status_override = status
+
+    def hung_up(self) -> None:
+        """The client went away: stop the work, log 499 and count the cancellation (once)."""
+        self.cancel.cancel()
+        if not self._gone:
+            self._gone = True
+            self._record.status_override = CLIENT_CLOSED_REQUEST
+            self.services.cancelled()
+
+    async def run(self, work: Awaitable[T], *, on_worker: bool = True) -> T:
+        """Await `work`; if the client hangs up first, stop it, wait for it to stop, and raise ClientGone.
+
+        `on_worker`: the work is a Runner job watching `self.cancel` (it stops at its next batch boundary, and only
+        then may its files go); otherwise it is plain async work whose task is cancelled. The request body must have
+        been read already (the watcher consumes `receive()`).
+        """
+        task = asyncio.ensure_future(work)
+        watcher = asyncio.ensure_future(self._disconnect())
+        try:
+            await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+        if not task.done():
+            self.hung_up()
+            if not on_worker:
+                task.cancel()
+            with contextlib.suppress(Cancelled, asyncio.CancelledError, Exception):
+                await task
+            raise ClientGone
+        return task.result()
+
+    async def _disconnect(self) -> None:
+        while True:
+            message = await self.request.receive()
+            if message["type"] == "http.disconnect":
+                return

@@ -1,0 +1,90 @@
+"""The app factory: settings in, a Litestar app out. Start-up cleans the temp folder and loads the default model
+(unless told not to); a janitor unloads idle models; shutdown unloads every model."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import structlog
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+
+from app.api import health, openai, reflector, transcriptions
+from app.api.deps import Services
+from app.api.errors import EXCEPTION_HANDLERS
+from app.api.middleware import RequestMiddleware
+from app.api.tempfiles import clean_temp_root
+from app.api.ui import openapi_config, ui_router
+from app.errors import ModelUnavailable
+from app.settings import Settings
+from app.worker.threads import configure_threads
+
+log = structlog.get_logger("app")
+SHUTDOWN_UNLOAD_SECONDS = 10.0
+
+
+async def _unload_when_idle(services: Services) -> None:
+    """Every few seconds, unload models idle for UNLOAD_MODEL_AFTER_S (on the worker, between jobs)."""
+    idle_after = services.settings.engines.unload_model_after_s
+    period = max(0.5, min(10.0, idle_after / 4))
+    while True:
+        await asyncio.sleep(period)
+        quiet_for = time.monotonic() - services.runner.last_activity
+        if services.residency.keys and services.runner.admitted == 0 and quiet_for >= idle_after:
+            await asyncio.wrap_future(services.runner.run_internal(lambda: services.residency.unload_idle(idle_after)))
+
+
+def create_app(settings: Settings) -> Litestar:
+    configure_threads(settings.engines.num_threads)
+    services = Services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        removed = clean_temp_root()
+        if removed:
+            log.info("stale_temp_files_removed", count=removed)
+        if settings.engines.load_model_on_startup:
+            try:
+                await asyncio.wrap_future(
+                    services.runner.run_internal(lambda: services.transcriber.engine(settings.engines.model))
+                )
+            except ModelUnavailable as exc:
+                # Keep serving (health, other models, the page); requests for this model get the same message.
+                log.error("model_unavailable", model=settings.engines.model, message=exc.message)
+        janitor = (
+            asyncio.create_task(_unload_when_idle(services)) if settings.engines.unload_model_after_s > 0 else None
+        )
+        log.info("ready", model=settings.engines.model, host=settings.http.host, port=settings.http.port)
+        try:
+            yield
+        finally:
+            if janitor is not None:
+                janitor.cancel()
+            # After the job in progress (if any) has stopped; a job that will not stop does not hold shutdown up.
+            with contextlib.suppress(TimeoutError):
+                unload = services.runner.run_internal(services.residency.unload_all)
+                await asyncio.wait_for(asyncio.wrap_future(unload), timeout=SHUTDOWN_UNLOAD_SECONDS)
+            services.runner.shutdown()
+
+    return Litestar(
+        route_handlers=[
+            *transcriptions.ROUTES,
+            *openai.ROUTES,
+            *reflector.ROUTES,
+            health.health,
+            health.metrics,
+            ui_router(),
+        ],
+        lifespan=[lifespan],
+        state=State({"services": services}),
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=[DefineMiddleware(RequestMiddleware, api_key=settings.http.api_key, metrics=services.metrics)],
+        request_max_body_size=None,  # uploads are limited while streaming (MAX_UPLOAD_MB), see app/api/uploads.py
+        openapi_config=openapi_config("STT appliance", "0.1.0"),
+        debug=False,
+        logging_config=None,  # Litestar's default would give stdlib records a second format; see app/logs.py
+    )

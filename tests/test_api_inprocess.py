@@ -1,0 +1,189 @@
+"""The HTTP layer in process (Litestar's test client, no server subprocess, no model loaded): request parsing of
+both dialects and the mapping of every domain error to status, OpenAI error shape, param and headers."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from app.api.errors import describe
+from app.errors import (
+    AppError,
+    InputTooLarge,
+    InvalidInput,
+    ModelUnavailable,
+    QueueFull,
+    SourceFailed,
+    SourceNotFound,
+    SourceTimeout,
+)
+from app.server import create_app
+from app.settings import load_settings
+
+KEY = "in-process-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the app's temp root, emptied at start-up
+    env = {
+        "MODEL": "tiny.en",
+        "ALLOWED_MODELS": "tiny.en",
+        "MODELS_DIR": str(tmp_path / "models"),
+        "LOAD_MODEL_ON_STARTUP": "false",
+        "API_KEY": KEY,
+    }
+    with TestClient(create_app(load_settings(env, dotenv=None))) as test_client:
+        yield test_client
+
+
+def error_of(response, status: int, param: str | None = None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["param"] == param
+    assert error["type"] == ("invalid_request_error" if status < 500 else "server_error")
+    return dict(error)
+
+
+# --- the error table ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (InvalidInput("x"), 400),
+        (SourceNotFound("x"), 404),
+        (InputTooLarge("x"), 413),
+        (SourceFailed("x"), 502),
+        (SourceTimeout("x"), 504),
+        (ModelUnavailable("x"), 503),
+        (QueueFull("x", retry_after_seconds=7), 503),
+        (AppError("x"), 500),
+    ],
+)
+def test_each_domain_error_has_one_status(error: AppError, status: int) -> None:
+    assert describe(error).status == status
+
+
+def test_the_audio_is_the_requests_audio_field_and_retry_after_a_header() -> None:
+    about_audio = InvalidInput("bad audio", about="audio", code="invalid_audio")
+    assert describe(about_audio).body.param == "file"
+    assert describe(about_audio, audio_field="audio_file_url").body.param == "audio_file_url"
+    assert describe(InvalidInput("x", about="language")).body.param == "language"
+    assert describe(QueueFull("busy", retry_after_seconds=7)).headers == {"Retry-After": "7"}
+
+
+# --- OpenAI's form -----------------------------------------------------------------------------------------------
+
+
+def test_auth_is_required_and_challenged(client: TestClient) -> None:  # type: ignore[type-arg]
+    response = client.post("/v1/audio/transcriptions", files={"file": ("a.wav", b"RIFF")})
+    error_of(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    wrong = client.post("/v1/audio/transcriptions", headers={"Authorization": "Bearer nope"})
+    assert error_of(wrong, 401)["code"] == "invalid_api_key"
+
+
+def test_not_multipart(client: TestClient) -> None:  # type: ignore[type-arg]
+    error_of(client.post("/v1/audio/transcriptions", headers=AUTH, content=b"{}"), 400)
+
+
+@pytest.mark.parametrize(
+    ("data", "files", "param"),
+    [
+        ({}, {"other": ("x.txt", b"x")}, "file"),
+        ({"response_format": "xml"}, {"file": ("a.wav", b"RIFF")}, "response_format"),
+        ({"timestamp_granularities[]": "char"}, {"file": ("a.wav", b"RIFF")}, "timestamp_granularities"),
+        ({"temperature": "3"}, {"file": ("a.wav", b"RIFF")}, "temperature"),
+        ({"stream": "maybe"}, {"file": ("a.wav", b"RIFF")}, "stream"),
+        ({"model": "no-such-model"}, {"file": ("a.wav", b"RIFF")}, "model"),
+        ({"language": "fr"}, {"file": ("a.wav", b"RIFF")}, "language"),
+        ({"language": "english!"}, {"file": ("a.wav", b"RIFF")}, "language"),
+        ({}, {"file": ("a.wav", b"not audio at all")}, "file"),
+        ({}, {"file": ("a.wav", b"")}, "file"),
+    ],
+)
+def test_openai_form_errors_name_their_parameter(
+    client: TestClient,  # type: ignore[type-arg]
+    data: dict[str, str],
+    files: dict[str, tuple[str, bytes]],
+    param: str,
+) -> None:
+    error_of(client.post("/v1/audio/transcriptions", headers=AUTH, data=data, files=files), 400, param)
+
+
+def test_translation_needs_a_model_that_translates(client: TestClient) -> None:  # type: ignore[type-arg]
+    response = client.post("/v1/audio/translations", headers=AUTH, files={"file": ("a.wav", b"RIFF")})
+    assert error_of(response, 400, "model")["code"] == "translation_unsupported"
+
+
+def test_models_and_health_load_nothing(client: TestClient) -> None:  # type: ignore[type-arg]
+    models = client.get("/v1/models", headers=AUTH).json()["data"]
+    assert [(m["id"], m["state"], m["languages"]) for m in models] == [("tiny.en", "unloaded", ["en"])]
+    health = client.get("/health").json()
+    assert health["loaded"] is False and health["resident"] == [] and health["queue"]["admitted"] == 0
+
+
+# --- Reflector's forms and routes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "files", "param"),
+    [
+        ({}, [("file", ("a.wav", b"RIFF")), ("files", ("b.wav", b"RIFF"))], "files"),
+        ({"batch": "true"}, [], "files"),
+        ({"batch": "true"}, [("file", ("a.wav", b"RIFF"))], "batch"),
+        ({"batch": "maybe"}, [("files", ("a.wav", b"RIFF"))], "batch"),
+        ({}, [("files", ("a.wav", b"not audio"))], "file"),
+    ],
+)
+def test_reflector_upload_errors(
+    client: TestClient,  # type: ignore[type-arg]
+    data: dict[str, str],
+    files: list[tuple[str, tuple[str, bytes]]],
+    param: str,
+) -> None:
+    response = client.post("/v1/audio/transcriptions", headers=AUTH, data=data, files=files or {"x": ("", b"")})
+    error_of(response, 400, param)
+
+
+def test_from_url_errors_name_audio_file_url(client: TestClient) -> None:  # type: ignore[type-arg]
+    path = "/v1/audio/transcriptions-from-url"
+    error_of(client.post(path, headers=AUTH), 400, "audio_file_url")
+    error_of(client.post(path, headers=AUTH, json={"audio_file_url": " "}), 400, "audio_file_url")
+    error_of(
+        client.post(path, headers=AUTH, json={"audio_file_url": "x", "timestamp_offset": "a"}), 400, "timestamp_offset"
+    )
+    error_of(client.post(path, headers=AUTH, content=b"{not json"), 400)
+    refused = client.post(path, headers=AUTH, json={"audio_file_url": "http://127.0.0.1/a.wav"})
+    assert error_of(refused, 400, "audio_file_url")["code"] == "ssrf_refused"
+    error_of(client.post(path, headers=AUTH, json={"audio_file_url": "ftp://x/a.wav"}), 400, "audio_file_url")
+
+
+def test_diarize_parameters(client: TestClient) -> None:  # type: ignore[type-arg]
+    error_of(client.post("/diarize", headers=AUTH), 400, "audio_file_url")
+    bad = client.post("/diarize", headers=AUTH, params={"audio_file_url": "http://example.com/a.wav", "timestamp": "x"})
+    error_of(bad, 400, "timestamp")
+
+
+def test_translate_parameters(client: TestClient) -> None:  # type: ignore[type-arg]
+    error_of(
+        client.post("/translate", headers=AUTH, params={"source_language": "en", "target_language": "ru"}), 400, "text"
+    )
+    error_of(
+        client.post("/translate", headers=AUTH, params={"text": "Hi", "target_language": "ru"}), 400, "source_language"
+    )
+    bad_code = client.post(
+        "/translate", headers=AUTH, params={"text": "Hi", "source_language": "english", "target_language": "ru"}
+    )
+    error_of(bad_code, 400, "source_language")
+    same = client.post(
+        "/translate", headers=AUTH, json={"text": "Hi", "source_language": "EN", "target_language": "en"}
+    )
+    assert same.status_code == 200 and same.json() == {"text": {"en": "Hi"}}
