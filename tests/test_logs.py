@@ -26,11 +26,12 @@ def test_json_lines_for_ours_and_the_libraries(capsys: pytest.CaptureFixture[str
     configure_logging("INFO", json=True)
     structlog.get_logger().info("ready", port=8000)
     logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
-    logging.getLogger("onnx_asr").warning("something odd")
+    logging.getLogger("onnx_asr").warning("something odd", extra={"model": "v3_ctc"})
     records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [r["event"] for r in records] == ["ready", "Started server process [42]", "something odd"]
     assert [r["level"] for r in records] == ["info", "info", "warning"]
     assert records[1]["logger"] == "uvicorn.error"
+    assert records[2]["model"] == "v3_ctc"  # a library record's `extra` fields are rendered like ours
     assert all("timestamp" in r for r in records)
 
 
