@@ -33,9 +33,9 @@ import numpy.typing as npt
 from app.audio.decode import AudioDecoder
 from app.audio.vad import SpeechRegion, SpeechSegmenter, load_vad
 from app.cancel import CancelToken
-from app.clustering import average_linkage_labels
+from app.clustering import average_linkage_labels, two_means
 from app.pipeline import AudioBuffer
-from app.speaker_encoder import EMBED_BATCH, SpeakerEncoder
+from app.speaker_encoder import EMBED_BATCH, EMBEDDING_SIZE, SpeakerEncoder
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -50,6 +50,13 @@ DISTANCE_THRESHOLD = 0.40
 MIN_CLUSTER_S = 1.0  # a cluster covering less speech than this is folded into the nearest larger one
 MERGE_GAP_S = 0.5
 MAX_SPEAKERS = 12
+# A cluster is split in two (repeatedly) when both halves cover >= SPLIT_MIN_SIDE_S of speech, their centroids are at
+# most SPLIT_MAX_COSINE alike, and consecutive windows of one region fall on the same side at least SPLIT_COHERENCE
+# of the time over >= SPLIT_MIN_PAIRS such pairs: a second voice comes in turns, noise in one voice does not.
+SPLIT_MAX_COSINE = 0.90
+SPLIT_COHERENCE = 0.95
+SPLIT_MIN_PAIRS = 10
+SPLIT_MIN_SIDE_S = 3.0
 SPEECH_PAD_S = 0.1  # added around each speech region (never overlapping the previous one)
 MIN_SPEECH_S = 0.2
 MIN_SILENCE_S = 0.3  # a pause this long ends a region (short turns of a dialogue stay apart)
@@ -111,7 +118,8 @@ def mel_frames(wav: FloatArray) -> FloatArray:
     padded = np.pad(wav.astype(np.float32), 200, mode="constant")
     count = 1 + (len(padded) - 400) // 160
     frames = np.lib.stride_tricks.sliding_window_view(padded, 400)[::160][:count]
-    power = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2
+    spectrum = np.fft.rfft(frames * _WINDOW, axis=1)  # complex64 from float32 input (numpy >= 2)
+    power = np.square(spectrum.real) + np.square(spectrum.imag)  # |X|^2 without a square root and back
     return np.asarray(power @ _FILTERS.T, dtype=np.float32)
 
 
@@ -218,22 +226,37 @@ def _region_windows(region: int, start: float, end: float, audio: FloatArray) ->
 
 
 def cluster(
-    embeddings: FloatArray, durations: FloatArray, threshold: float = DISTANCE_THRESHOLD
+    embeddings: FloatArray,
+    durations: FloatArray,
+    threshold: float = DISTANCE_THRESHOLD,
+    regions: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.int64]:
-    """Cluster labels 0..k-1 for L2-normalised embeddings; k estimated by the distance threshold."""
+    """Cluster labels 0..k-1 for L2-normalised embeddings in time order; k estimated, never given.
+
+    Average linkage cut at `threshold`, small clusters folded into their nearest neighbour, then clusters that hold
+    two voices taking turns are split (`_split_mixed`; needs `regions`, each window's speech region).
+    """
     n = len(embeddings)
     if n <= 1:
         return np.zeros(n, np.int64)
-    labels = average_linkage_labels(embeddings, threshold, MAX_SPEAKERS)
-    # Fold clusters that cover too little speech into the nearest larger cluster (by centroid cosine).
+    labels = _fold_small(embeddings, durations, average_linkage_labels(embeddings, threshold, MAX_SPEAKERS))
+    if regions is not None:
+        labels = _split_mixed(embeddings, durations, regions, labels)
+    _, dense = np.unique(labels, return_inverse=True)
+    return np.asarray(dense, dtype=np.int64)
+
+
+def _fold_small(embeddings: FloatArray, durations: FloatArray, labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Fold clusters that cover too little speech into the nearest larger cluster (by centroid cosine)."""
+    labels = labels.copy()
     while True:
         ids = np.unique(labels)
         if len(ids) <= 1:
-            break
+            return labels
         cover = {int(c): float(durations[labels == c].sum()) for c in ids}
         small = min(cover, key=lambda c: cover[c])
         if cover[small] >= MIN_CLUSTER_S:
-            break
+            return labels
         centroids = {int(c): embeddings[labels == c].mean(axis=0) for c in ids}
         mine = centroids[small] / max(float(np.linalg.norm(centroids[small])), 1e-9)
         best = max(
@@ -241,8 +264,40 @@ def cluster(
             key=lambda c: float(mine @ centroids[c]) / max(float(np.linalg.norm(centroids[c])), 1e-9),
         )
         labels[labels == small] = best
-    _, dense = np.unique(labels, return_inverse=True)
-    return np.asarray(dense, dtype=np.int64)
+
+
+def _split_mixed(
+    embeddings: FloatArray, durations: FloatArray, regions: npt.NDArray[np.int64], labels: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Split clusters that hold two voices: average linkage merges voices that sound alike (two synthetic voices
+    of one engine, or two readers) because their windows are nearly as close as one voice's noisy windows are to
+    each other. A two-means split of such a cluster follows the turns (consecutive windows of a region land on the
+    same side) and its halves' centroids are clearly apart; a split of one voice scatters and stays close."""
+    labels = labels.copy()
+    queue = [int(c) for c in np.unique(labels)]
+    next_id = int(labels.max()) + 1
+    while queue and len(np.unique(labels)) < MAX_SPEAKERS:
+        current = queue.pop()
+        members = np.flatnonzero(labels == current)
+        if len(members) < 4:
+            continue
+        side = two_means(embeddings[members])
+        sums = np.stack([embeddings[members[side == k]].sum(axis=0) for k in (0, 1)])
+        centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
+        adjacent = (np.diff(members) == 1) & (regions[members[1:]] == regions[members[:-1]])
+        pairs = int(adjacent.sum())
+        agree = float(np.mean(side[1:][adjacent] == side[:-1][adjacent])) if pairs else 0.0
+        covers = [float(durations[members[side == k]].sum()) for k in (0, 1)]
+        if (
+            pairs >= SPLIT_MIN_PAIRS
+            and agree >= SPLIT_COHERENCE
+            and float(centroids[0] @ centroids[1]) <= SPLIT_MAX_COSINE
+            and min(covers) >= SPLIT_MIN_SIDE_S
+        ):
+            labels[members[side == 1]] = next_id
+            queue += [current, next_id]
+            next_id += 1
+    return labels
 
 
 def _smooth(windows: list[_Window], labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -290,18 +345,18 @@ def _turns(
     return merged
 
 
-def diarize(
-    path_or_audio: Path | str | FloatArray,
-    *,
-    offset: float = 0.0,
-    num_threads: int,
-    cancel: CancelToken | None = None,
-    threshold: float = DISTANCE_THRESHOLD,
-) -> list[DiarizationSegment]:
-    """Who spoke when: speaker turns (speaker ids 0..k-1 by first appearance), times shifted by `offset`.
+class Embedded(msgspec.Struct):
+    """What the streamed first pass keeps: speech regions, encoder windows and their embeddings (no audio)."""
 
-    `path_or_audio` is an audio file or 16 kHz mono float32 samples. Blocking and CPU-heavy: run it in the worker.
-    """
+    regions: list[tuple[float, float]]
+    windows: list[_Window]
+    embeddings: FloatArray
+
+
+def embed_speech(
+    path_or_audio: Path | str | FloatArray, *, num_threads: int, cancel: CancelToken | None = None
+) -> Embedded:
+    """Speech regions and the embedding of every encoder window, streamed (memory flat in the audio's length)."""
     encoder = _speaker_encoder(num_threads)
     regions: list[tuple[float, float]] = []
     windows: list[_Window] = []
@@ -326,13 +381,36 @@ def diarize(
             cancel.raise_if_cancelled()
         add(stream.feed(block))
     add(stream.finish(), final=True)
+    embeddings = np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
+    return Embedded(regions, windows, embeddings)
+
+
+def speaker_turns(embedded: Embedded, threshold: float = DISTANCE_THRESHOLD) -> list[tuple[float, float, int]]:
+    """Speaker turns (start, end, speaker 0..k-1 by first appearance) from the first pass's embeddings."""
+    regions, windows = embedded.regions, embedded.windows
     if not windows:
-        return [DiarizationSegment(round(s + offset, 3), round(e + offset, 3), 0) for s, e in regions]
-    embeddings = np.concatenate(parts)
+        return [(s, e, 0) for s, e in regions]
     durations = np.array([w.end - w.start for w in windows], dtype=np.float32)
-    labels = _smooth(windows, cluster(embeddings, durations, threshold))
+    region_of = np.array([w.region for w in windows], dtype=np.int64)
+    labels = _smooth(windows, cluster(embedded.embeddings, durations, threshold, region_of))
     turns = _turns(windows, labels, regions)
     order: dict[int, int] = {}
     for _, _, spk in turns:
         order.setdefault(spk, len(order))
-    return [DiarizationSegment(round(s + offset, 3), round(e + offset, 3), order[spk]) for s, e, spk in turns]
+    return [(s, e, order[spk]) for s, e, spk in turns]
+
+
+def diarize(
+    path_or_audio: Path | str | FloatArray,
+    *,
+    offset: float = 0.0,
+    num_threads: int,
+    cancel: CancelToken | None = None,
+    threshold: float = DISTANCE_THRESHOLD,
+) -> list[DiarizationSegment]:
+    """Who spoke when: speaker turns (speaker ids 0..k-1 by first appearance), times shifted by `offset`.
+
+    `path_or_audio` is an audio file or 16 kHz mono float32 samples. Blocking and CPU-heavy: run it in the worker.
+    """
+    turns = speaker_turns(embed_speech(path_or_audio, num_threads=num_threads, cancel=cancel), threshold)
+    return [DiarizationSegment(round(s + offset, 3), round(e + offset, 3), spk) for s, e, spk in turns]
