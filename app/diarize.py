@@ -50,13 +50,17 @@ DISTANCE_THRESHOLD = 0.40
 MIN_CLUSTER_S = 1.0  # a cluster covering less speech than this is folded into the nearest larger one
 MERGE_GAP_S = 0.5
 MAX_SPEAKERS = 12
-# A cluster is split in two (repeatedly) when both halves cover >= SPLIT_MIN_SIDE_S of speech, their centroids are at
+# A cluster is split in two (once) when both halves cover >= SPLIT_MIN_SIDE_S of speech, their centroids are at
 # most SPLIT_MAX_COSINE alike, and consecutive windows of one region fall on the same side at least SPLIT_COHERENCE
 # of the time over >= SPLIT_MIN_PAIRS such pairs: a second voice comes in turns, noise in one voice does not.
 SPLIT_MAX_COSINE = 0.90
 SPLIT_COHERENCE = 0.95
 SPLIT_MIN_PAIRS = 10
 SPLIT_MIN_SIDE_S = 3.0
+# Clustering memory and time are quadratic in the windows clustered: beyond this many (~20 min of speech), blocks of
+# consecutive windows spread over the file are clustered and every other window joins its nearest centroid.
+MAX_CLUSTERED = 1500
+SAMPLE_BLOCK = 10
 SPEECH_PAD_S = 0.1  # added around each speech region (never overlapping the previous one)
 MIN_SPEECH_S = 0.2
 MIN_SILENCE_S = 0.3  # a pause this long ends a region (short turns of a dialogue stay apart)
@@ -229,21 +233,49 @@ def cluster(
     embeddings: FloatArray,
     durations: FloatArray,
     threshold: float = DISTANCE_THRESHOLD,
-    regions: npt.NDArray[np.int64] | None = None,
+    follows: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.int64]:
     """Cluster labels 0..k-1 for L2-normalised embeddings in time order; k estimated, never given.
 
     Average linkage cut at `threshold`, small clusters folded into their nearest neighbour, then clusters that hold
-    two voices taking turns are split (`_split_mixed`; needs `regions`, each window's speech region).
+    two voices taking turns are split (`_split_mixed`; needs `follows`: row i is the window right after row i-1 in
+    the same speech region).
     """
     n = len(embeddings)
     if n <= 1:
         return np.zeros(n, np.int64)
     labels = _fold_small(embeddings, durations, average_linkage_labels(embeddings, threshold, MAX_SPEAKERS))
-    if regions is not None:
-        labels = _split_mixed(embeddings, durations, regions, labels)
+    if follows is not None:
+        labels = _split_mixed(embeddings, durations, follows, labels)
     _, dense = np.unique(labels, return_inverse=True)
     return np.asarray(dense, dtype=np.int64)
+
+
+def cluster_bounded(
+    embeddings: FloatArray,
+    durations: FloatArray,
+    follows: npt.NDArray[np.bool_],
+    threshold: float = DISTANCE_THRESHOLD,
+    max_clustered: int = MAX_CLUSTERED,
+) -> npt.NDArray[np.int64]:
+    """`cluster` on at most ~`max_clustered` windows: blocks of SAMPLE_BLOCK consecutive windows evenly spread over
+    the file are clustered (so turn coherence can still be seen), the others take their nearest centroid.
+
+    Memory: the clustering matrix is at most `max_clustered`^2 float64 (18 MB at 1500, ~2x that while it is
+    built), whatever the file's length; the embeddings themselves are 1 kB per window (~4.6 MB per hour).
+    """
+    n = len(embeddings)
+    stride = -(-n // max_clustered)
+    if stride <= 1:
+        return cluster(embeddings, durations, threshold, follows)
+    sample = np.flatnonzero((np.arange(n) // SAMPLE_BLOCK) % stride == 0)
+    sample_follows = follows[sample] & (np.diff(sample, prepend=-2) == 1)
+    sample_labels = cluster(embeddings[sample], durations[sample], threshold, sample_follows)
+    sums = np.stack([embeddings[sample[sample_labels == c]].sum(axis=0) for c in range(int(sample_labels.max()) + 1)])
+    centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
+    labels = np.asarray(np.argmax(embeddings @ centroids.T, axis=1), dtype=np.int64)
+    labels[sample] = sample_labels
+    return labels
 
 
 def _fold_small(embeddings: FloatArray, durations: FloatArray, labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -267,24 +299,26 @@ def _fold_small(embeddings: FloatArray, durations: FloatArray, labels: npt.NDArr
 
 
 def _split_mixed(
-    embeddings: FloatArray, durations: FloatArray, regions: npt.NDArray[np.int64], labels: npt.NDArray[np.int64]
+    embeddings: FloatArray, durations: FloatArray, follows: npt.NDArray[np.bool_], labels: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
-    """Split clusters that hold two voices: average linkage merges voices that sound alike (two synthetic voices
-    of one engine, or two readers) because their windows are nearly as close as one voice's noisy windows are to
-    each other. A two-means split of such a cluster follows the turns (consecutive windows of a region land on the
-    same side) and its halves' centroids are clearly apart; a split of one voice scatters and stays close."""
+    """Split clusters that hold two voices, once each.
+
+    Average linkage merges voices that sound alike (two synthetic voices of one engine, two readers) because their
+    windows are nearly as close as one voice's noisy windows are to each other. A two-means split of such a cluster
+    follows the turns (consecutive windows of a region land on the same side) and its halves' centroids are clearly
+    apart; a split of one voice scatters and its halves stay close. Splitting the halves again over-split long
+    recordings of few voices (5-7 speakers for 4 on a 10 min input) for no gain on the tuning conversations.
+    """
     labels = labels.copy()
-    queue = [int(c) for c in np.unique(labels)]
     next_id = int(labels.max()) + 1
-    while queue and len(np.unique(labels)) < MAX_SPEAKERS:
-        current = queue.pop()
+    for current in np.unique(labels).tolist():
         members = np.flatnonzero(labels == current)
         if len(members) < 4:
             continue
         side = two_means(embeddings[members])
         sums = np.stack([embeddings[members[side == k]].sum(axis=0) for k in (0, 1)])
         centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
-        adjacent = (np.diff(members) == 1) & (regions[members[1:]] == regions[members[:-1]])
+        adjacent = (np.diff(members) == 1) & follows[members[1:]]
         pairs = int(adjacent.sum())
         agree = float(np.mean(side[1:][adjacent] == side[:-1][adjacent])) if pairs else 0.0
         covers = [float(durations[members[side == k]].sum()) for k in (0, 1)]
@@ -295,7 +329,6 @@ def _split_mixed(
             and min(covers) >= SPLIT_MIN_SIDE_S
         ):
             labels[members[side == 1]] = next_id
-            queue += [current, next_id]
             next_id += 1
     return labels
 
@@ -318,12 +351,16 @@ def _turns(
     for i, w in enumerate(windows):
         by_region.setdefault(w.region, []).append(i)
     embedded = sorted(by_region)
+    middles = np.array([(regions[e][0] + regions[e][1]) / 2 for e in embedded])  # in time order
     for r, (rstart, rend) in enumerate(regions):
         if r not in by_region:
             if not embedded:
                 continue
-            # Too short to embed: the speaker of the nearest embedded region.
-            nearest = min(embedded, key=lambda e: abs((regions[e][0] + regions[e][1]) / 2 - (rstart + rend) / 2))
+            # Too short to embed: the speaker of the nearest embedded region (a binary search, not a scan).
+            middle = (rstart + rend) / 2
+            at = int(np.searchsorted(middles, middle))
+            candidates = [c for c in (at - 1, at) if 0 <= c < len(embedded)]
+            nearest = embedded[min(candidates, key=lambda c: abs(float(middles[c]) - middle))]
             idx = by_region[nearest]
             near_i = min(idx, key=lambda i: abs((windows[i].start + windows[i].end) / 2 - (rstart + rend) / 2))
             pieces.append((rstart, rend, int(labels[near_i])))
@@ -392,7 +429,8 @@ def speaker_turns(embedded: Embedded, threshold: float = DISTANCE_THRESHOLD) -> 
         return [(s, e, 0) for s, e in regions]
     durations = np.array([w.end - w.start for w in windows], dtype=np.float32)
     region_of = np.array([w.region for w in windows], dtype=np.int64)
-    labels = _smooth(windows, cluster(embedded.embeddings, durations, threshold, region_of))
+    follows = np.diff(region_of, prepend=-1) == 0
+    labels = _smooth(windows, cluster_bounded(embedded.embeddings, durations, follows, threshold))
     turns = _turns(windows, labels, regions)
     order: dict[int, int] = {}
     for _, _, spk in turns:
