@@ -3,6 +3,7 @@
     uv run python -m bench.diarize_bench                         # 10 min and 1 h, 3 rounds, 2 threads
     uv run python -m bench.diarize_bench --sizes 10m --rounds 5
     uv run python -m bench.diarize_bench --sizes 10m --step-frames 80,160   # compare window steps, alternated
+    uv run python -m bench.diarize_bench --sizes 10m --transcribe tiny.en   # and plain transcription, alternated
 
 The inputs are `bench/server_bench.py`'s (`bench/out/inputs/speech_<size>.wav`: the three recordings of
 `tests/data` in turn with 0.7 s pauses and a 20 s near-silence every 3 min; built once, reused). Every run is a fresh
@@ -10,6 +11,11 @@ subprocess: it loads the VAD and the speaker encoder, warms them up on 2 s of au
 `diarize(path, num_threads=N)` over the file (decoded incrementally, as the server does) and reads its peak RSS
 (`VmHWM`). Variants (window steps) are alternated within each round so they see the same machine state; the
 report gives medians with min-max. The first lines say the command, the CPU and the load average before and after.
+
+With `--transcribe MODEL`, each round also runs `bench/server_bench.py`'s direct transcription (the server's pipeline
+without HTTP, plain json: no word timings) on the same file in a fresh subprocess, and the report adds
+(transcription + diarization) / transcription: what `diarized_json` would cost over `json` if it ran diarize() after
+the transcription (issue 10, item 6 asks for at most 1.3).
 """
 
 from __future__ import annotations
@@ -23,7 +29,16 @@ import sys
 import time
 from pathlib import Path
 
-from bench.server_bench import build_input, cpu_model, load_average, parse_size, proc_status_kb, wav_seconds
+from bench.server_bench import NUM_THREADS as TRANSCRIBE_THREADS
+from bench.server_bench import (
+    build_input,
+    cpu_model,
+    load_average,
+    parse_size,
+    proc_status_kb,
+    run_direct,
+    wav_seconds,
+)
 
 
 def child(path: Path, threads: int, step_frames: int | None) -> None:
@@ -78,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--step-frames", default="", help="window steps to compare (default: the app's own)")
+    parser.add_argument("--transcribe", metavar="MODEL", help="also time plain transcription with MODEL (tiny.en)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     steps: list[int | None] = [int(s) for s in args.step_frames.split(",") if s] or [None]
@@ -90,8 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [(text, parse_size(text)) for text in args.sizes.split(",") if text]
     inputs = {text: build_input(seconds, text) for text, seconds in sizes}
     results: dict[tuple[str, int | None], list[dict[str, float]]] = {}
+    transcribed: dict[str, list[float]] = {}
     for _ in range(args.rounds):
         for text, _seconds in sizes:
+            if args.transcribe:
+                direct = run_direct(inputs[text], args.transcribe, None)
+                transcribed.setdefault(text, []).append(direct.wall_seconds)
             for step in steps:
                 results.setdefault((text, step), []).append(run_child(inputs[text], args.threads, step))
     print("load average after:", load_average())
@@ -103,6 +123,16 @@ def main(argv: list[str] | None = None) -> int:
             f"| {text} | {step or 'default'} | {runs[0]['audio']:.0f} | {spread([r['seconds'] for r in runs], '.2f')} "
             f"| {spread([r['rtf'] for r in runs], '.4f')} | {spread([r['rss_ready_mb'] for r in runs], '.0f')} "
             f"| {spread([r['peak_mb'] for r in runs], '.0f')} | {sorted({int(r['speakers']) for r in runs})} |"
+        )
+    for text, times in transcribed.items():
+        per_round = [
+            (t + r["seconds"]) / t for t, r in zip(times, results[(text, steps[0])], strict=True)
+        ]  # one run's ratio: the transcription and the diarization of the same round
+        audio = results[(text, steps[0])][0]["audio"]
+        print(
+            f"\n{text}: plain transcription ({args.transcribe}, {TRANSCRIBE_THREADS} threads) "
+            f"{spread(times, '.2f')} s, RTF {spread([t / audio for t in times], '.4f')}; "
+            f"(transcription + diarization) / transcription {spread(per_round, '.3f')}"
         )
     print(f"\n{args.rounds} rounds; medians with (min-max).")
     return 0
