@@ -58,7 +58,7 @@ MAX_SPEAKERS = 12
 # A cluster is split in two (once) when both halves cover >= SPLIT_MIN_SIDE_S of speech, their centroids are at
 # most SPLIT_MAX_COSINE alike, and consecutive windows of one region fall on the same side at least SPLIT_COHERENCE
 # of the time over >= SPLIT_MIN_PAIRS such pairs: a second voice comes in turns, noise in one voice does not.
-SPLIT_MAX_COSINE = 0.90
+SPLIT_MAX_COSINE = 0.93  # halves of one voice: >= 0.93 once large; two voices alike: 0.77-0.93
 SPLIT_COHERENCE = 0.95
 SPLIT_MIN_PAIRS = 10
 SPLIT_MIN_SIDE_S = 3.0
