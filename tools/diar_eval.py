@@ -213,9 +213,7 @@ def _frame_rms(audio: npt.NDArray[np.float32], hop: int = 160) -> npt.NDArray[np
     return np.asarray(np.sqrt(np.mean(frames**2, axis=1)))
 
 
-def _cut_turn(
-    stream: npt.NDArray[np.float32], cursor: int, length: float, rng: np.random.Generator
-) -> tuple[int, int, int]:
+def _cut_turn(stream: npt.NDArray[np.float32], cursor: int, length: float) -> tuple[int, int, int]:
     """(start, end, next cursor) in samples of a turn of about `length` s (1-6 s) cut at the quietest 10 ms."""
     sr, hop = 16_000, 160
     if len(stream) - cursor < sr * 1.5:
@@ -248,7 +246,7 @@ def make_conversation(
     speaker = int(rng.integers(len(voices)))
     while t < duration * sr:
         voice = voices[speaker]
-        start, stop, cursors[voice] = _cut_turn(streams[voice], cursors[voice], float(rng.uniform(1.0, 6.0)), rng)
+        start, stop, cursors[voice] = _cut_turn(streams[voice], cursors[voice], float(rng.uniform(1.0, 6.0)))
         piece = streams[voice][start:stop]
         turns.append(Turn(round(t / sr, 3), round((t + len(piece)) / sr, 3), speaker))
         gap = np.zeros(round(float(rng.uniform(0.2, 0.8)) * sr), dtype=np.float32)
