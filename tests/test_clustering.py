@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from app.diarization.clustering import average_linkage_labels
+from app.diarization.clustering import average_linkage_labels, two_means
 
 
 def _partition(labels: np.ndarray) -> set[frozenset[int]]:
@@ -57,3 +57,17 @@ def test_labels_count_from_zero_in_order_of_first_row() -> None:
 def test_an_hour_of_windows_gives_scipys_partition() -> None:
     x = _speakers(7, 4500, 3, 0.4, dim=256)  # 1 h of speech at one 1.6 s window every 0.8 s
     assert _partition(average_linkage_labels(x, 0.4, 12)) == _partition(_scipy_labels(x, 0.4, 12))
+
+
+def test_two_means_separates_two_voices() -> None:
+    x = _speakers(7, 60, 2, 0.2)
+    truth = _partition(average_linkage_labels(x, 0.5, 2))
+    assert len(truth) == 2
+    labels = two_means(x)
+    assert _partition(labels) == truth
+    assert np.array_equal(labels, two_means(x))  # deterministic
+
+
+def test_two_means_degenerate() -> None:
+    assert two_means(np.ones((1, 4))).tolist() == [0]
+    assert two_means(np.ones((5, 4))).tolist() == [0] * 5  # identical rows: nothing to split

@@ -1,11 +1,30 @@
-"""Diarization evaluation: a diarization error rate (DER) and a conversation built from real recordings.
+"""Diarization evaluation: a diarization error rate (DER) and conversations with known turns.
 
-`python -m tools.diar_eval` prints the figures for the shared test recordings.
+The evaluation set (issue 10, item 5) is built here, by code, from `tests/data` and espeak-ng:
+
+- six voices: two human readers (`two_cities.wav`, `beckett.wav`) and four espeak-ng voices (`en+m3`, `en+f2`,
+  `en-us+m1`, `en+f4`) reading different sentences. Each voice becomes one "speech stream": its speech regions
+  (Silero, padded 0.1 s) end to end, so no pause inside a stream is longer than ~0.2 s;
+- a conversation of k voices (k = 1..4, the voices drawn by the seed) is ~60 s (at most 2k times the shortest
+  voice's stream, so no material is used much more than twice) of turns of 1-6 s cut from those
+  streams at their quietest 10 ms near the drawn length, separated by pauses of 0.2-0.8 s; the next speaker is
+  another voice (or, 15% of the time, the same one again after a pause). A turn's reference span is its audio with
+  quiet ends trimmed. Turns, voices and pauses all follow from the seed;
+- `TUNE_SEEDS` are for choosing thresholds, `HELD_OUT_SEEDS` for the figures we report.
+
+`python -m tools.diar_eval [--seeds held-out|tune] [--threshold X]` prints per-conversation DER (0.25 s collar),
+speaker counts, and the figures for the real recordings.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
+import io
+import itertools
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,19 +132,184 @@ def shared_conversation(audio_dir: Path) -> tuple[npt.NDArray[np.float32], list[
     return build_conversation([(beckett, 0), (cities, 1)], order)
 
 
+# --- the evaluation set -----------------------------------------------------------------------------------------
+
+HUMAN_VOICES = {"reader1": "two_cities.wav", "reader2": "beckett.wav"}
+SYNTHETIC_VOICES = ("en+m3", "en+f2", "en-us+m1", "en+f4")
+VOICES = (*HUMAN_VOICES, *SYNTHETIC_VOICES)
+TUNE_SEEDS = (0, 1, 2, 3, 4)
+HELD_OUT_SEEDS = (100, 101, 102, 103, 104)
+SENTENCES = (
+    "Good morning everyone, shall we begin the meeting?",
+    "Yes, I have the numbers from last week ready to share.",
+    "The budget looks fine but the schedule is slipping.",
+    "We should ask the design team about the delay.",
+    "I agree, let us write that down as an action item.",
+    "Thank you, that is all from me today.",
+    "Could you send me the report before Friday afternoon?",
+    "The new office opens in March, if the builders finish on time.",
+    "I think the customers will like the simpler version better.",
+    "Nobody told me the server was down all weekend.",
+    "Let us move on to the next point on the agenda.",
+    "My train was late again, so I missed the first half.",
+    "We tested it on three machines and it worked on two of them.",
+    "Please remember to lock the door when you leave.",
+    "The weather has been strange this whole month.",
+    "How many people signed up for the workshop so far?",
+    "I would rather wait until we have the final figures.",
+    "That sounds reasonable to me, but ask the others first.",
+    "The printer on the second floor is out of paper again.",
+    "We could save a lot of money by buying fewer licences.",
+    "Her presentation was the clearest one I have seen this year.",
+    "Maybe we should start earlier tomorrow morning.",
+    "The results were better than anyone expected.",
+    "I will call the supplier and ask about the prices.",
+)
+SYNTH_RATES = {"en+m3": 150, "en+f2": 165, "en-us+m1": 158, "en+f4": 172}  # words per minute
+
+
+class Conversation(msgspec.Struct, frozen=True):
+    name: str
+    voices: tuple[str, ...]
+    audio: npt.NDArray[np.float32]
+    reference: list[Turn]
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / 16_000
+
+
+def synthesize(voice: str, text: str, rate: int = 160) -> npt.NDArray[np.float32]:
+    """espeak-ng speech (16 kHz float32) of `text` in `voice`."""
+    from faster_whisper.audio import decode_audio
+
+    wav = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(rate), "--stdout", text], check=True, capture_output=True
+    ).stdout
+    return np.asarray(decode_audio(io.BytesIO(wav), sampling_rate=16_000), dtype=np.float32)
+
+
+def speech_stream(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A recording's speech regions (Silero, padded) end to end: no long pause inside."""
+    from app.diarization.diarize import SAMPLE_RATE, speech_regions
+
+    regions = speech_regions(audio)
+    return np.concatenate([audio[round(s * SAMPLE_RATE) : round(e * SAMPLE_RATE)] for s, e in regions])
+
+
+@functools.lru_cache(maxsize=2)
+def voice_streams(audio_dir: Path) -> dict[str, npt.NDArray[np.float32]]:
+    """The speech stream of every voice in `VOICES` (espeak voices read rotated sentence lists)."""
+    streams = {name: speech_stream(load(audio_dir / file)) for name, file in HUMAN_VOICES.items()}
+    for i, voice in enumerate(SYNTHETIC_VOICES):
+        lines = SENTENCES[6 * i :] + SENTENCES[: 6 * i]
+        streams[voice] = speech_stream(synthesize(voice, " ".join(lines), SYNTH_RATES[voice]))
+    return streams
+
+
+def _frame_rms(audio: npt.NDArray[np.float32], hop: int = 160) -> npt.NDArray[np.float64]:
+    n = len(audio) // hop
+    frames = audio[: n * hop].astype(np.float64).reshape(n, hop)
+    return np.asarray(np.sqrt(np.mean(frames**2, axis=1)))
+
+
+def _cut_turn(stream: npt.NDArray[np.float32], cursor: int, length: float) -> tuple[int, int, int]:
+    """(start, end, next cursor) in samples of a turn of about `length` s (1-6 s) cut at the quietest 10 ms."""
+    sr, hop = 16_000, 160
+    if len(stream) - cursor < sr * 1.5:
+        cursor = 0
+    lo = cursor + round(max(1.0, length - 0.4) * sr)
+    hi = min(cursor + round(min(6.0, length + 0.4) * sr), len(stream))
+    if hi - lo < hop:
+        end = hi
+    else:
+        rms = _frame_rms(stream[lo:hi], hop)
+        end = lo + int(np.argmin(rms)) * hop + hop // 2
+    # Trim quiet ends (below 10% of the turn's median frame level) so the reference span is the speech.
+    rms = _frame_rms(stream[cursor:end], hop)
+    loud = np.flatnonzero(rms >= 0.1 * float(np.median(rms)))
+    start = cursor + int(loud[0]) * hop if len(loud) else cursor
+    stop = cursor + (int(loud[-1]) + 1) * hop if len(loud) else end
+    return start, stop, end
+
+
+def make_conversation(
+    streams: dict[str, npt.NDArray[np.float32]], voices: Sequence[str], seed: int, duration: float = 60.0
+) -> Conversation:
+    """Turns of 1-6 s from `voices` (speaker ids = index in `voices`), pauses of 0.2-0.8 s, ~`duration` s long."""
+    sr = 16_000
+    rng = np.random.default_rng(seed)
+    cursors = {v: int(rng.integers(0, max(1, len(streams[v]) - 6 * sr))) for v in voices}
+    parts: list[npt.NDArray[np.float32]] = []
+    turns: list[Turn] = []
+    t = 0
+    speaker = int(rng.integers(len(voices)))
+    while t < duration * sr:
+        voice = voices[speaker]
+        start, stop, cursors[voice] = _cut_turn(streams[voice], cursors[voice], float(rng.uniform(1.0, 6.0)))
+        piece = streams[voice][start:stop]
+        turns.append(Turn(round(t / sr, 3), round((t + len(piece)) / sr, 3), speaker))
+        gap = np.zeros(round(float(rng.uniform(0.2, 0.8)) * sr), dtype=np.float32)
+        parts += [piece, gap]
+        t += len(piece) + len(gap)
+        if len(voices) > 1 and rng.random() >= 0.15:
+            speaker = int(rng.choice([s for s in range(len(voices)) if s != speaker]))
+    name = f"k{len(voices)}-s{seed}"
+    return Conversation(name, tuple(voices), np.concatenate(parts), turns)
+
+
+def conversation_set(
+    audio_dir: Path, seeds: Sequence[int], counts: Sequence[int] = (1, 2, 3, 4), duration: float = 60.0
+) -> list[Conversation]:
+    """One conversation per (voice count, seed); the voices are drawn from `VOICES` by the seed."""
+    streams = voice_streams(audio_dir)
+    out = []
+    for k in counts:
+        for seed in seeds:
+            rng = np.random.default_rng(1000 * k + seed)
+            voices = [VOICES[i] for i in rng.choice(len(VOICES), size=k, replace=False)]
+            # No voice's material is used much more than twice (beckett has only ~5.6 s of speech): repeated audio
+            # gives identical embeddings, which no real conversation has.
+            shortest = min(len(streams[v]) for v in voices) / 16_000
+            out.append(make_conversation(streams, voices, seed, min(duration, 2 * k * shortest)))
+    return out
+
+
 def main(argv: list[str]) -> int:
-    from app.diarization.diarize import diarize
+    from app.diarization.diarize import DISTANCE_THRESHOLD, diarize
     from app.diarization.speaker_encoder import SpeakerEncoder
 
-    encoder = SpeakerEncoder.load(num_threads=2)
-    audio_dir = Path(argv[1]) if len(argv) > 1 else Path("tests/data")
+    parser = argparse.ArgumentParser(prog="python -m tools.diar_eval")
+    parser.add_argument("--audio-dir", type=Path, default=Path("tests/data"))
+    parser.add_argument("--seeds", choices=["held-out", "tune"], default="held-out")
+    parser.add_argument("--threshold", type=float, default=DISTANCE_THRESHOLD)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv[1:])
+    encoder = SpeakerEncoder.load(num_threads=args.threads)
     for name in ("endgame_nagg_nell", "two_cities", "beckett"):
-        segs = diarize(audio_dir / f"{name}.wav", encoder)
-        print(name, "speakers:", len({s.speaker for s in segs}), [(s.start, s.end, s.speaker) for s in segs])
-    audio, ref = shared_conversation(audio_dir)
-    hyp = [Turn(s.start, s.end, s.speaker) for s in diarize(audio, encoder)]
-    print("conversation:", len(audio) / 16000, "s, reference turns", len(ref), "hypothesis turns", len(hyp))
-    print("DER", diarization_error_rate(ref, hyp))
+        segs = diarize(args.audio_dir / f"{name}.wav", encoder, threshold=args.threshold)
+        changes = sum(1 for a, b in itertools.pairwise(segs) if a.speaker != b.speaker)
+        print(f"{name}: speakers {len({s.speaker for s in segs})}, turns {len(segs)}, changes {changes}")
+    seeds = HELD_OUT_SEEDS if args.seeds == "held-out" else TUNE_SEEDS
+    ders, right, seconds, spent = [], 0, 0.0, 0.0
+    print(f"{'conversation':<12} {'length':>6} {'turns':>5} {'k':>2} {'found':>5} {'DER':>6}  voices")
+    for conv in conversation_set(args.audio_dir, seeds):
+        started = time.perf_counter()
+        segs = diarize(conv.audio, encoder, threshold=args.threshold)
+        spent += time.perf_counter() - started
+        seconds += conv.duration
+        found = len({s.speaker for s in segs})
+        result = diarization_error_rate(conv.reference, [Turn(s.start, s.end, s.speaker) for s in segs])
+        ders.append(result.der)
+        right += found == len(conv.voices)
+        print(
+            f"{conv.name:<12} {conv.duration:6.1f} {len(conv.reference):5d} {len(conv.voices):2d} {found:5d} "
+            f"{result.der:6.3f}  {','.join(conv.voices)}"
+        )
+    print(
+        f"mean DER {np.mean(ders):.3f}, max {np.max(ders):.3f}, DER <= 0.10: {sum(d <= 0.10 for d in ders)}/"
+        f"{len(ders)}, right count {right}/{len(ders)}, RTF {spent / seconds:.4f}"
+    )
     return 0
 
 

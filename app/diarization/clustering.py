@@ -68,3 +68,39 @@ def average_linkage_labels(
     _, first = np.unique(owner, return_index=True)
     order = {int(owner[f]): rank for rank, f in enumerate(sorted(first.tolist()))}
     return np.array([order[int(o)] for o in owner], dtype=np.int64)
+
+
+def two_means(embeddings: npt.NDArray[np.floating], restarts: int = 4, iterations: int = 50) -> npt.NDArray[np.int64]:
+    """Split rows into two groups (labels 0/1) by spherical 2-means on unit vectors; deterministic.
+
+    Each restart seeds with a row and the row farthest from it (cosine), the first restarts using the rows
+    farthest from the mean; the split with the highest total cosine to its centres wins.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-300)
+    n = len(x)
+    if n < 2:
+        return np.zeros(n, np.int64)
+    mean = x.mean(axis=0)
+    seeds = np.argsort(x @ mean)[:restarts]  # the least typical rows first
+    best: npt.NDArray[np.int64] | None = None
+    best_score = -np.inf
+    for first in seeds.tolist():
+        second = int(np.argmin(x @ x[first]))
+        centres = x[[first, second]]
+        labels = np.zeros(n, np.int64)
+        for _ in range(iterations):
+            new = np.asarray(np.argmax(x @ centres.T, axis=1), dtype=np.int64)
+            if np.all(new == new[0]):  # degenerate: everything on one side
+                break
+            sums = np.stack([x[new == 0].sum(axis=0), x[new == 1].sum(axis=0)])
+            centres = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-300)
+            if np.array_equal(new, labels):
+                break
+            labels = new
+        if np.all(labels == labels[0]):
+            continue
+        score = float(np.sum(np.max(x @ centres.T, axis=1)))
+        if score > best_score:
+            best, best_score = labels, score
+    return best if best is not None else np.zeros(n, np.int64)
