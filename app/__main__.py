@@ -26,8 +26,13 @@ def main(argv: list[str]) -> int:
     from app.server import create_app
 
     configure_logging(settings.http.log_level, settings.http.log_json)
+    try:
+        app = create_app(settings)  # checks what needs the model registry (AUTO_ROUTES)
+    except SettingsError as exc:
+        print(f"Invalid configuration: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.http.host,
         port=settings.http.port,
         log_level=settings.http.log_level.lower(),

@@ -49,9 +49,7 @@ def create_app(settings: Settings) -> Litestar:
             log.info("stale_temp_files_removed", count=removed)
         if settings.engines.load_model_on_startup:
             try:
-                await asyncio.wrap_future(
-                    services.runner.run_internal(lambda: services.transcriber.engine(settings.engines.model))
-                )
+                await asyncio.wrap_future(services.runner.run_internal(services.transcriber.load_default))
             except ModelUnavailable as exc:
                 # Keep serving (health, other models, the page); requests for this model get the same message.
                 log.error("model_unavailable", model=settings.engines.model, message=exc.message)

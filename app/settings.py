@@ -12,10 +12,13 @@ from typing import Any, Literal
 
 import msgspec
 
+from app.languages import LANGUAGES
+
 Device = Literal["auto", "cpu", "cuda"]
 ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Quantization = Literal["int8"] | None  # None: full precision
+AUTO_MODEL = "auto"  # MODEL / a request's model: route each request by its language (AUTO_ROUTES)
 
 
 class SettingsError(ValueError):
@@ -59,14 +62,44 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     load_model_on_startup: bool = True
     unload_model_after_s: int = 0
     max_loaded_models: int = 1  # per kind of model: speech, speaker encoder, translation
+    # MODEL=auto / model=auto: language -> model, e.g. "ru=v3_e2e_ctc,en=tiny.en,*=small" (`*`: every other language)
+    auto_routes: tuple[str, ...] = ()
+    auto_detect_model: str = ""  # the Whisper that detects languages for auto; empty: the smallest allowed multilingual
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "num_threads", "max_loaded_models")
         _at_least(self, 0, "unload_model_after_s")
         if not self.allowed_models:
             raise SettingsError("ALLOWED_MODELS must name at least one model")
-        if self.model not in self.allowed_models:
+        if AUTO_MODEL in self.allowed_models:
+            raise SettingsError(f"ALLOWED_MODELS must not name {AUTO_MODEL!r}: set AUTO_ROUTES to enable it")
+        if self.model == AUTO_MODEL and not self.auto_routes:
+            raise SettingsError("MODEL=auto needs AUTO_ROUTES, e.g. AUTO_ROUTES=ru=v3_e2e_ctc,*=small")
+        if self.model != AUTO_MODEL and self.model not in self.allowed_models:
             raise SettingsError(f"MODEL={self.model!r} must be one of ALLOWED_MODELS ({','.join(self.allowed_models)})")
+        self.routes()  # raises SettingsError naming AUTO_ROUTES
+        if self.auto_detect_model and self.auto_detect_model not in self.allowed_models:
+            raise SettingsError(f"AUTO_DETECT_MODEL={self.auto_detect_model!r} must be one of ALLOWED_MODELS")
+
+    def routes(self) -> dict[str, str]:
+        """AUTO_ROUTES as language code (or `*`) -> model name, in the order given."""
+        routes: dict[str, str] = {}
+        for item in self.auto_routes:
+            language, sep, model = (part.strip() for part in item.partition("="))
+            language = language.lower()
+            if not sep or not language or not model:
+                raise SettingsError(f"AUTO_ROUTES: expected language=model (such as en=tiny.en), got {item!r}")
+            if language != "*" and language not in LANGUAGES:
+                raise SettingsError(f"AUTO_ROUTES: {language!r} is not a language code (such as en) or *")
+            if language in routes:
+                raise SettingsError(f"AUTO_ROUTES names {language!r} twice")
+            if model not in self.allowed_models:
+                raise SettingsError(
+                    f"AUTO_ROUTES: model {model!r} (for {language}) must be one of ALLOWED_MODELS "
+                    f"({','.join(self.allowed_models)})"
+                )
+            routes[language] = model
+        return routes
 
     @property
     def onnx_quantization(self) -> Quantization:

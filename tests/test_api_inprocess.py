@@ -103,6 +103,8 @@ def test_not_multipart(client: TestClient) -> None:  # type: ignore[type-arg]
         ({"temperature": "3"}, {"file": ("a.wav", b"RIFF")}, "temperature"),
         ({"stream": "maybe"}, {"file": ("a.wav", b"RIFF")}, "stream"),
         ({"model": "no-such-model"}, {"file": ("a.wav", b"RIFF")}, "model"),
+        ({"model": "auto"}, {"file": ("a.wav", b"RIFF")}, "model"),  # no AUTO_ROUTES here
+        ({"keywords[]": "x" * 101}, {"file": ("a.wav", b"RIFF")}, "keywords"),
         ({"language": "fr"}, {"file": ("a.wav", b"RIFF")}, "language"),
         ({"language": "english!"}, {"file": ("a.wav", b"RIFF")}, "language"),
         ({}, {"file": ("a.wav", b"not audio at all")}, "file"),
@@ -128,6 +130,7 @@ def test_models_and_health_load_nothing(client: TestClient) -> None:  # type: ig
     assert [(m["id"], m["state"], m["languages"]) for m in models] == [("tiny.en", "unloaded", ["en"])]
     health = client.get("/health").json()
     assert health["loaded"] is False and health["resident"] == [] and health["queue"]["admitted"] == 0
+    assert health["auto"] is None
 
 
 # --- Reflector's forms and routes --------------------------------------------------------------------------------

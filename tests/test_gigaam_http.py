@@ -113,3 +113,12 @@ def test_missing_weights_say_what_to_do(gigaam_server: ServerProcess, audio_dir:
     models = httpx.get(f"{gigaam_server.url}/v1/models").json()["data"]
     assert {m["id"]: m["state"] for m in models} == {"v3_ctc": "loaded", "v3_e2e_ctc": "unloaded"}
     assert httpx.post(url, files=files, timeout=60).status_code == 200
+
+
+def test_keywords_are_accepted_and_ignored(client: OpenAI, audio_dir: Path) -> None:
+    """CTC/RNN-T models have no cheap way to favour words: keywords are accepted (best effort), never an error."""
+    with open(audio_dir / "beckett.wav", "rb") as f:
+        plain = client.audio.transcriptions.create(file=f, model="v3_ctc")
+    with open(audio_dir / "beckett.wav", "rb") as f:
+        with_keywords = client.audio.transcriptions.create(file=f, model="v3_ctc", keywords=["Beckett", "Godot"])
+    assert with_keywords.text == plain.text

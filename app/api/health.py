@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from litestar import Response, get
 
+from app.api.deps import Services
 from app.api.requests import AnyRequest, services_of
 from app.engines.devices import resolve_device
+
+
+def auto_state(services: Services) -> dict[str, object] | None:
+    """MODEL=auto's routes, its language detector, and whether each of their models is loaded (ready)."""
+    router = services.transcriber.router
+    if router is None:
+        return None
+    return {
+        "routes": router.routes,
+        "detector": router.detector,
+        "ready": {name: services.transcriber.is_resident(name) for name in router.models},
+    }
 
 
 @get("/health", summary="Liveness, the default model's state and the resident models")
@@ -19,6 +32,7 @@ async def health(request: AnyRequest) -> dict[str, object]:
         "device": resolve_device(settings.engines.device),
         "loaded": services.transcriber.is_resident(settings.engines.model),
         "resident": [{"name": key.name, "kind": key.kind} for key in services.residency.keys],
+        "auto": auto_state(services),
         "queue": {"admitted": runner.admitted, "running": runner.running, "max": settings.limits.max_queue},
     }
 

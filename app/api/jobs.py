@@ -20,10 +20,12 @@ from typing import TypeVar
 
 from app.api.requests import AnyRequest, RequestRecord, record_of, services_of
 from app.errors import Cancelled
+from app.transcription.service import Job, Routed
 from app.worker.cancel import CancelToken
 
 T = TypeVar("T")
 CLIENT_CLOSED_REQUEST = 499
+MODEL_HEADER = "x-model"  # the response header naming the model(s) that transcribed the answer
 
 
 class ClientGone(Exception):
@@ -62,6 +64,15 @@ class RequestJob:
 
     def uses_model(self, name: str) -> None:
         self._record.model = name
+
+    def routed(self, routed: Routed) -> Job:
+        """The job whose model `Transcriber.route` chose; a detection is logged and counted."""
+        self._record.model = routed.job.model
+        if routed.detection is not None:
+            self._record.detected_language = routed.detection.language or "none"
+            self._record.detection_seconds = routed.detection.seconds
+            self.services.metrics.language_detected(routed.detection.language, routed.detection.seconds)
+        return routed.job
 
     def finished(self, audio_seconds: float | None, processing_seconds: float) -> None:
         self._record.audio_seconds = audio_seconds

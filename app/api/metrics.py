@@ -38,6 +38,13 @@ class Metrics:
         self._model_loaded = Gauge("stt_model_loaded", "1 when the model is loaded in memory", ["model"], registry=r)
         self._rejected = Counter("stt_rejected", "Requests rejected because the queue was full (503)", registry=r)
         self._cancelled = Counter("stt_cancelled", "Jobs cancelled because the client went away (499)", registry=r)
+        # MODEL=auto: languages detected to route requests (label "none": no speech), and what detecting cost
+        self._detections = Counter(
+            "stt_language_detections", "Languages detected for MODEL=auto", ["language"], registry=r
+        )
+        self._detection_seconds = Histogram(
+            "stt_language_detection_seconds", "Seconds spent detecting a language", buckets=_SECONDS_BUCKETS, registry=r
+        )
 
     def observe_request(
         self, route: str, status: int, audio_seconds: float = 0.0, processing_seconds: float = 0.0
@@ -64,6 +71,10 @@ class Metrics:
 
     def cancelled(self) -> None:
         self._cancelled.inc()
+
+    def language_detected(self, language: str | None, seconds: float) -> None:
+        self._detections.labels(language=language or "none").inc()
+        self._detection_seconds.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

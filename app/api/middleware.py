@@ -123,6 +123,8 @@ class RequestMiddleware:
             "processing_seconds": None if record.processing_seconds is None else round(record.processing_seconds, 3),
             "rtf": rtf,
             "model": record.model,
+            "detected_language": record.detected_language,
+            "detection_seconds": None if record.detection_seconds is None else round(record.detection_seconds, 3),
             "error": record.error,
         }
         log.info("request", **{k: v for k, v in fields.items() if v is not None})

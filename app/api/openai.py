@@ -15,12 +15,13 @@ from litestar.response import Stream
 from app import render
 from app.api.errors import describe
 from app.api.forms import Form
-from app.api.jobs import RequestJob
-from app.api.params import Options, parse_options, single_file
+from app.api.jobs import MODEL_HEADER, RequestJob
+from app.api.params import Options, parse_keywords, parse_options, single_file
 from app.api.requests import AnyRequest, services_of
 from app.api.sse import sse_response
 from app.audio.decode import probe_audio
 from app.errors import AppError, Cancelled
+from app.settings import AUTO_MODEL
 from app.transcript import Segment, Task, Transcript
 from app.transcription.service import RunSummary
 
@@ -55,20 +56,28 @@ async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[byt
     options = parse_options(form, settings.http.default_response_format)
     upload = single_file(form)
     language = None if task == "translate" else form.first("language")
-    spec = services.transcriber.job(form.first("model"), language, form.first("prompt"), task)
+    keywords = parse_keywords(form)
+    spec = services.transcriber.job(form.first("model"), language, form.first("prompt"), task, keywords)
     # Word timings (Whisper's costly alignment) only for the timed formats: they also make Whisper's segments, and
     # so a stream's segment events, follow the speech more finely. json and text need none.
     spec = msgspec.structs.replace(spec, words=options.response_format in TIMED_FORMATS)
     job.uses_model(spec.model)
     # Refuse what cannot be decoded (or is declared too long) now, with a plain 400, before queueing or streaming.
     await asyncio.to_thread(probe_audio, upload.path, float(settings.audio.max_audio_seconds))
+    # MODEL=auto: the model is chosen now (detecting the language if needed), so a stream's header can name it.
+    spec = job.routed(await job.run(services.transcriber.route(upload.path, spec, job.cancel)))
+    headers = {MODEL_HEADER: spec.model}  # the model that transcribed the answer
     if options.stream:
         items = services.transcriber.stream(upload.path, spec, job.cancel)
         events = transcript_events(job, items, timed=options.response_format in TIMED_FORMATS)
-        return sse_response(events, keepalive_seconds=settings.http.keepalive_seconds, owned=job.hand_over())
+        return sse_response(
+            events, keepalive_seconds=settings.http.keepalive_seconds, owned=job.hand_over(), headers=headers
+        )
     transcript, summary = await job.run(services.transcriber.transcribe(upload.path, spec, job.cancel))
     job.finished(summary.duration, summary.processing_seconds)
-    return render_transcript(transcript, options)
+    response = render_transcript(transcript, options)
+    response.headers.update(headers)
+    return response
 
 
 async def transcript_events(
@@ -127,6 +136,23 @@ async def list_models(request: AnyRequest) -> dict[str, object]:
                 "translation": info.can_translate,
                 "default": name == services.settings.engines.model,
                 "state": "loaded" if services.transcriber.is_resident(name) else "unloaded",
+            }
+        )
+    router = services.transcriber.router
+    if router is not None:
+        data.append(
+            {
+                "id": AUTO_MODEL,
+                "object": "model",
+                "created": 0,
+                "owned_by": "stt-appliance",
+                "family": AUTO_MODEL,
+                "languages": None if "*" in router.routes else sorted(router.routes),
+                "translation": bool(router.translators),
+                "default": services.settings.engines.model == AUTO_MODEL,
+                "state": "loaded" if services.transcriber.is_resident(AUTO_MODEL) else "unloaded",
+                "routes": router.routes,
+                "detector": router.detector,
             }
         )
     return {"object": "list", "data": data}

@@ -94,6 +94,20 @@ def parse_options(form: Form, default_format: ResponseFormat) -> Options:
     )
 
 
+MAX_KEYWORDS = 50  # the form itself takes at most 64 parts
+MAX_KEYWORD_CHARS = 100
+
+
+def parse_keywords(form: Form) -> tuple[str, ...]:
+    """`keywords[]` (or `keywords`): words or names to favour, in order, blanks and repeats dropped."""
+    keywords = tuple(dict.fromkeys(k.strip() for k in form.all("keywords[]", "keywords") if k.strip()))
+    if len(keywords) > MAX_KEYWORDS:
+        raise InvalidInput(f"Send at most {MAX_KEYWORDS} keywords, got {len(keywords)}", about="keywords")
+    if any(len(k) > MAX_KEYWORD_CHARS for k in keywords):
+        raise InvalidInput(f"Each keyword must be at most {MAX_KEYWORD_CHARS} characters", about="keywords")
+    return keywords
+
+
 def single_file(form: Form) -> UploadedFile:
     files = form.files_named("file")
     if not files:

@@ -22,7 +22,7 @@ from litestar import Response, post
 
 from app.api.deps import Services
 from app.api.forms import Form
-from app.api.jobs import RequestJob
+from app.api.jobs import MODEL_HEADER, RequestJob
 from app.api.params import (
     FromUrlBody,
     TranslateBody,
@@ -39,6 +39,7 @@ from app.audio.decode import probe_audio
 from app.diarization.diarize import DiarizationSegment
 from app.errors import InvalidInput
 from app.render.reflector import reflector_transcript, render_transcript, render_upload
+from app.settings import AUTO_MODEL
 from app.transcription.service import Job
 
 JSON = "application/json"
@@ -56,11 +57,13 @@ def reflector_job(services: Services, model: str | None, language: str | None) -
     name = (model or "").strip()
     if name in REFLECTOR_DEFAULT_MODELS and name not in services.settings.engines.allowed_models:
         name = ""
-    info = services.transcriber.resolve_model(name or None)
+    transcriber = services.transcriber
+    resolved = transcriber.resolve_name(name or None)
     requested = (language or "").strip()
-    if not requested and info.supports("en"):
+    # MODEL=auto detects an omitted language instead (ADR 16's "en" was for a model that needs one)
+    if not requested and resolved != AUTO_MODEL and transcriber.model_info(resolved).supports("en"):
         requested = "en"
-    return services.transcriber.job(info.name, requested or None, None, "transcribe")
+    return transcriber.job(resolved, requested or None, None, "transcribe")
 
 
 async def fetch_audio(job: RequestJob, url: str, workdir: Path) -> tuple[Path, float | None]:
@@ -87,14 +90,22 @@ async def answer_upload(job: RequestJob, form: Form) -> Response[bytes | str]:
     for upload in files:  # every file must decode before any is queued
         await asyncio.to_thread(probe_audio, upload.path, float(job.services.settings.audio.max_audio_seconds))
     results = []
+    models: list[str] = []  # with MODEL=auto, each file is routed by its own language
     audio = processing = 0.0
+    transcriber = job.services.transcriber
     for upload in files:
-        transcript, summary = await job.run(job.services.transcriber.transcribe(upload.path, spec, job.cancel))
+        routed = job.routed(await job.run(transcriber.route(upload.path, spec, job.cancel)))
+        transcript, summary = await job.run(transcriber.transcribe(upload.path, routed, job.cancel))
         results.append(reflector_transcript(transcript.words, filename=upload.filename))
+        models.append(routed.model)
         audio += summary.duration
         processing += summary.processing_seconds
     job.finished(audio, processing)
-    return Response(render_upload(results, multiple=plan.multiple), media_type=JSON)
+    model_names = ",".join(dict.fromkeys(models))
+    job.uses_model(model_names)
+    return Response(
+        render_upload(results, multiple=plan.multiple), media_type=JSON, headers={MODEL_HEADER: model_names}
+    )
 
 
 @post("/v1/audio/transcriptions-from-url", status_code=200, summary="Transcribe audio at a URL (Reflector)")
@@ -108,10 +119,12 @@ async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
         offset = finite(body.timestamp_offset or 0.0, "timestamp_offset")
         with request_workdir() as workdir:
             path, _ = await fetch_audio(job, url, workdir)
-            transcript, summary = await job.run(job.services.transcriber.transcribe(path, spec, job.cancel))
+            transcriber = job.services.transcriber
+            spec = job.routed(await job.run(transcriber.route(path, spec, job.cancel)))
+            transcript, summary = await job.run(transcriber.transcribe(path, spec, job.cancel))
         job.finished(summary.duration, summary.processing_seconds)
         result = reflector_transcript(transcript.words, timestamp_offset=offset)
-        return Response(render_transcript(result), media_type=JSON)
+        return Response(render_transcript(result), media_type=JSON, headers={MODEL_HEADER: spec.model})
 
 
 @post("/diarize", status_code=200, summary="Who spoke when in audio at a URL (Reflector)")

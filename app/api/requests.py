@@ -23,6 +23,8 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     audio_seconds: float | None = None
     processing_seconds: float | None = None
     model: str | None = None
+    detected_language: str | None = None  # MODEL=auto: the language detected to choose the model ("none": silence)
+    detection_seconds: float | None = None  # None: no detection ran
     status_override: int | None = None  # 499 when the client went away; an error's status after a stream started
     error: str | None = None  # error type only, never text of the request
     audio_field: str = "file"  # the request field errors about the audio name: `file`, or `audio_file_url`

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 from litestar.background_tasks import BackgroundTask
 from litestar.response import Stream
@@ -44,7 +44,13 @@ async def with_keepalive(events: AsyncGenerator[bytes], seconds: float) -> Async
         await events.aclose()
 
 
-def sse_response(events: AsyncGenerator[bytes], *, keepalive_seconds: float, owned: contextlib.ExitStack) -> Stream:
+def sse_response(
+    events: AsyncGenerator[bytes],
+    *,
+    keepalive_seconds: float,
+    owned: contextlib.ExitStack,
+    headers: Mapping[str, str] | None = None,
+) -> Stream:
     """A text/event-stream response; `owned` (the queue slot, the files) is closed when the stream ends, and after
     the response in any case (a client gone before the first event never starts the generator)."""
 
@@ -53,4 +59,9 @@ def sse_response(events: AsyncGenerator[bytes], *, keepalive_seconds: float, own
             async for event in with_keepalive(events, keepalive_seconds):
                 yield event
 
-    return Stream(body(), media_type="text/event-stream", headers=SSE_HEADERS, background=BackgroundTask(owned.close))
+    return Stream(
+        body(),
+        media_type="text/event-stream",
+        headers={**SSE_HEADERS, **(headers or {})},
+        background=BackgroundTask(owned.close),
+    )

@@ -124,6 +124,7 @@ class OnnxAsrEngine:
         task: Task = "transcribe",
         prompt: str | None = None,
         words: bool = True,  # token timestamps come with the decoding: words are always given
+        keywords: Sequence[str] = (),  # CTC/RNN-T greedy decoding has no cheap way to favour words: ignored
     ) -> list[ChunkResult]:
         if task != "transcribe":
             raise InvalidInput(f"Model {self._info.name!r} cannot translate", about="model")

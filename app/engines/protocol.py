@@ -55,8 +55,11 @@ class Engine(Protocol):
         task: Task = "transcribe",
         prompt: str | None = None,
         words: bool = True,
+        keywords: Sequence[str] = (),
     ) -> list[ChunkResult]:
         """Recognise each chunk (at most 30 s each); one result per chunk, in order.
+
+        `keywords`: words or names to favour (best effort; an engine without a way to favour words ignores them).
 
         `words=False` says no caller needs word timings: an engine may skip work it does only for them (Whisper's
         word alignment costs about as much again as its decoding); segments then may carry no words.

@@ -59,21 +59,35 @@ class WhisperEngine:
         task: Task = "transcribe",
         prompt: str | None = None,
         words: bool = True,
+        keywords: Sequence[str] = (),
     ) -> list[ChunkResult]:
         if self.english_only:
             language, task = "en", "transcribe"
+        # faster-whisper puts hotwords before the prompt in the decoder's previous-text context (when no prefix).
+        hotwords = ", ".join(keywords) or None
         return [
-            self._transcribe_one(chunk, language=language, task=task, prompt=prompt, words=words) for chunk in chunks
+            self._transcribe_one(chunk, language=language, task=task, prompt=prompt, words=words, hotwords=hotwords)
+            for chunk in chunks
         ]
 
+    def detect_language(self, audio: Audio) -> tuple[str, float]:
+        """The language of (at most 30 s of) speech and its probability, from Whisper's first decoder step."""
+        if self.english_only:
+            return "en", 1.0
+        language, probability, _ = self.model.detect_language(
+            audio=np.ascontiguousarray(audio, dtype=np.float32), vad_filter=False, language_detection_segments=1
+        )
+        return str(language), float(probability)
+
     def _transcribe_one(
-        self, chunk: Audio, *, language: str | None, task: Task, prompt: str | None, words: bool
+        self, chunk: Audio, *, language: str | None, task: Task, prompt: str | None, words: bool, hotwords: str | None
     ) -> ChunkResult:
         segments, info = self.model.transcribe(
             np.ascontiguousarray(chunk, dtype=np.float32),
             language=language,
             task=task,
             initial_prompt=prompt or None,
+            hotwords=hotwords,
             word_timestamps=words,
             vad_filter=False,
             beam_size=self.beam_size,

@@ -11,7 +11,7 @@ text) do not depend on `window_seconds`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import msgspec
@@ -45,6 +45,7 @@ class TranscriptionRun:
         cancel: CancelToken,
         vad: SileroVad | None = None,
         words: bool = True,
+        keywords: tuple[str, ...] = (),
         window_seconds: float = WINDOW_SECONDS,
     ) -> None:
         self.path = path
@@ -57,6 +58,7 @@ class TranscriptionRun:
         self.cancel = cancel
         self.vad = vad
         self.words = words  # False: the caller needs no word timings (see Engine.transcribe)
+        self.keywords = keywords
         self.duration = 0.0
         self.language: str | None = language
         self.buffer = AudioBuffer()
@@ -82,7 +84,7 @@ class TranscriptionRun:
             pad=CHUNK_PADDING,
         )
 
-    def chunk_stream(self) -> Iterator[tuple[Chunk, Audio]]:
+    def chunk_stream(self) -> Generator[tuple[Chunk, Audio], None, None]:
         """Decode -> VAD -> chunker: each finished chunk with its audio, in order, as soon as it is final."""
         vad = (self.vad or load_vad()).stream()
         segmenter = self._segmenter()
@@ -111,6 +113,15 @@ class TranscriptionRun:
         buffer.drop_before(buffer.end)
         yield from ready
 
+    def first_speech(self) -> Audio | None:
+        """The first chunk of speech (at most VAD_STRICT_LIMIT seconds), decoding only as far as it ends; None for
+        a file without speech."""
+        chunks = self.chunk_stream()
+        try:
+            return next((audio for _, audio in chunks), None)
+        finally:
+            chunks.close()  # stops decoding and closes the file
+
     def segments(self) -> Iterator[Segment]:
         """Segments with absolute times, in order, yielded as each batch of chunks is recognised.
 
@@ -136,6 +147,7 @@ class TranscriptionRun:
             task=self.task,
             prompt=self.prompt,
             words=self.words,
+            keywords=self.keywords,
         )
         if len(results) != len(batch):
             raise RuntimeError(f"engine returned {len(results)} results for {len(batch)} chunks")

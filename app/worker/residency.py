@@ -25,7 +25,7 @@ import structlog
 
 log = structlog.get_logger("app.residency")
 
-ModelKind = Literal["speech", "speaker", "translation"]
+ModelKind = Literal["speech", "speaker", "translation", "language"]  # language: MODEL=auto's detector
 Prepared = TypeVar("Prepared")
 Model = TypeVar("Model")
 
