@@ -87,6 +87,19 @@ class ServerProcess:
             assert time.monotonic() < deadline, f"worker still busy: {queue}"
             time.sleep(0.1)
 
+    def request_lines(self, route: str) -> list[str]:
+        marks = (f"route={route}", f'"route": "{route}"')  # console or JSON (LOG_JSON) renderer
+        return [x for x in self.log().splitlines() if any(m in x for m in marks)]
+
+    def next_request_line(self, route: str, seen: int, timeout: float = 10.0) -> str:
+        """The first request log line for `route` after the `seen` ones there were. The middleware writes it after
+        the response has gone out, so a test that reads the log right after an answer waits for it."""
+        deadline = time.monotonic() + timeout
+        while len(lines := self.request_lines(route)) <= seen:
+            assert time.monotonic() < deadline, f"no new request line for {route}"
+            time.sleep(0.05)
+        return lines[seen]
+
     def log(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")

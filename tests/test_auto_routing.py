@@ -88,14 +88,17 @@ def detections(server: ServerProcess) -> dict[str, float]:
     return counts
 
 
-def request_lines(server: ServerProcess) -> list[dict[str, Any]]:
-    """The server's `request` log lines as key=value fields (the console renderer)."""
-    lines = []
-    for line in server.log().splitlines():
-        if " request " in f" {line} " and "route=" in line:
-            fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
-            lines.append(fields)
-    return lines
+ROUTE = "/v1/audio/transcriptions"
+
+
+def request_fields(line: str) -> dict[str, Any]:
+    """A `request` log line's key=value fields (the console renderer)."""
+    return dict(part.split("=", 1) for part in line.split() if "=" in part)
+
+
+def next_request(server: ServerProcess, seen: int) -> dict[str, Any]:
+    """The fields of the transcription request line after the `seen` ones (written after the response went out)."""
+    return request_fields(server.next_request_line(ROUTE, seen))
 
 
 # --- routing by detected and by given language ---------------------------------------------------------------------
@@ -104,6 +107,7 @@ def request_lines(server: ServerProcess) -> list[dict[str, Any]]:
 def test_english_speech_goes_to_tiny_en(client: OpenAI, server: ServerProcess) -> None:
     """With `whisper-1` (what OpenAI's SDK sends) and with no model at all (the SDK always sends one: plain HTTP)."""
     before = detections(server).get("en", 0.0)
+    seen = len(server.request_lines(ROUTE))
     with open(AUDIO / "beckett.wav", "rb") as f:
         raw = client.audio.transcriptions.with_raw_response.create(
             file=f, model="whisper-1", response_format="verbose_json"
@@ -111,7 +115,7 @@ def test_english_speech_goes_to_tiny_en(client: OpenAI, server: ServerProcess) -
     assert raw.headers["x-model"] == "tiny.en"
     result = raw.parse()
     assert result.language == "english" and "fail better" in result.text.lower()
-    line = request_lines(server)[-1]
+    line = next_request(server, seen)
     assert line["model"] == "tiny.en" and line["detected_language"] == "en" and float(line["detection_seconds"]) > 0
     no_model = post(server, "/v1/audio/transcriptions", files=upload(AUDIO, "beckett.wav"))
     assert no_model.status_code == 200, no_model.text
@@ -134,10 +138,11 @@ def test_german_speech_goes_to_base(client: OpenAI, server: ServerProcess, speec
 
 def test_given_language_is_routed_without_detection(server: ServerProcess, speech_dir: Path) -> None:
     before = detections(server)
+    seen = len(server.request_lines(ROUTE))
     english = post(server, "/v1/audio/transcriptions", files=upload(speech_dir, "beckett.wav"), data={"language": "en"})
     assert english.status_code == 200, english.text
     assert english.headers["x-model"] == "tiny.en" and "fail better" in english.json()["text"].lower()
-    assert "detection_seconds" not in request_lines(server)[-1]
+    assert "detection_seconds" not in next_request(server, seen)
     german = post(
         server,
         "/v1/audio/transcriptions",
@@ -146,7 +151,7 @@ def test_given_language_is_routed_without_detection(server: ServerProcess, speec
     )
     assert german.status_code == 200, german.text
     assert german.headers["x-model"] == "base" and german.json()["language"] == "german"
-    assert "detection_seconds" not in request_lines(server)[-1]
+    assert "detection_seconds" not in next_request(server, seen + 1)
     assert detections(server) == before
 
 

@@ -67,6 +67,7 @@ def test_a_transcribing_server_stays_private(tmp_path: Path) -> None:
             assert "fail better" in response.text.lower()
         server.wait_until_idle()
         assert server.temp_entries() == []
+        server.next_request_line("/v1/audio/transcriptions", seen=2)  # the third request's line is written
         log = server.log()
 
     # Only loopback (the test client) and local sockets: no DNS, no telemetry upload, no hub.

@@ -149,6 +149,7 @@ def test_openai_sdk_live_path_reads_words(server: ServerProcess) -> None:
 def test_from_url_long_file_as_the_file_pipeline_sends_it(server: ServerProcess, audio_url: str) -> None:
     """No model, `batch` and other unknown keys: Reflector's file pipeline. 44 s goes through VAD chunking."""
     body = {"audio_file_url": f"{audio_url}/two_cities.wav", "language": "en", "batch": True, "extra": {"x": 1}}
+    seen = len(server.request_lines("/v1/audio/transcriptions-from-url"))
     response = post(server, "/v1/audio/transcriptions-from-url", json=body)
     assert response.status_code == 200, response.text
     result = response.json()
@@ -156,8 +157,8 @@ def test_from_url_long_file_as_the_file_pipeline_sends_it(server: ServerProcess,
     assert word_error_rate((AUDIO / "two_cities.txt").read_text(), result["text"]) <= 0.10
     assert result["words"][-1]["end"] <= 44.5
     assert server.temp_entries() == []
+    line = server.next_request_line("/v1/audio/transcriptions-from-url", seen)
     log = server.log()
-    line = next(x for x in reversed(log.splitlines()) if "route=/v1/audio/transcriptions-from-url" in x)
     assert "status=200" in line and "model=tiny.en" in line and "audio_seconds=44" in line
     assert "wisdom" not in log.lower()  # no transcript text in the log
 
