@@ -17,7 +17,7 @@ from app.errors import InvalidInput
 from app.languages import CODE_BY_NAME, LANGUAGES
 from app.settings import Settings
 from app.transcript import Segment, Task, Transcript
-from app.transcription.pipeline import TranscriptionRun
+from app.transcription.pipeline import Chunking, TranscriptionRun
 from app.worker.cancel import CancelToken
 from app.worker.residency import ModelKey, Residency
 from app.worker.runner import Runner
@@ -40,6 +40,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str | None = None
     task: Task = "transcribe"
     words: bool = True  # whether the answer shows word timings (else Whisper skips its word alignment)
+    chunking: Chunking | None = None  # the request's VAD/chunker choices; None: the server's settings
 
 
 def normalise_language(language: str | None) -> str | None:
@@ -129,6 +130,7 @@ class Transcriber:
             audio=self.audio,
             cancel=cancel,
             words=job.words,
+            chunking=job.chunking,
         )
 
     async def transcribe(self, path: Path, job: Job, cancel: CancelToken) -> tuple[Transcript, RunSummary]:
