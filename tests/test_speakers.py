@@ -265,3 +265,17 @@ def test_chunking_strategy_is_accepted_on_every_format(
     # as a JSON string, the way curl users send it
     events, _ = sse_events(server, conversation.path, {"chunking_strategy": json.dumps(vad)})
     assert events[-1]["type"] == "transcript.text.done" and "best of times" in str(events[-1]["text"])
+
+
+def test_hanging_up_a_diarized_stream_stops_the_work(server: ServerProcess, conversation: Conversation) -> None:
+    before = server.log().count("status=499")
+    files = {"file": ("c.wav", conversation.path.read_bytes(), "audio/wav")}
+    data = {"stream": "true", "response_format": "diarized_json"}
+    url = f"{server.url}/v1/audio/transcriptions"
+    with httpx.stream("POST", url, files=files, data=data, timeout=120) as response:
+        for line in response.iter_lines():
+            if "transcript.text.delta" in line:
+                break  # the first words arrived: walk away before the speakers are worked out
+    server.wait_until_idle()
+    assert server.temp_entries() == []
+    assert server.log().count("status=499") == before + 1
