@@ -149,13 +149,21 @@ def der(segments: Sequence[DiarizedSegment], reference: list[Turn]) -> float:
 
 
 def named_share(segments: Sequence[DiarizedSegment], reference: list[Turn]) -> float:
-    """The share of the reference speech whose diarized segment carries the speaker's name."""
-    right = 0.0
-    for turn in reference:
-        for s in segments:
-            if s.speaker == NAMES[turn.speaker]:
-                right += max(0.0, min(turn.end, s.end) - max(turn.start, s.start))
-    return right / sum(t.end - t.start for t in reference)
+    """The share of the reference speech inside the answer's segments whose segment carries the speaker's name.
+
+    (Segments span the words, so a little of each turn's edges lies outside every segment: `coverage` checks that.)
+    """
+    right = sum(overlap(t, s) for t in reference for s in segments if s.speaker == NAMES[t.speaker])
+    return right / sum(overlap(t, s) for t in reference for s in segments)
+
+
+def coverage(segments: Sequence[DiarizedSegment], reference: list[Turn]) -> float:
+    """The share of the reference speech inside the answer's segments."""
+    return sum(overlap(t, s) for t in reference for s in segments) / sum(t.end - t.start for t in reference)
+
+
+def overlap(turn: Turn, segment: DiarizedSegment) -> float:
+    return max(0.0, min(turn.end, segment.end) - max(turn.start, segment.start))
 
 
 def domain(result: TranscriptionDiarized) -> list[DiarizedSegment]:
@@ -190,7 +198,8 @@ def test_known_speakers_name_their_segments(client: OpenAI, conversation: Conver
             known_speaker_references=[data_url(conversation.references[n]) for n in names],  # one is an mp3
         )
     assert {s.speaker for s in result.segments} == set(names)
-    assert named_share(domain(result), conversation.turns) >= 0.9
+    assert named_share(domain(result), conversation.turns) >= 0.9  # measured 1.0
+    assert coverage(domain(result), conversation.turns) >= 0.85  # measured 0.91
 
 
 def test_saved_voices_by_name_and_unknown_voices_stay_anonymous(client: OpenAI, conversation: Conversation) -> None:

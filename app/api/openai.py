@@ -6,7 +6,7 @@ Reflector's form too).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -41,7 +41,9 @@ TEXT_MEDIA = {"text": "text/plain; charset=utf-8", "srt": "text/plain; charset=u
 INTERNAL_ERROR = render.ErrorBody("Internal server error", "server_error", None, "internal_error")
 
 
-def render_transcript(transcript: Transcript, options: Options) -> Response[bytes | str]:
+def render_transcript(
+    transcript: Transcript, options: Options, diarized: Sequence[DiarizedSegment] = ()
+) -> Response[bytes | str]:
     match options.response_format:
         case "json":
             return Response(render.render_json(transcript), media_type="application/json")
@@ -57,8 +59,9 @@ def render_transcript(transcript: Transcript, options: Options) -> Response[byte
             return Response(render.render_srt(transcript), media_type=TEXT_MEDIA["srt"])
         case "vtt":
             return Response(render.render_vtt(transcript), media_type=TEXT_MEDIA["vtt"])
-        case "diarized_json":
-            raise RuntimeError("diarized_json is answered by answer_diarized")
+        case "diarized_json":  # the transcript's segments split and labelled by speaker
+            body = render.render_diarized_json(diarized, transcript.duration)
+            return Response(body, media_type="application/json")
 
 
 async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[bytes | str] | Stream:
@@ -91,12 +94,9 @@ async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[byt
         )
         return sse_response(events, keepalive_seconds=settings.http.keepalive_seconds, owned=job.hand_over())
     transcript, summary = await job.run(services.transcriber.transcribe(upload.path, spec, job.cancel))
-    if speakers is not None:
-        segments = await job.run(speakers(list(transcript.segments)))
-        job.finished(summary.duration, summary.processing_seconds + speakers.processing_seconds)
-        return Response(render.render_diarized_json(segments, transcript.duration), media_type="application/json")
-    job.finished(summary.duration, summary.processing_seconds)
-    return render_transcript(transcript, options)
+    by_speaker = [] if speakers is None else await job.run(speakers(list(transcript.segments)))
+    job.finished(summary.duration, summary.processing_seconds + (speakers.processing_seconds if speakers else 0.0))
+    return render_transcript(transcript, options, by_speaker)
 
 
 def known_voices(known: KnownSpeakers, speakers_dir: Path) -> list[KnownVoice]:
