@@ -10,7 +10,8 @@ Runner), after loading the models (load time is not counted):
 - json: the transcription without word timings (ADR 21);
 - diarized_json: the transcription with word timings, the speaker turns (`Diarizer.who_spoke`), and the split of
   segments by speaker (`split_by_speaker`).
-Seconds are wall time of that work; the ratio diarized_json / json is paired per round. Peak RSS is the process's
+Seconds are wall time of that work, CPU seconds the process's CPU time over it (all threads; less moved by
+neighbours on a shared machine); ratios diarized_json / json are paired per round. Peak RSS is the process's
 (`ru_maxrss`), measured for diarized_json at --minutes and at --long-minutes (one run) to show whether memory grows
 with the length of the audio. Writes bench/out/diarized.md.
 """
@@ -68,6 +69,12 @@ def speech_file(minutes: float) -> Path:
     return path
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process, all threads (less sensitive than wall time to neighbours on a shared machine)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(fmt: str, path: Path, model: str, models_dir: str, threads: int) -> dict[str, float]:
     import msgspec
 
@@ -86,7 +93,7 @@ def child(fmt: str, path: Path, model: str, models_dir: str, threads: int) -> di
         await services.runner.run(lambda: services.transcriber.engine(model), cancel)  # load, not timed
         await services.runner.run(services.diarizer.encoder, cancel)
         spec = services.transcriber.job(model, None, None, "transcribe")
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), cpu_seconds()
         if fmt == "json":
             spec = msgspec.structs.replace(spec, words=False)
             transcript, summary = await services.transcriber.transcribe(path, spec, cancel)
@@ -99,6 +106,7 @@ def child(fmt: str, path: Path, model: str, models_dir: str, threads: int) -> di
         seconds = time.monotonic() - started
         return {
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds() - cpu_started,
             "rtf": seconds / summary.duration,
             "segments": float(segments),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -141,16 +149,22 @@ def main() -> int:
         long = json.loads(done.stdout.decode().strip().splitlines()[-1])
     lines = ab.header(f"diarized_json vs json: {args.model}, {args.minutes:g} min of speech", results)
     lines += [
-        "| format | seconds | RTF | peak RSS MB |",
-        "|---|---|---|---|",
+        "| format | seconds | CPU seconds | RTF | peak RSS MB |",
+        "|---|---|---|---|---|",
     ]
     for name in results.variants:
         lines.append(
             f"| {name} | {ab.spread(results.values(name, 'seconds'), '{:.1f}')} | "
+            f"{ab.spread(results.values(name, 'cpu_seconds'), '{:.1f}')} | "
             f"{ab.spread(results.values(name, 'rtf'))} | {ab.spread(results.values(name, 'peak_rss_mb'), '{:.0f}')} |"
         )
     ratio = results.paired_ratios("diarized_json", "json", "seconds")
-    lines += ["", f"- Time ratio diarized_json / json (paired per round): {ab.spread(ratio)}"]
+    cpu_ratio = results.paired_ratios("diarized_json", "json", "cpu_seconds")
+    lines += [
+        "",
+        f"- Time ratio diarized_json / json (paired per round): {ab.spread(ratio)}",
+        f"- CPU-time ratio diarized_json / json (paired per round): {ab.spread(cpu_ratio)}",
+    ]
     if long is not None:
         short_rss = results.values("diarized_json", "peak_rss_mb")
         lines.append(

@@ -279,3 +279,14 @@ def test_known_speakers_need_diarized_json_and_translations_have_none(
         "/v1/audio/translations", headers=AUTH, data={"response_format": "diarized_json"}, files=audio
     )
     error_of(translated, 400, "response_format")
+
+
+def test_a_reference_may_be_an_uploaded_file(client: TestClient, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    body = [
+        ("known_speaker_names[]", (None, b"ann")),
+        ("known_speaker_references[]", ("ann.wav", wav_bytes(1, tmp_path))),  # a file part, not a data URL
+        ("response_format", (None, b"diarized_json")),
+        ("file", ("a.wav", wav_bytes(1, tmp_path, "a.wav"))),
+    ]
+    response = client.post("/v1/audio/transcriptions", headers=AUTH, files=body)
+    assert "lasts 1.0 s" in error_of(response, 400, "known_speaker_references")["message"]

@@ -100,8 +100,12 @@ async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[byt
 
 
 def known_voices(known: KnownSpeakers, speakers_dir: Path) -> list[KnownVoice]:
-    """The request's known voices: its data URLs decoded and checked, or saved voices by name."""
-    references = None if known.references is None else [decode_data_url(path) for path in known.references]
+    """The request's known voices: its data URLs (or uploaded files) decoded and checked, or saved voices by name."""
+    references = (
+        None
+        if known.references is None
+        else [decode_data_url(f.path) if f.filename == "" else f.path for f in known.references]
+    )
     return load_known_voices(known.names, references, speakers_dir)
 
 

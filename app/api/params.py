@@ -181,10 +181,11 @@ MAX_NAME_CHARS = 64
 
 
 class KnownSpeakers(msgspec.Struct, frozen=True):
-    """The voices a request names, and the files holding their data URLs (None: saved voices by name)."""
+    """The voices a request names, and their references (None: saved voices by name): data URLs as sent (a text
+    field, written to a file: filename "") or audio files uploaded in that field."""
 
     names: tuple[str, ...]
-    references: tuple[Path, ...] | None
+    references: tuple[UploadedFile, ...] | None
 
 
 def parse_known_speakers(form: Form) -> KnownSpeakers | None:
@@ -208,7 +209,7 @@ def parse_known_speakers(form: Form) -> KnownSpeakers | None:
             "name (or none, to use saved voices)",
             about=KNOWN_REFERENCES,
         )
-    return KnownSpeakers(tuple(names), tuple(f.path for f in references) if references else None)
+    return KnownSpeakers(tuple(names), tuple(references) if references else None)
 
 
 def decode_data_url(path: Path) -> Path:
