@@ -15,7 +15,7 @@ import msgspec
 from app.languages import LANGUAGES
 
 Device = Literal["auto", "cpu", "cuda"]
-ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
+ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt", "diarized_json"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Quantization = Literal["int8"] | None  # None: full precision
 AUTO_MODEL = "auto"  # MODEL / a request's model: route each request by its language (AUTO_ROUTES)
@@ -130,6 +130,12 @@ class HubSettings(msgspec.Struct, frozen=True, kw_only=True):
     translation_hub_repo: str = "gaudi/opus-mt-{src}-{tgt}-ctranslate2"
 
 
+class SpeakerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Who said what (response_format=diarized_json)."""
+
+    speakers_dir: Path = Path("/data/speakers")  # saved voices, `<name>.wav` (2-10 s each), usable by name
+
+
 class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "0.0.0.0"
     port: int = 8000
@@ -160,6 +166,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
     hub: HubSettings = msgspec.field(default_factory=HubSettings)
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    speakers: SpeakerSettings = msgspec.field(default_factory=SpeakerSettings)
 
 
 def _at_least(group: msgspec.Struct, minimum: int, *names: str) -> None:

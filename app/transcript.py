@@ -48,6 +48,15 @@ class Segment(msgspec.Struct, frozen=True):
         )
 
 
+class DiarizedSegment(msgspec.Struct, frozen=True):
+    """A stretch of one speaker's speech. `speaker` is a known voice's name or an anonymous label (A, B, ...)."""
+
+    start: float
+    end: float
+    text: str
+    speaker: str
+
+
 def join_segments(texts: list[str]) -> str:
     """The full text of a transcript: segment texts joined by single spaces, empty ones skipped."""
     return " ".join(t for t in texts if t)

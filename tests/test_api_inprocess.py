@@ -3,6 +3,7 @@ both dialects and the mapping of every domain error to status, OpenAI error shap
 
 from __future__ import annotations
 
+import base64
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from app.errors import (
 )
 from app.server import create_app
 from app.settings import load_settings
+from tests.audio_factory import silence
 
 KEY = "in-process-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -190,3 +192,104 @@ def test_translate_parameters(client: TestClient) -> None:  # type: ignore[type-
         "/translate", headers=AUTH, json={"text": "Hi", "source_language": "EN", "target_language": "en"}
     )
     assert same.status_code == 200 and same.json() == {"text": {"en": "Hi"}}
+
+
+# --- diarized_json: chunking_strategy and known speakers ---------------------------------------------------------
+
+
+def wav_bytes(seconds: float, tmp_path: Path, name: str = "ref.wav") -> bytes:
+    return silence(seconds, tmp_path / name).read_bytes()
+
+
+def data_url(raw: bytes, mime: str = "audio/wav") -> str:
+    return f"data:{mime};base64," + base64.b64encode(raw).decode()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [("chunking_strategy", "manual")],
+        [("chunking_strategy", '{"type": "client_vad"}')],
+        [("chunking_strategy", "[1, 2]")],
+        [("chunking_strategy[type]", "server_vad"), ("chunking_strategy[threshold]", "1.5")],
+        [("chunking_strategy[type]", "server_vad"), ("chunking_strategy[threshold]", "x")],
+        [("chunking_strategy[type]", "server_vad"), ("chunking_strategy[silence_duration_ms]", "-5")],
+        [("chunking_strategy[type]", "server_vad"), ("chunking_strategy[prefix_padding_ms]", "nan")],
+        [("chunking_strategy[type]", "server_vad"), ("chunking_strategy[speed]", "2")],
+        [("chunking_strategy[threshold]", "0.5")],
+        [("chunking_strategy", "auto"), ("chunking_strategy[type]", "server_vad")],
+        [("chunking_strategy", '{"type": "server_vad", "threshold": true}')],
+    ],
+)
+def test_bad_chunking_strategy_is_a_400_naming_it(
+    client: TestClient,  # type: ignore[type-arg]
+    tmp_path: Path,
+    fields: list[tuple[str, str]],
+) -> None:
+    files = [("file", ("a.wav", wav_bytes(1, tmp_path)))]
+    response = client.post("/v1/audio/transcriptions", headers=AUTH, data=dict(fields), files=files)
+    error_of(response, 400, "chunking_strategy")
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        # counts that differ
+        ([("known_speaker_names[]", "ann"), ("known_speaker_names[]", "bob")], "known_speaker_references"),
+        ([("known_speaker_references[]", "REF")], "known_speaker_names"),
+        # not a data URL, not base64, not audio, too short, too long
+        ([("known_speaker_names[]", "ann"), ("known_speaker_references[]", "http://x/a.wav")], None),
+        ([("known_speaker_names[]", "ann"), ("known_speaker_references[]", "data:audio/wav;base64,@@@")], None),
+        ([("known_speaker_names[]", "ann"), ("known_speaker_references[]", "NOT_AUDIO")], None),
+        ([("known_speaker_names[]", "ann"), ("known_speaker_references[]", "SHORT")], None),
+        ([("known_speaker_names[]", "ann"), ("known_speaker_references[]", "LONG")], None),
+        # names: too many, repeated, empty; a saved voice that does not exist
+        ([("known_speaker_names[]", n) for n in "abcde"], "known_speaker_names"),
+        ([("known_speaker_names[]", "ann"), ("known_speaker_names[]", "ann")], "known_speaker_names"),
+        ([("known_speaker_names[]", " ")], "known_speaker_names"),
+        ([("known_speaker_names[]", "nobody")], "known_speaker_references"),
+    ],
+)
+def test_bad_known_speakers_are_400s(
+    client: TestClient,  # type: ignore[type-arg]
+    tmp_path: Path,
+    fields: list[tuple[str, str]],
+    param: str | None,
+) -> None:
+    stand_ins = {
+        "REF": data_url(wav_bytes(3, tmp_path)),
+        "NOT_AUDIO": data_url(b"hello, this is text"),
+        "SHORT": data_url(wav_bytes(1, tmp_path)),
+        "LONG": data_url(wav_bytes(12, tmp_path)),
+    }
+    data = [(k, stand_ins.get(v, v)) for k, v in fields]
+    body = [(k, (None, v.encode())) for k, v in data] + [
+        ("response_format", (None, b"diarized_json")),
+        ("file", ("a.wav", wav_bytes(1, tmp_path, "a.wav"))),
+    ]
+    response = client.post("/v1/audio/transcriptions", headers=AUTH, files=body)
+    error_of(response, 400, param or "known_speaker_references")
+
+
+def test_known_speakers_need_diarized_json_and_translations_have_none(
+    client: TestClient,  # type: ignore[type-arg]
+    tmp_path: Path,
+) -> None:
+    audio = {"file": ("a.wav", wav_bytes(1, tmp_path))}
+    named = client.post("/v1/audio/transcriptions", headers=AUTH, data={"known_speaker_names[]": "ann"}, files=audio)
+    error_of(named, 400, "known_speaker_names")
+    translated = client.post(
+        "/v1/audio/translations", headers=AUTH, data={"response_format": "diarized_json"}, files=audio
+    )
+    error_of(translated, 400, "response_format")
+
+
+def test_a_reference_may_be_an_uploaded_file(client: TestClient, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    body = [
+        ("known_speaker_names[]", (None, b"ann")),
+        ("known_speaker_references[]", ("ann.wav", wav_bytes(1, tmp_path))),  # a file part, not a data URL
+        ("response_format", (None, b"diarized_json")),
+        ("file", ("a.wav", wav_bytes(1, tmp_path, "a.wav"))),
+    ]
+    response = client.post("/v1/audio/transcriptions", headers=AUTH, files=body)
+    assert "lasts 1.0 s" in error_of(response, 400, "known_speaker_references")["message"]

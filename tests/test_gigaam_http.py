@@ -1,7 +1,7 @@
 """A random-weight GigaAM v3 model (the real architecture, built by tools) through the whole HTTP path.
 
 Its text is gibberish, but everything around it is real: onnx-asr loading from MODELS_DIR, VAD chunking, word
-timestamps, all five response formats, streaming, the language check, and missing weights.
+timestamps, all six response formats, streaming, the language check, and missing weights.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from openai import OpenAI
+from openai.types.audio import TranscriptionDiarized
 
 from tests.server import ServerProcess
 from tests.test_openai_api import assert_openai_error, assert_readable_cues, parse_cues
@@ -122,3 +123,13 @@ def test_keywords_are_accepted_and_ignored(client: OpenAI, audio_dir: Path) -> N
     with open(audio_dir / "beckett.wav", "rb") as f:
         with_keywords = client.audio.transcriptions.create(file=f, model="v3_ctc", keywords=["Beckett", "Godot"])
     assert with_keywords.text == plain.text
+
+
+def test_diarized_json(client: OpenAI, audio_dir: Path) -> None:
+    """Who said what with a CTC engine (its words are free): two voices of a dialogue, segments split by speaker."""
+    with open(audio_dir / "endgame_nagg_nell.wav", "rb") as f:
+        result = client.audio.transcriptions.create(file=f, model="v3_ctc", response_format="diarized_json")
+    assert isinstance(result, TranscriptionDiarized)
+    assert result.segments and result.text == " ".join(s.text for s in result.segments)
+    assert list(dict.fromkeys(s.speaker for s in result.segments)) == ["A", "B"]
+    assert all(a.end <= b.start for a, b in itertools.pairwise(result.segments))

@@ -22,9 +22,14 @@ from app.errors import InputTooLarge, InvalidInput
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 64
+# Text fields too large to keep in memory (data URLs of reference audio): written to the temp dir like files.
+LARGE_FIELDS = frozenset({"known_speaker_references", "known_speaker_references[]"})
+MAX_LARGE_FIELD_BYTES = 8 * 1024 * 1024
 
 
 class UploadedFile(msgspec.Struct, frozen=True):
+    """A file part, or a large text field (`LARGE_FIELDS`, filename ""), as written to the request's temp dir."""
+
     field: str
     filename: str
     path: Path
@@ -93,7 +98,7 @@ class _PartCollector:
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         raw_filename = options.get(b"filename")
         self._filename = None if raw_filename is None else raw_filename.decode("utf-8", "replace")
-        if self._filename is not None:
+        if self._filename is not None or self._name in LARGE_FIELDS:
             fd, name = tempfile.mkstemp(prefix="upload-", dir=self.form.workdir)
             self._path = Path(name)
             self._file = os.fdopen(fd, "wb")
@@ -105,6 +110,11 @@ class _PartCollector:
             self.total_file_bytes += length
             if self.total_file_bytes > self.max_bytes:
                 raise _too_large(self.max_bytes)
+            if self._filename is None and self._size > MAX_LARGE_FIELD_BYTES:
+                raise InvalidInput(
+                    f"Form field '{self._name}' is too long (at most {MAX_LARGE_FIELD_BYTES // (1024 * 1024)} MB)",
+                    about=self._name.removesuffix("[]"),
+                )
             self._file.write(data[start:end])
         else:
             if self._size > MAX_FIELD_BYTES:
@@ -115,7 +125,7 @@ class _PartCollector:
         if self._file is not None and self._path is not None:
             self._file.close()
             self._file = None
-            filename = os.path.basename(self._filename or "") or "audio"
+            filename = "" if self._filename is None else os.path.basename(self._filename) or "audio"
             self.form.files.append(UploadedFile(self._name, filename, self._path, self._size))
         else:
             self.form.fields.setdefault(self._name, []).append(self._value.decode("utf-8", "replace"))

@@ -5,9 +5,14 @@ Every refusal is `InvalidInput` (or `InputTooLarge`) about the parameter, so it 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar, cast, get_args
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 
@@ -16,6 +21,7 @@ from app.api.forms import Form, UploadedFile
 from app.api.requests import AnyRequest
 from app.errors import InputTooLarge, InvalidInput
 from app.settings import ResponseFormat, parse_flag
+from app.transcription.pipeline import Chunking
 
 S = TypeVar("S", bound=msgspec.Struct)
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
@@ -115,6 +121,133 @@ def single_file(form: Form) -> UploadedFile:
     if len(files) > 1:
         raise InvalidInput("Send exactly one 'file'", about="audio")
     return files[0]
+
+
+CHUNKING = "chunking_strategy"
+SERVER_VAD_KEYS = ("type", "prefix_padding_ms", "silence_duration_ms", "threshold")
+MAX_PADDING_MS = 2000
+MAX_SILENCE_MS = 5000
+
+
+def parse_chunking(form: Form) -> Chunking | None:
+    """OpenAI's `chunking_strategy`: "auto" (None: the server's settings) or a server_vad object, sent as JSON in
+    `chunking_strategy` or, as the SDK sends objects, as bracketed keys (`chunking_strategy[type]=server_vad`)."""
+    plain = form.first(CHUNKING)
+    bracketed = {
+        name[len(CHUNKING) + 1 : -1]: values[0]
+        for name, values in form.fields.items()
+        if name.startswith(CHUNKING + "[") and name.endswith("]") and values
+    }
+    if plain is not None and bracketed:
+        raise InvalidInput(f"Send '{CHUNKING}' either as a value or as bracketed keys, not both", about=CHUNKING)
+    fields: Mapping[str, object]
+    if bracketed:
+        fields = bracketed
+    elif plain is None or plain.strip() == "auto":
+        return None
+    else:
+        try:
+            decoded = msgspec.json.decode(plain.strip())
+        except msgspec.DecodeError:
+            decoded = None
+        if not isinstance(decoded, dict):
+            raise InvalidInput(
+                f"Invalid {CHUNKING} '{plain[:40]}': use \"auto\" or an object "
+                '{"type": "server_vad", "prefix_padding_ms", "silence_duration_ms", "threshold"}',
+                about=CHUNKING,
+            )
+        fields = decoded
+    unknown = sorted(set(fields) - set(SERVER_VAD_KEYS))
+    if unknown:
+        raise InvalidInput(f"Unknown {CHUNKING} key '{unknown[0]}': use {', '.join(SERVER_VAD_KEYS)}", about=CHUNKING)
+    if fields.get("type") != "server_vad":
+        raise InvalidInput(f'{CHUNKING} objects need "type": "server_vad"', about=CHUNKING)
+    defaults = Chunking()
+    threshold = _strategy_number(fields, "threshold", 0.0, 1.0)
+    padding = _strategy_number(fields, "prefix_padding_ms", 0, MAX_PADDING_MS)
+    silence = _strategy_number(fields, "silence_duration_ms", 0, MAX_SILENCE_MS)
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise InvalidInput(f"{CHUNKING}.threshold must be between 0 and 1 (exclusive)", about=CHUNKING)
+    return Chunking(
+        threshold=threshold,
+        padding_seconds=defaults.padding_seconds if padding is None else padding / 1000,
+        min_silence_seconds=defaults.min_silence_seconds if silence is None else silence / 1000,
+    )
+
+
+def _strategy_number(fields: Mapping[str, object], key: str, low: float, high: float) -> float | None:
+    raw = fields.get(key)
+    if raw is None:
+        return None
+    try:
+        value = float(raw) if isinstance(raw, (str, int, float)) and not isinstance(raw, bool) else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InvalidInput(f"{CHUNKING}.{key} must be a number from {low:g} to {high:g}, got '{raw}'", about=CHUNKING)
+    return value
+
+
+KNOWN_NAMES = "known_speaker_names"
+KNOWN_REFERENCES = "known_speaker_references"
+DATA_URL = re.compile(rb"^data:(?P<mime>[\w.+/-]*)(?P<params>(?:;[\w.+-]+=[\w.+-]+)*)(?P<base64>;base64)?,")
+MAX_NAME_CHARS = 64
+
+
+class KnownSpeakers(msgspec.Struct, frozen=True):
+    """The voices a request names, and their references (None: saved voices by name): data URLs as sent (a text
+    field, written to a file: filename "") or audio files uploaded in that field."""
+
+    names: tuple[str, ...]
+    references: tuple[UploadedFile, ...] | None
+
+
+def parse_known_speakers(form: Form) -> KnownSpeakers | None:
+    names = [n.strip() for n in form.all(KNOWN_NAMES + "[]", KNOWN_NAMES)]
+    references = form.files_named(KNOWN_REFERENCES + "[]", KNOWN_REFERENCES)
+    if not names and not references:
+        return None
+    if not names:
+        raise InvalidInput(
+            f"'{KNOWN_REFERENCES}[]' needs '{KNOWN_NAMES}[]' (one name per reference)", about=KNOWN_NAMES
+        )
+    for name in names:
+        if not name or len(name) > MAX_NAME_CHARS or any(not c.isprintable() for c in name):
+            raise InvalidInput(
+                f"Each of '{KNOWN_NAMES}[]' must be a printable name of 1-{MAX_NAME_CHARS} characters",
+                about=KNOWN_NAMES,
+            )
+    if references and len(references) != len(names):
+        raise InvalidInput(
+            f"Got {len(names)} {KNOWN_NAMES}[] but {len(references)} {KNOWN_REFERENCES}[]: send one reference per "
+            "name (or none, to use saved voices)",
+            about=KNOWN_REFERENCES,
+        )
+    return KnownSpeakers(tuple(names), tuple(references) if references else None)
+
+
+def decode_data_url(path: Path) -> Path:
+    """Replace a file holding a data URL (`data:audio/wav;base64,...`) with the bytes it carries; returns the path."""
+    raw = path.read_bytes().strip()
+    match = DATA_URL.match(raw[:256])
+    if match is None:
+        raise InvalidInput(
+            f"Each of '{KNOWN_REFERENCES}[]' must be a data URL such as 'data:audio/wav;base64,...'",
+            about=KNOWN_REFERENCES,
+        )
+    payload = raw[match.end() :]
+    try:
+        data = base64.b64decode(payload, validate=True) if match.group("base64") else _percent_decoded(payload)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(f"A '{KNOWN_REFERENCES}[]' data URL is not valid base64", about=KNOWN_REFERENCES) from None
+    if not data:
+        raise InvalidInput(f"A '{KNOWN_REFERENCES}[]' data URL carries no audio", about=KNOWN_REFERENCES)
+    path.write_bytes(data)
+    return path
+
+
+def _percent_decoded(payload: bytes) -> bytes:
+    return unquote_to_bytes(payload)
 
 
 # --- Reflector ---------------------------------------------------------------------------------------------------

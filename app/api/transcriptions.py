@@ -23,7 +23,19 @@ async def answer_upload(request: AnyRequest, task: Task) -> Response[bytes | str
         return await openai.answer_upload(job, form, task)
 
 
-@post("/v1/audio/transcriptions", status_code=200, summary="Transcribe audio (OpenAI-compatible; Reflector form too)")
+@post(
+    "/v1/audio/transcriptions",
+    status_code=200,
+    summary="Transcribe audio (OpenAI-compatible; Reflector form too)",
+    description=(
+        "multipart/form-data: `file`, `model`, `language`, `prompt`, `temperature`, `response_format` (json, text, "
+        "verbose_json, srt, vtt, diarized_json), `timestamp_granularities[]`, `stream`, `chunking_strategy` (`auto` "
+        'or {"type": "server_vad", "threshold", "prefix_padding_ms", "silence_duration_ms"}, as JSON or as '
+        "`chunking_strategy[type]`... keys), and for diarized_json `known_speaker_names[]` with "
+        "`known_speaker_references[]` (data URLs of 2-10 s of each voice, up to 4) or names of voices saved in "
+        "SPEAKERS_DIR. diarized_json: segments with `speaker` (known names, else A, B, C, ... by first appearance)."
+    ),
+)
 async def create_transcription(request: AnyRequest) -> Response[bytes | str] | Stream:
     return await answer_upload(request, "transcribe")
 

@@ -3,6 +3,7 @@
 from app.languages import language_name
 from app.render.formats import (
     compression_ratio,
+    render_diarized_json,
     render_json,
     render_text,
     render_verbose_json,
@@ -21,6 +22,7 @@ from app.render.sse import (
     sse_error,
     sse_frame,
     sse_segment,
+    sse_speaker_segment,
 )
 from app.render.subtitles import MAX_CUE_SECONDS, MAX_LINE_CHARS, MAX_LINES, Cue, build_cues, render_srt, render_vtt
 
@@ -37,6 +39,7 @@ __all__ = [
     "compression_ratio",
     "event_payload",
     "language_name",
+    "render_diarized_json",
     "render_json",
     "render_srt",
     "render_text",
@@ -48,6 +51,7 @@ __all__ = [
     "sse_error",
     "sse_frame",
     "sse_segment",
+    "sse_speaker_segment",
     "usage_seconds",
     "verbose_flags",
 ]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
 
 from app.languages import language_name
-from app.transcript import Segment, Transcript
+from app.transcript import DiarizedSegment, Segment, Transcript, join_segments
 
 
 class Usage(msgspec.Struct, tag_field="type", tag="duration"):
@@ -50,6 +50,26 @@ class VerboseBody(msgspec.Struct, omit_defaults=True):
     usage: Usage | msgspec.UnsetType = msgspec.UNSET
 
 
+class DiarizedSegmentBody(msgspec.Struct, tag_field="type", tag="transcript.text.segment"):
+    id: str
+    start: float
+    end: float
+    speaker: str
+    text: str
+
+
+class DiarizedUsage(msgspec.Struct, tag_field="type", tag="duration"):
+    seconds: float
+
+
+class DiarizedBody(msgspec.Struct):
+    task: str
+    duration: float
+    text: str
+    segments: list[DiarizedSegmentBody]
+    usage: DiarizedUsage
+
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -60,6 +80,20 @@ def usage_seconds(duration: float) -> int:
 
 def render_json(transcript: Transcript) -> bytes:
     return _encoder.encode(JsonBody(text=transcript.text, usage=_usage(transcript)))
+
+
+def render_diarized_json(segments: Sequence[DiarizedSegment], duration: float) -> bytes:
+    """OpenAI's diarized_json: segments with speakers; `text` is their texts joined."""
+    body = DiarizedBody(
+        task="transcribe",
+        duration=_time(duration),
+        text=join_segments([s.text for s in segments]),
+        segments=[
+            DiarizedSegmentBody(str(i), _time(s.start), _time(s.end), s.speaker, s.text) for i, s in enumerate(segments)
+        ],
+        usage=DiarizedUsage(usage_seconds(duration)),
+    )
+    return _encoder.encode(body)
 
 
 def render_text(transcript: Transcript) -> str:

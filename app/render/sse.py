@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from app.transcript import Segment
+from app.transcript import DiarizedSegment, Segment
 
 SSE_DONE = b"data: [DONE]\n\n"
 SSE_KEEPALIVE = b": keep-alive\n\n"
@@ -82,6 +82,12 @@ def sse_segment(index: int, segment: Segment, *, speaker: str = "") -> bytes:
 
 def segment_event(index: int, segment: Segment, *, speaker: str = "") -> SegmentEvent:
     return SegmentEvent(str(index), round(segment.start, 3), round(segment.end, 3), segment.text, speaker)
+
+
+def sse_speaker_segment(index: int, segment: DiarizedSegment) -> bytes:
+    """A diarized_json stream's segment event: one per diarized segment, with its speaker."""
+    event = SegmentEvent(str(index), round(segment.start, 3), round(segment.end, 3), segment.text, segment.speaker)
+    return sse_frame(event_payload(event))
 
 
 def sse_error(error: ErrorBody) -> bytes:

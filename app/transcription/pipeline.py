@@ -32,6 +32,14 @@ VAD_MIN_SPEECH = 0.25  # Silero: shorter speech is ignored
 VAD_MIN_SILENCE = 0.1  # Silero: a pause must last this long to end a speech region
 
 
+class Chunking(msgspec.Struct, frozen=True, kw_only=True):
+    """One request's VAD and chunker choices (OpenAI's `chunking_strategy`); the defaults are the server's own."""
+
+    threshold: float | None = None  # Silero speech probability; None: VAD_THRESHOLD
+    min_silence_seconds: float = VAD_MIN_SILENCE  # a pause this long ends a speech region
+    padding_seconds: float = CHUNK_PADDING  # context added around each chunk (never past the middle of a pause)
+
+
 class TranscriptionRun:
     def __init__(
         self,
@@ -46,6 +54,7 @@ class TranscriptionRun:
         vad: SileroVad | None = None,
         words: bool = True,
         keywords: tuple[str, ...] = (),
+        chunking: Chunking | None = None,
         window_seconds: float = WINDOW_SECONDS,
     ) -> None:
         self.path = path
@@ -59,19 +68,23 @@ class TranscriptionRun:
         self.vad = vad
         self.words = words  # False: the caller needs no word timings (see Engine.transcribe)
         self.keywords = keywords
+        self.chunking = chunking or Chunking()
+        # Padding on both sides must leave room for speech inside the strict limit.
+        self.padding = min(self.chunking.padding_seconds, audio.vad_strict_limit / 4)
         self.duration = 0.0
         self.language: str | None = language
         self.buffer = AudioBuffer()
 
     def _segmenter(self) -> SpeechSegmenter:
         a = self.audio
+        threshold = a.vad_threshold if self.chunking.threshold is None else self.chunking.threshold
         return SpeechSegmenter(
-            threshold=a.vad_threshold,
+            threshold=threshold,
             min_speech_seconds=VAD_MIN_SPEECH,
-            min_silence_seconds=VAD_MIN_SILENCE,
+            min_silence_seconds=self.chunking.min_silence_seconds,
             # The segmenter splits over-long speech at its least speech-like point, leaving room for padding.
-            max_speech_seconds=a.vad_strict_limit - 2 * CHUNK_PADDING,
-            split_search_from_seconds=min(a.vad_min_duration, (a.vad_strict_limit - 2 * CHUNK_PADDING) / 2),
+            max_speech_seconds=a.vad_strict_limit - 2 * self.padding,
+            split_search_from_seconds=min(a.vad_min_duration, (a.vad_strict_limit - 2 * self.padding) / 2),
         )
 
     def _chunker(self) -> Chunker:
@@ -81,7 +94,7 @@ class TranscriptionRun:
             max_duration=a.vad_max_duration,
             strict_limit=a.vad_strict_limit,
             new_chunk_threshold=a.vad_new_chunk_threshold,
-            pad=CHUNK_PADDING,
+            pad=self.padding,
         )
 
     def chunk_stream(self) -> Generator[tuple[Chunk, Audio], None, None]:

@@ -18,7 +18,7 @@ from app.errors import InvalidInput, ModelUnavailable
 from app.languages import CODE_BY_NAME, LANGUAGES, display_name
 from app.settings import AUTO_MODEL, Settings
 from app.transcript import Segment, Task, Transcript
-from app.transcription.pipeline import TranscriptionRun
+from app.transcription.pipeline import Chunking, TranscriptionRun
 from app.transcription.routing import AutoRouter, auto_router
 from app.worker.cancel import CancelToken
 from app.worker.residency import ModelKey, Residency
@@ -46,6 +46,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     task: Task = "transcribe"
     words: bool = True  # whether the answer shows word timings (else Whisper skips its word alignment)
     keywords: tuple[str, ...] = ()  # words or names to favour (Whisper: hotwords; others: ignored)
+    chunking: Chunking | None = None  # the request's VAD/chunker choices; None: the server's settings
 
 
 class Detection(msgspec.Struct, frozen=True):
@@ -274,6 +275,7 @@ class Transcriber:
             cancel=cancel,
             words=job.words,
             keywords=job.keywords,
+            chunking=job.chunking,
         )
 
     async def transcribe(self, path: Path, job: Job, cancel: CancelToken) -> tuple[Transcript, RunSummary]:
