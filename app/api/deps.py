@@ -16,7 +16,9 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.runner = Runner(settings.limits.max_queue, on_reject=self.metrics.rejected)
+        self.runner = Runner(
+            settings.limits.max_queue, max_uploads=settings.limits.max_uploads, on_reject=self.metrics.rejected
+        )
         self.residency = Residency(settings.engines.max_loaded_models, on_change=self._model_changed)
         self.transcriber = Transcriber(settings, self.runner, self.residency)
         self.diarizer = Diarizer(self.runner, self.residency, num_threads=settings.engines.num_threads)

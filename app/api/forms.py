@@ -1,14 +1,17 @@
 """Streaming multipart/form-data: file parts go straight to a private temp directory as they arrive.
 
 The size limit is enforced while reading, so an oversized upload is refused (413) without ever holding the body in
-memory. The caller owns the returned `Form` and must call `close()` (it removes the temp directory).
+memory; a body that makes no progress for UPLOAD_IDLE_TIMEOUT_SECONDS is refused (408, `UploadStalled`). The caller
+owns the returned `Form` and must call `close()` (it removes the temp directory).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
 
@@ -16,9 +19,9 @@ import msgspec
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.api.requests import AnyRequest
+from app.api.requests import AnyRequest, services_of
 from app.api.tempfiles import new_workdir
-from app.errors import InputTooLarge, InvalidInput
+from app.errors import InputTooLarge, InvalidInput, UploadStalled
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 64
@@ -133,6 +136,28 @@ def _too_large(max_bytes: int) -> InputTooLarge:
     )
 
 
+async def body_chunks(request: AnyRequest) -> AsyncIterator[bytes]:
+    """The request body as it arrives; `UploadStalled` when no byte came for UPLOAD_IDLE_TIMEOUT_SECONDS.
+
+    Slow but moving uploads go on: the clock restarts with every chunk."""
+    idle_seconds = services_of(request).settings.limits.upload_idle_timeout_seconds
+    chunks = request.stream()
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), idle_seconds)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise UploadStalled(
+                    f"The upload made no progress for {idle_seconds:g} s (UPLOAD_IDLE_TIMEOUT_SECONDS)",
+                    code="upload_timeout",
+                ) from None
+            yield chunk
+    finally:
+        await chunks.aclose()
+
+
 async def read_form(request: AnyRequest, *, max_bytes: int) -> Form:
     """Parse a multipart request body incrementally; files land in a fresh private temp directory."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
@@ -156,7 +181,7 @@ async def read_form(request: AnyRequest, *, max_bytes: int) -> Form:
         },
     )
     try:
-        async for chunk in request.stream():
+        async for chunk in body_chunks(request):
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError:

@@ -1,11 +1,14 @@
 """Running a request's work: the one place that holds its queue slot, cancels it on hang-up and records its outcome.
 
-    with RequestJob(request) as job:                    # a queue slot (QueueFull when none is left)
+    with RequestJob(request) as job:                    # an upload slot while the body streams in (MAX_UPLOADS)
+        form = await read_form(request)
+        job.admit()                                     # then a queue slot (QueueFull when none is left)
         job.uses_model(name)
         result = await job.run(services.transcriber.transcribe(path, job_spec, job.cancel))
         job.finished(audio_seconds, processing_seconds)
 
-`run` stops the work when the client hangs up (a worker job at its next batch boundary, through `job.cancel`;
+`run` takes the queue slot if the route has not yet (`admit`), then stops the work when the client hangs up (a
+worker job at its next batch boundary, through `job.cancel`;
 plain async work such as a download by cancelling its task), waits until it has stopped (so its files may go),
 records 499 once (log line and metrics) and raises `ClientGone`.
 """
@@ -14,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Awaitable
 from types import TracebackType
 from typing import TypeVar
 
 from app.api.requests import AnyRequest, RequestRecord, record_of, services_of
-from app.errors import Cancelled
+from app.errors import Cancelled, UploadStalled
 from app.worker.cancel import CancelToken
 
 T = TypeVar("T")
@@ -35,18 +39,30 @@ class RequestJob:
         self.request = request
         self.services = services_of(request)
         self.cancel = CancelToken()
-        self.resources = contextlib.ExitStack()  # the queue slot, then the request's temp files
+        self.resources = contextlib.ExitStack()  # the request's temp files and, once admitted, its queue slot
+        self._upload = contextlib.ExitStack()  # the upload slot, until admitted
+        self._admitted = False
         self._record = record_of(request.scope) or RequestRecord(request_id="unknown", route="")
         self._gone = False
 
     def __enter__(self) -> RequestJob:
-        self.resources.enter_context(self.services.runner.admission())
+        self._upload.enter_context(self.services.runner.upload_slot())
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._upload.close()
         self.resources.close()
+        if isinstance(exc, UploadStalled):
+            self.services.metrics.upload_timed_out()
+
+    def admit(self) -> None:
+        """The body is read: give back the upload slot and take a queue slot (QueueFull when none is left)."""
+        if not self._admitted:
+            self._upload.close()
+            self.resources.enter_context(self.services.runner.admission())
+            self._admitted = True
 
     def hand_over(self) -> contextlib.ExitStack:
         """The slot and files, for a response that outlives the handler (a stream), which must close them."""
@@ -87,6 +103,12 @@ class RequestJob:
         then may its files go); otherwise it is plain async work whose task is cancelled. The request body must have
         been read already (the watcher consumes `receive()`).
         """
+        try:
+            self.admit()
+        except BaseException:
+            if inspect.iscoroutine(work):
+                work.close()  # never started
+            raise
         task = asyncio.ensure_future(work)
         watcher = asyncio.ensure_future(self._disconnect())
         try:

@@ -38,6 +38,10 @@ class Metrics:
         self._model_loaded = Gauge("stt_model_loaded", "1 when the model is loaded in memory", ["model"], registry=r)
         self._rejected = Counter("stt_rejected", "Requests rejected because the queue was full (503)", registry=r)
         self._cancelled = Counter("stt_cancelled", "Jobs cancelled because the client went away (499)", registry=r)
+        # Flaky clients (issue 14)
+        self._uploads = Gauge("stt_uploads_in_progress", "Requests whose body is still streaming in", registry=r)
+        self._upload_timeouts = Counter("stt_upload_timeouts", "Uploads dropped with 408 (no progress)", registry=r)
+        self._resumed = Counter("stt_resumed_requests", "Retried requests that attached to a running job", registry=r)
 
     def observe_request(
         self, route: str, status: int, audio_seconds: float = 0.0, processing_seconds: float = 0.0
@@ -64,6 +68,15 @@ class Metrics:
 
     def cancelled(self) -> None:
         self._cancelled.inc()
+
+    def set_uploads(self, in_progress: int) -> None:
+        self._uploads.set(in_progress)
+
+    def upload_timed_out(self) -> None:
+        self._upload_timeouts.inc()
+
+    def resumed(self) -> None:
+        self._resumed.inc()
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

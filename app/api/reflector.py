@@ -7,7 +7,8 @@
 - `POST /diarize?audio_file_url=...&timestamp=...`
 - `POST /translate?text=...` with source_language/target_language in the query string or a JSON body.
 
-Each route takes a queue slot first (503 when full), validates, downloads into a private request directory that is
+Each route holds an upload slot while its body is read, then a queue slot (503 when either is full), validates,
+downloads into a private request directory that is
 removed on every path, runs all model work on the worker through a service, and renders with
 `app.render.reflector`. A client hang-up cancels the job (or the download) and is logged as 499.
 """
@@ -21,7 +22,7 @@ import msgspec
 from litestar import Response, post
 
 from app.api.deps import Services
-from app.api.forms import Form
+from app.api.forms import Form, body_chunks
 from app.api.jobs import RequestJob
 from app.api.params import (
     FromUrlBody,
@@ -106,6 +107,7 @@ async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
         spec = reflector_job(job.services, body.model, body.language)
         job.uses_model(spec.model)
         offset = finite(body.timestamp_offset or 0.0, "timestamp_offset")
+        job.admit()
         with request_workdir() as workdir:
             path, _ = await fetch_audio(job, url, workdir)
             transcript, summary = await job.run(job.services.transcriber.transcribe(path, spec, job.cancel))
@@ -121,7 +123,9 @@ async def diarize_url(request: AnyRequest) -> Response[bytes]:
         url = required_text(request.query_params.get("audio_file_url"), "audio_file_url")
         offset = parse_number(request.query_params.get("timestamp"), "timestamp")
         job.uses_model("diarization")
-        await request.body()  # nothing is expected; read it so that a hang-up is seen
+        async for _ in body_chunks(request):  # nothing is expected; read it so that a hang-up is seen
+            pass
+        job.admit()
         with request_workdir() as workdir:
             path, duration = await fetch_audio(job, url, workdir)
             result = await job.run(job.services.diarizer.diarize(path, offset=offset, cancel=job.cancel))
@@ -141,6 +145,7 @@ async def translate_text(request: AnyRequest) -> Response[bytes]:
         target = required_text(query.get("target_language") or body.target_language, "target_language").lower()
         if source == target:  # nothing to translate: Reflector reads text[target]
             return Response(msgspec.json.encode({"text": {source: text}}), media_type=JSON)
+        job.admit()
         result = await job.run(job.services.translator.translate(text, source, target, job.cancel))
         job.uses_model(result.model)
         job.finished(None, result.processing_seconds)
