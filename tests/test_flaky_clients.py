@@ -10,12 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from openai import OpenAI
 
-from tests.server import ServerProcess, tiny_server
+from tests.audio_factory import read_wav, write_wav
+from tests.server import ServerProcess, static_files, tiny_server
 
 IDLE_TIMEOUT = 3.0
 GRACE = 5.0
+JOB_SECONDS = 12.0  # a job that outlasts the SDK's 4 s time-out three times, and ends within its 3 retries
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +28,8 @@ def flaky_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         "MAX_QUEUE": "2",
         "UPLOAD_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT),
         "RESUME_GRACE_SECONDS": str(GRACE),
+        "ALLOW_PRIVATE_URLS": "true",  # Reflector's URL route fetches from the test's static server
+        "BATCH_SIZE": "1",  # a batch is one chunk (<= 30 s of audio): "grace + one batch" is short and measurable
     }
     with tiny_server(tmp_path_factory.mktemp("flaky-server"), **env) as server:
         yield server
@@ -134,3 +140,119 @@ def test_uploads_in_progress_are_capped(tmp_path: Path, audio_dir: Path) -> None
         wait_for(lambda: queue(server)["uploading"] == 0, 10, "a hang-up mid-upload kept its slot")
         time.sleep(0.2)
         assert server.temp_entries() == []
+
+
+def speech(audio_dir: Path, seconds: float, path: Path) -> Path:
+    """`seconds` of real speech at 16 kHz (two_cities.wav repeated)."""
+    data, rate = read_wav(audio_dir / "two_cities.wav")
+    unit = np.concatenate([data[:: rate // 16000], np.zeros(16000 // 2, dtype=np.float32)])
+    samples = np.tile(unit, int(np.ceil(seconds * 16000 / len(unit))))[: int(seconds * 16000)]
+    return write_wav(path, samples, 16000)
+
+
+class Speed:
+    seconds_per_audio_second = 0.0  # measured by `long_wav`
+
+
+@pytest.fixture(scope="module")
+def long_wav(tmp_path_factory: pytest.TempPathFactory, audio_dir: Path, flaky_server: ServerProcess) -> Path:
+    """Speech that takes the server about JOB_SECONDS to transcribe, sized by timing a short file first (the test
+    machine is shared: its speed varies several-fold)."""
+    folder = tmp_path_factory.mktemp("long")
+    probe = speech(audio_dir, 60.0, folder / "probe.wav")
+    started = time.monotonic()
+    with open(probe, "rb") as f:
+        files = {"file": ("probe.wav", f, "audio/wav")}
+        assert httpx.post(f"{flaky_server.url}/v1/audio/transcriptions", files=files, timeout=120).status_code == 200
+    Speed.seconds_per_audio_second = (time.monotonic() - started) / 60.0
+    seconds = min(max(JOB_SECONDS / Speed.seconds_per_audio_second, 60.0), 600.0)
+    return speech(audio_dir, seconds, folder / "long.wav")
+
+
+def request_lines(server: ServerProcess) -> list[str]:
+    return [line for line in server.log().splitlines() if " request " in line and "audio/transcriptions" in line]
+
+
+def test_sdk_retries_resume_the_running_job(flaky_server: ServerProcess, long_wav: Path) -> None:
+    resumed_before = metric(flaky_server, "stt_resumed_requests_total")
+    cancelled_before = metric(flaky_server, "stt_cancelled_total")
+    lines_before = len(request_lines(flaky_server))
+    client = OpenAI(base_url=f"{flaky_server.url}/v1", api_key="unused", timeout=4.0, max_retries=3)
+    started = time.monotonic()
+    with open(long_wav, "rb") as f:
+        retried = client.audio.transcriptions.create(file=f, model="whisper-1")
+    with_retries = time.monotonic() - started
+
+    # the log line follows the response
+    wait_for(lambda: "status=200" in request_lines(flaky_server)[-1], 5, "no log line for the answer")
+    lines = request_lines(flaky_server)[lines_before:]
+    resumed = metric(flaky_server, "stt_resumed_requests_total") - resumed_before
+    assert resumed >= 1, lines  # at least one retry attached to the job
+    assert [line for line in lines if "status=200" in line] == [lines[-1]] and "resumed=True" in lines[-1]
+    assert len([line for line in lines if "status=499" in line]) == resumed  # every time-out was retried, resumed
+    assert metric(flaky_server, "stt_cancelled_total") == cancelled_before  # nothing was cancelled or run again
+
+    started = time.monotonic()
+    with open(long_wav, "rb") as f:
+        files = {"file": ("long.wav", f, "audio/wav")}
+        single = httpx.post(f"{flaky_server.url}/v1/audio/transcriptions", files=files, timeout=120)
+    uninterrupted = time.monotonic() - started
+    assert single.status_code == 200, single.text
+    assert retried.text == single.json()["text"] and len(retried.text) > 1000
+    print(f"\nwith 4 s time-outs and retries: {with_retries:.1f} s; uninterrupted: {uninterrupted:.1f} s")
+    assert flaky_server.temp_entries() == []
+
+
+def test_a_streamed_retry_first_receives_what_was_produced(flaky_server: ServerProcess, long_wav: Path) -> None:
+    url = f"{flaky_server.url}/v1/audio/transcriptions"
+    form = {"model": "whisper-1", "stream": "true"}
+    wav = long_wav.read_bytes()
+    first: list[str] = []
+    with httpx.stream("POST", url, files={"file": ("long.wav", wav)}, data=form, timeout=60) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                first.append(line)
+            if len(first) == 2:
+                break  # hang up after two deltas
+    resumed_before = metric(flaky_server, "stt_resumed_requests_total")
+    again: list[str] = []
+    with httpx.stream("POST", url, files={"file": ("long.wav", wav)}, data=form, timeout=60) as response:
+        again = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert metric(flaky_server, "stt_resumed_requests_total") == resumed_before + 1
+    assert again[:2] == first and again[-1] == "data: [DONE]"
+    done = json.loads(again[-2][len("data: ") :])
+    deltas = [json.loads(line[len("data: ") :])["delta"] for line in again[:-2]]
+    assert done["type"] == "transcript.text.done" and "".join(deltas) == done["text"] and len(done["text"]) > 1000
+    wait_for(lambda: queue(flaky_server)["admitted"] == 0, 10, "the streamed job kept its slot")
+
+
+def test_reflector_url_retry_resumes_its_job(flaky_server: ServerProcess, long_wav: Path) -> None:
+    with static_files(long_wav.parent) as base:
+        body = {"audio_file_url": f"{base}/{long_wav.name}", "timestamp_offset": 0.0}
+        url = f"{flaky_server.url}/v1/audio/transcriptions-from-url"
+        resumed_before = metric(flaky_server, "stt_resumed_requests_total")
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url, json=body, timeout=httpx.Timeout(60, read=3))
+        answer = httpx.post(url, json={**body, "timestamp_offset": 10.0}, timeout=120)
+    assert answer.status_code == 200, answer.text
+    assert metric(flaky_server, "stt_resumed_requests_total") == resumed_before + 1
+    words = answer.json()["words"]
+    assert len(words) > 100 and words[0]["start"] >= 10.0
+
+
+def test_a_hang_up_without_retry_frees_the_worker(flaky_server: ServerProcess, long_wav: Path) -> None:
+    cancelled_before = metric(flaky_server, "stt_cancelled_total")
+    with open(long_wav, "rb") as f, pytest.raises(httpx.ReadTimeout):
+        files = {"file": ("long.wav", f, "audio/wav")}
+        httpx.post(f"{flaky_server.url}/v1/audio/transcriptions", files=files, timeout=httpx.Timeout(60, read=1))
+    hung_up = time.monotonic()
+    time.sleep(GRACE / 2)
+    assert queue(flaky_server)["running"] == 1  # kept running for its retry
+    wait_for(lambda: queue(flaky_server)["admitted"] == 0, GRACE + 10, "the worker was not freed")
+    freed_after = time.monotonic() - hung_up
+    batch = 30.0 * Speed.seconds_per_audio_second + 1.0  # one batch: one chunk of at most 30 s, with margin
+    assert GRACE - 0.5 <= freed_after <= GRACE + batch, freed_after
+    assert queue(flaky_server)["running"] == 0
+    assert metric(flaky_server, "stt_cancelled_total") == cancelled_before + 1
+    time.sleep(0.2)
+    assert flaky_server.temp_entries() == []

@@ -8,6 +8,7 @@ owns the returned `Form` and must call `close()` (it removes the temp directory)
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.api.requests import AnyRequest, services_of
+from app.api.resume import request_key
 from app.api.tempfiles import new_workdir
 from app.errors import InputTooLarge, InvalidInput, UploadStalled
 
@@ -32,6 +34,7 @@ class UploadedFile(msgspec.Struct, frozen=True):
     filename: str
     path: Path
     size: int
+    sha256: str  # of the bytes, hashed as they arrived (the key of resume on retry)
 
 
 class Form:
@@ -49,6 +52,10 @@ class Form:
 
     def files_named(self, *names: str) -> list[UploadedFile]:
         return [f for f in self.files if f.field in names]
+
+    def request_key(self, route: str) -> str:
+        """The hash of everything in this form (fields, file names and bytes) on `route`: the key of resume."""
+        return request_key(route, self.fields, [(f.field, f.filename, f.sha256) for f in self.files])
 
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -71,6 +78,7 @@ class _PartCollector:
         self._path: Path | None = None
         self._size = 0
         self._value = bytearray()
+        self._hash = hashlib.sha256()
 
     def on_part_begin(self) -> None:
         self.parts += 1
@@ -79,6 +87,7 @@ class _PartCollector:
         self._headers = {}
         self._size = 0
         self._value = bytearray()
+        self._hash = hashlib.sha256()
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -109,6 +118,7 @@ class _PartCollector:
             if self.total_file_bytes > self.max_bytes:
                 raise _too_large(self.max_bytes)
             self._file.write(data[start:end])
+            self._hash.update(data[start:end])
         else:
             if self._size > MAX_FIELD_BYTES:
                 raise InvalidInput(f"Form field '{self._name}' is too long", about=self._name)
@@ -119,7 +129,7 @@ class _PartCollector:
             self._file.close()
             self._file = None
             filename = os.path.basename(self._filename or "") or "audio"
-            self.form.files.append(UploadedFile(self._name, filename, self._path, self._size))
+            self.form.files.append(UploadedFile(self._name, filename, self._path, self._size, self._hash.hexdigest()))
         else:
             self.form.fields.setdefault(self._name, []).append(self._value.decode("utf-8", "replace"))
 

@@ -7,26 +7,30 @@
         result = await job.run(services.transcriber.transcribe(path, job_spec, job.cancel))
         job.finished(audio_seconds, processing_seconds)
 
-`run` takes the queue slot if the route has not yet (`admit`), then stops the work when the client hangs up (a
-worker job at its next batch boundary, through `job.cancel`;
-plain async work such as a download by cancelling its task), waits until it has stopped (so its files may go),
-records 499 once (log line and metrics) and raises `ClientGone`.
+`run` stops the work when the client hangs up (a worker job at its next batch boundary, through `job.cancel`; plain
+async work such as a download by cancelling its task), waits until it has stopped (so its files may go), records 499
+once (log line and metrics) and raises `ClientGone`.
+
+Work that a retry may resume (issue 14) is shared instead: `resume(key)` finds the job a retried request attaches to;
+`share(key, items, cancel)` hands the slot and files to a new job (`app/api/resume.py`) that outlives a hang-up by
+RESUME_GRACE_SECONDS. A request following a shared job still logs 499 when it hangs up, but cancels nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from app.api.requests import AnyRequest, RequestRecord, record_of, services_of
+from app.api.resume import SharedJob
 from app.errors import Cancelled, UploadStalled
 from app.worker.cancel import CancelToken
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 CLIENT_CLOSED_REQUEST = 499
 
 
@@ -44,6 +48,7 @@ class RequestJob:
         self._admitted = False
         self._record = record_of(request.scope) or RequestRecord(request_id="unknown", route="")
         self._gone = False
+        self._shared = False  # follows a shared job: a hang-up leaves it to its grace
 
     def __enter__(self) -> RequestJob:
         self._upload.enter_context(self.services.runner.upload_slot())
@@ -68,6 +73,21 @@ class RequestJob:
         """The slot and files, for a response that outlives the handler (a stream), which must close them."""
         return self.resources.pop_all()
 
+    def resume(self, key: str) -> SharedJob[Any] | None:
+        """The running (or just finished) job of this same request, if one waits for its retry; counted as resumed."""
+        shared = self.services.resumable.find(key)
+        if shared is not None:
+            self._upload.close()  # the body is read; the shared job already holds a queue slot
+            self._shared = True
+            self._record.resumed = True
+            self.services.metrics.resumed()
+        return shared
+
+    def share(self, key: str, items: AsyncIterator[Item], cancel: CancelToken) -> SharedJob[Item]:
+        """Run `items` (watching `cancel`) as a job a retry may resume; it takes over the slot and the files."""
+        self._shared = True
+        return self.services.resumable.start(key, items, cancel, self.hand_over())
+
     @property
     def request_id(self) -> str:
         return self._record.request_id
@@ -89,12 +109,14 @@ class RequestJob:
         self._record.status_override = status
 
     def hung_up(self) -> None:
-        """The client went away: stop the work, log 499 and count the cancellation (once)."""
+        """The client went away: stop the work, log 499 and count the cancellation (once). A shared job is left to
+        its grace (it counts its own cancellation if nobody comes back)."""
         self.cancel.cancel()
         if not self._gone:
             self._gone = True
             self._record.status_override = CLIENT_CLOSED_REQUEST
-            self.services.cancelled()
+            if not self._shared:
+                self.services.cancelled()
 
     async def run(self, work: Awaitable[T], *, on_worker: bool = True) -> T:
         """Await `work`; if the client hangs up first, stop it, wait for it to stop, and raise ClientGone.
@@ -103,12 +125,6 @@ class RequestJob:
         then may its files go); otherwise it is plain async work whose task is cancelled. The request body must have
         been read already (the watcher consumes `receive()`).
         """
-        try:
-            self.admit()
-        except BaseException:
-            if inspect.iscoroutine(work):
-                work.close()  # never started
-            raise
         task = asyncio.ensure_future(work)
         watcher = asyncio.ensure_future(self._disconnect())
         try:

@@ -124,6 +124,7 @@ class RequestMiddleware:
             "rtf": rtf,
             "model": record.model,
             "error": record.error,
+            "resumed": True if record.resumed else None,
         }
         log.info("request", **{k: v for k, v in fields.items() if v is not None})
         if self.metrics is not None:

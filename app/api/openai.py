@@ -5,7 +5,7 @@ GET /v1/models. The upload routes themselves are in `app/api/transcriptions.py` 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import msgspec
 import structlog
@@ -18,11 +18,13 @@ from app.api.forms import Form
 from app.api.jobs import RequestJob
 from app.api.params import Options, parse_options, single_file
 from app.api.requests import AnyRequest, services_of
+from app.api.resume import one_item
 from app.api.sse import sse_response
 from app.audio.decode import probe_audio
 from app.errors import AppError, Cancelled
 from app.transcript import Segment, Task, Transcript
 from app.transcription.service import RunSummary
+from app.worker.cancel import CancelToken
 
 log = structlog.get_logger("app.api")
 TIMED_FORMATS = ("verbose_json", "srt", "vtt")
@@ -60,13 +62,24 @@ async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[byt
     # so a stream's segment events, follow the speech more finely. json and text need none.
     spec = msgspec.structs.replace(spec, words=options.response_format in TIMED_FORMATS)
     job.uses_model(spec.model)
-    # Refuse what cannot be decoded (or is declared too long) now, with a plain 400, before queueing or streaming.
-    await asyncio.to_thread(probe_audio, upload.path, float(settings.audio.max_audio_seconds))
+    # The same request retried (same bytes, model, parameters) attaches to its job (issue 14); else a new one starts.
+    key = form.request_key(f"{task}:openai")
+    shared = job.resume(key)
+    if shared is None:
+        # Refuse what cannot be decoded (or is declared too long) now, with a plain 400, before queueing or streaming.
+        await asyncio.to_thread(probe_audio, upload.path, float(settings.audio.max_audio_seconds))
+        job.admit()
+        cancel = CancelToken()
+        work: AsyncIterator[Segment | RunSummary | tuple[Transcript, RunSummary]]
+        if options.stream:
+            work = services.transcriber.stream(upload.path, spec, cancel)
+        else:
+            work = one_item(services.transcriber.transcribe(upload.path, spec, cancel))
+        shared = job.share(key, work, cancel)
     if options.stream:
-        items = services.transcriber.stream(upload.path, spec, job.cancel)
-        events = transcript_events(job, items, timed=options.response_format in TIMED_FORMATS)
+        events = transcript_events(job, shared.follow(), timed=options.response_format in TIMED_FORMATS)
         return sse_response(events, keepalive_seconds=settings.http.keepalive_seconds, owned=job.hand_over())
-    transcript, summary = await job.run(services.transcriber.transcribe(upload.path, spec, job.cancel))
+    transcript, summary = await job.run(shared.result(), on_worker=False)
     job.finished(summary.duration, summary.processing_seconds)
     return render_transcript(transcript, options)
 

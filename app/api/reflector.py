@@ -34,6 +34,7 @@ from app.api.params import (
     required_text,
 )
 from app.api.requests import AnyRequest
+from app.api.resume import one_item, request_key
 from app.api.tempfiles import request_workdir
 from app.api.url_fetch import fetch_to_tempfile
 from app.audio.decode import probe_audio
@@ -41,6 +42,7 @@ from app.diarization.diarize import DiarizationSegment
 from app.errors import InvalidInput
 from app.render.reflector import reflector_transcript, render_transcript, render_upload
 from app.transcription.service import Job
+from app.worker.cancel import CancelToken
 
 JSON = "application/json"
 # Model names Reflector sends that mean "this server's model" unless an operator allowed that exact name.
@@ -81,6 +83,7 @@ async def fetch_audio(job: RequestJob, url: str, workdir: Path) -> tuple[Path, f
 
 async def answer_upload(job: RequestJob, form: Form) -> Response[bytes | str]:
     """Reflector's multipart form: `file`, or `files`/`files[]` (+ `batch`); the job holds the slot and the form."""
+    job.admit()
     plan = plan_upload(form.fields, [f.field for f in form.files])
     spec = reflector_job(job.services, plan.model, form.first("language"))
     job.uses_model(spec.model)
@@ -107,10 +110,18 @@ async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
         spec = reflector_job(job.services, body.model, body.language)
         job.uses_model(spec.model)
         offset = finite(body.timestamp_offset or 0.0, "timestamp_offset")
-        job.admit()
-        with request_workdir() as workdir:
+        # Reflector retries too: the same URL, model and language attach to the running job (the offset only shifts
+        # the rendering of each answer), without downloading again.
+        fields = {"audio_file_url": [url], "model": [spec.model], "language": [spec.language or ""]}
+        key = request_key("transcribe:reflector-url", fields, [])
+        shared = job.resume(key)
+        if shared is None:
+            job.admit()
+            workdir = job.resources.enter_context(request_workdir())
             path, _ = await fetch_audio(job, url, workdir)
-            transcript, summary = await job.run(job.services.transcriber.transcribe(path, spec, job.cancel))
+            cancel = CancelToken()
+            shared = job.share(key, one_item(job.services.transcriber.transcribe(path, spec, cancel)), cancel)
+        transcript, summary = await job.run(shared.result(), on_worker=False)
         job.finished(summary.duration, summary.processing_seconds)
         result = reflector_transcript(transcript.words, timestamp_offset=offset)
         return Response(render_transcript(result), media_type=JSON)

@@ -1,5 +1,5 @@
-"""POST /v1/audio/transcriptions and /v1/audio/translations: read the multipart form (holding an upload slot), take
-a queue slot, and answer in the dialect the form is in (ADR 16): Reflector's (`files`/`files[]` or `batch`) or
+"""POST /v1/audio/transcriptions and /v1/audio/translations: read the multipart form (holding an upload slot), and
+answer in the dialect the form is in (ADR 16): Reflector's (`files`/`files[]` or `batch`) or
 OpenAI's."""
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ async def answer_upload(request: AnyRequest, task: Task) -> Response[bytes | str
     with RequestJob(request) as job:
         form = await read_form(request, max_bytes=job.services.settings.limits.max_upload_bytes)
         job.resources.callback(form.close)
-        job.admit()
         if task == "transcribe" and is_reflector_form(form.fields, [f.field for f in form.files]):
             return await reflector.answer_upload(job, form)
         return await openai.answer_upload(job, form, task)
