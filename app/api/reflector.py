@@ -8,9 +8,9 @@
 - `POST /translate?text=...` with source_language/target_language in the query string or a JSON body.
 
 Each route holds an upload slot while its body is read, then a queue slot (503 when either is full), validates,
-downloads into a private request directory that is
-removed on every path, runs all model work on the worker through a service, and renders with
-`app.render.reflector`. A client hang-up cancels the job (or the download) and is logged as 499.
+downloads into a private request directory that is removed on every path, runs all model work on the worker through
+a service, and renders with `app.render.reflector`. A client hang-up cancels the job (or the download) and is logged
+as 499; the URL transcription waits RESUME_GRACE_SECONDS for Reflector's retry first (`app/api/resume.py`).
 """
 
 from __future__ import annotations
