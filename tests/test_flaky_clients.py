@@ -60,6 +60,18 @@ def stalled_upload(server: ServerProcess, wav: bytes) -> socket.socket:
     return sock
 
 
+def stalled_json(server: ServerProcess) -> socket.socket:
+    """A raw connection that sends half of a JSON body to Reflector's URL route, then stops."""
+    body = b'{"audio_file_url": "http://127.0.0.1/a.wav"}'
+    head = (
+        "POST /v1/audio/transcriptions-from-url HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(head.encode() + body[:10])
+    return sock
+
+
 def read_response(sock: socket.socket, timeout: float) -> bytes:
     sock.settimeout(timeout)
     data = b""
@@ -82,9 +94,10 @@ def test_stalled_uploads_hold_no_slot_and_end_with_408(flaky_server: ServerProce
     timeouts_before = metric(flaky_server, "stt_upload_timeouts_total")
     started = time.monotonic()
     stalled = [stalled_upload(flaky_server, wav) for _ in range(4)]  # twice MAX_QUEUE=2
+    stalled.append(stalled_json(flaky_server))  # a JSON body stalls the same way
     try:
-        wait_for(lambda: queue(flaky_server)["uploading"] == 4, 10, "the stalled uploads were not seen")
-        assert metric(flaky_server, "stt_uploads_in_progress") == 4
+        wait_for(lambda: queue(flaky_server)["uploading"] == 5, 10, "the stalled uploads were not seen")
+        assert metric(flaky_server, "stt_uploads_in_progress") == 5
         files = {"file": ("beckett.wav", wav, "audio/wav")}
         served = httpx.post(f"{flaky_server.url}/v1/audio/transcriptions", files=files, timeout=60)
         assert served.status_code == 200, served.text
@@ -102,7 +115,7 @@ def test_stalled_uploads_hold_no_slot_and_end_with_408(flaky_server: ServerProce
     wait_for(lambda: queue(flaky_server)["uploading"] == 0, 5, "upload slots were not released")
     assert queue(flaky_server)["admitted"] == 0
     assert flaky_server.temp_entries() == []
-    assert metric(flaky_server, "stt_upload_timeouts_total") == timeouts_before + 4
+    assert metric(flaky_server, "stt_upload_timeouts_total") == timeouts_before + 5
     assert "Traceback" not in flaky_server.log()
 
 
