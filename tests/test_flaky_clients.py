@@ -269,3 +269,17 @@ def test_a_hang_up_without_retry_frees_the_worker(flaky_server: ServerProcess, l
     assert metric(flaky_server, "stt_cancelled_total") == cancelled_before + 1
     time.sleep(0.2)
     assert flaky_server.temp_entries() == []
+
+
+def test_a_client_that_never_retries_cancels_at_once(flaky_server: ServerProcess, long_wav: Path) -> None:
+    url = f"{flaky_server.url}/v1/audio/transcriptions"
+    files = {"file": ("long.wav", long_wav.read_bytes(), "audio/wav")}
+    bad = httpx.post(url, files=files, headers={"X-Resume-Grace": "soon"}, timeout=60)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "X-Resume-Grace"
+    cancelled_before = metric(flaky_server, "stt_cancelled_total")
+    with pytest.raises(httpx.ReadTimeout):  # the page at / sends X-Resume-Grace: 0 (its Cancel is deliberate)
+        httpx.post(url, files=files, headers={"X-Resume-Grace": "0"}, timeout=httpx.Timeout(60, read=1))
+    hung_up = time.monotonic()
+    wait_for(lambda: queue(flaky_server)["admitted"] == 0, GRACE + 10, "the worker was not freed")
+    assert time.monotonic() - hung_up <= 30.0 * Speed.seconds_per_audio_second + 1.0  # one batch, no grace
+    assert metric(flaky_server, "stt_cancelled_total") == cancelled_before + 1

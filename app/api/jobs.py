@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator, Awaitable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from app.api.requests import AnyRequest, RequestRecord, record_of, services_of
 from app.api.resume import SharedJob
-from app.errors import Cancelled, UploadStalled
+from app.errors import Cancelled, InvalidInput, UploadStalled
 from app.worker.cancel import CancelToken
 
 T = TypeVar("T")
 Item = TypeVar("Item")
 CLIENT_CLOSED_REQUEST = 499
+RESUME_GRACE_HEADER = "X-Resume-Grace"
 
 
 class ClientGone(Exception):
@@ -49,6 +51,7 @@ class RequestJob:
         self._record = record_of(request.scope) or RequestRecord(request_id="unknown", route="")
         self._gone = False
         self._shared = False  # follows a shared job: a hang-up leaves it to its grace
+        self._grace: float | None = None  # X-Resume-Grace, when the client sent one
 
     def __enter__(self) -> RequestJob:
         self._upload.enter_context(self.services.runner.upload_slot())
@@ -75,6 +78,7 @@ class RequestJob:
 
     def resume(self, key: str) -> SharedJob[Any] | None:
         """The running (or just finished) job of this same request, if one waits for its retry; counted as resumed."""
+        self._grace = self._resume_grace()  # a bad header is refused before any work is made
         shared = self.services.resumable.find(key)
         if shared is not None:
             self._upload.close()  # the body is read; the shared job already holds a queue slot
@@ -84,9 +88,24 @@ class RequestJob:
         return shared
 
     def share(self, key: str, items: AsyncIterator[Item], cancel: CancelToken) -> SharedJob[Item]:
-        """Run `items` (watching `cancel`) as a job a retry may resume; it takes over the slot and the files."""
+        """Run `items` (watching `cancel`) as a job a retry may resume; it takes over the slot and the files.
+
+        Call `resume(key)` first. A client that never retries (the page at `/`, whose Cancel is deliberate) sends
+        `X-Resume-Grace: 0`: its hang-up cancels at once. The header can only shorten RESUME_GRACE_SECONDS."""
         self._shared = True
-        return self.services.resumable.start(key, items, cancel, self.hand_over())
+        return self.services.resumable.start(key, items, cancel, self.hand_over(), grace_seconds=self._grace)
+
+    def _resume_grace(self) -> float | None:
+        raw = self.request.headers.get(RESUME_GRACE_HEADER)
+        if raw is None:
+            return None
+        try:
+            seconds = float(raw)
+        except ValueError:
+            seconds = -1.0
+        if not math.isfinite(seconds) or seconds < 0:
+            raise InvalidInput(f"{RESUME_GRACE_HEADER} must be a number of seconds >= 0", about=RESUME_GRACE_HEADER)
+        return seconds
 
     @property
     def request_id(self) -> str:

@@ -42,9 +42,10 @@ async def one_item(work: Awaitable[T]) -> AsyncIterator[T]:
 class SharedJob(Generic[Item]):
     """One running (or finished) job and the requests following it. Event-loop only."""
 
-    def __init__(self, registry: ResumableJobs, key: str, cancel: CancelToken) -> None:
+    def __init__(self, registry: ResumableJobs, key: str, cancel: CancelToken, grace_seconds: float) -> None:
         self._registry = registry
         self.key = key
+        self.grace_seconds = grace_seconds
         self.cancel = cancel
         self.items: list[Item] = []
         self.error: BaseException | None = None
@@ -113,7 +114,7 @@ class SharedJob(Generic[Item]):
     def _start_grace(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(self._registry.grace_seconds, self._grace_over)
+        self._timer = asyncio.get_running_loop().call_later(self.grace_seconds, self._grace_over)
 
     def _grace_over(self) -> None:
         self._timer = None
@@ -143,11 +144,18 @@ class ResumableJobs:
         return None if job is None or job.cancel.cancelled else job
 
     def start(
-        self, key: str, items: AsyncIterator[Item], cancel: CancelToken, owned: contextlib.ExitStack
+        self,
+        key: str,
+        items: AsyncIterator[Item],
+        cancel: CancelToken,
+        owned: contextlib.ExitStack,
+        *,
+        grace_seconds: float | None = None,
     ) -> SharedJob[Item]:
         """Run `items` (work watching `cancel`) as the job of `key`; `owned` (queue slot, files) is closed once the
-        work has stopped."""
-        job: SharedJob[Item] = SharedJob(self, key, cancel)
+        work has stopped. `grace_seconds`: this job's grace, at most the registry's."""
+        grace = self.grace_seconds if grace_seconds is None else min(grace_seconds, self.grace_seconds)
+        job: SharedJob[Item] = SharedJob(self, key, cancel, grace)
         self._jobs[key] = job
         task = asyncio.ensure_future(self._produce(job, items, owned))
         self._tasks.add(task)
