@@ -25,6 +25,10 @@ class InputTooLarge(AppError):
     """An upload, a fetched file or a body is over its limit."""
 
 
+class UploadStalled(AppError):
+    """The request body made no progress for too long (a stalled or vanished client)."""
+
+
 class SourceNotFound(AppError):
     """The audio source says there is no such file."""
 

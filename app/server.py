@@ -62,6 +62,7 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             if janitor is not None:
                 janitor.cancel()
+            services.resumable.abandon_all()
             # After the job in progress (if any) has stopped; a job that will not stop does not hold shutdown up.
             with contextlib.suppress(TimeoutError):
                 unload = services.runner.run_internal(services.residency.unload_all)

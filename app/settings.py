@@ -109,12 +109,20 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 class LimitSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_upload_mb: int = 2048
-    max_queue: int = 8  # requests accepted at once (uploading, queued or running)
+    max_queue: int = 8  # requests with their body read, queued or running
     allow_private_urls: bool = False
     url_timeout_seconds: float = 600.0
+    # Flaky clients (issue 14): uploads in progress hold no queue slot and are capped apart; a body that makes no
+    # progress for this long is answered 408; a hung-up job waits this long for its retry (0 = cancel at once).
+    max_uploads: int = 12
+    upload_idle_timeout_seconds: float = 30.0
+    resume_grace_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "max_upload_mb", "max_queue")
+        _at_least(self, 1, "max_upload_mb", "max_queue", "max_uploads")
+        _at_least(self, 0, "resume_grace_seconds")
+        if self.upload_idle_timeout_seconds <= 0:
+            raise SettingsError(f"UPLOAD_IDLE_TIMEOUT_SECONDS must be positive, got {self.upload_idle_timeout_seconds}")
 
     @property
     def max_upload_bytes(self) -> int:

@@ -34,6 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("reflector-server")
     build(tmp / "models" / "opus-mt-en-ru")
     env = {"REFLECTOR_GPU_APIKEY": KEY, "ALLOW_PRIVATE_URLS": "true", "MAX_AUDIO_SECONDS": "600"}
+    env["RESUME_GRACE_SECONDS"] = "0"  # a hang-up cancels at once (resume on retry: tests/test_flaky_clients.py)
     with tiny_server(tmp, **env) as server:
         yield server
 

@@ -15,7 +15,9 @@ from tests.server import ServerProcess, tiny_server
 
 @pytest.fixture(scope="module")
 def stream_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with tiny_server(tmp_path_factory.mktemp("stream-server"), KEEPALIVE_SECONDS="0.2", BATCH_SIZE="1") as server:
+    # RESUME_GRACE_SECONDS=0: a hang-up cancels at once (waiting for a retry is tested in test_flaky_clients.py)
+    env = {"KEEPALIVE_SECONDS": "0.2", "BATCH_SIZE": "1", "RESUME_GRACE_SECONDS": "0"}
+    with tiny_server(tmp_path_factory.mktemp("stream-server"), **env) as server:
         yield server
 
 

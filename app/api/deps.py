@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.api.metrics import Metrics
+from app.api.resume import ResumableJobs
 from app.diarization.service import Diarizer
 from app.settings import Settings
 from app.transcription.service import Transcriber
@@ -16,7 +17,11 @@ class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.runner = Runner(settings.limits.max_queue, on_reject=self.metrics.rejected)
+        self.runner = Runner(
+            settings.limits.max_queue, max_uploads=settings.limits.max_uploads, on_reject=self.metrics.rejected
+        )
+        # jobs whose client hung up wait RESUME_GRACE_SECONDS for its retry; abandoned ones count as cancelled
+        self.resumable = ResumableJobs(settings.limits.resume_grace_seconds, on_abandoned=self.metrics.cancelled)
         self.residency = Residency(settings.engines.max_loaded_models, on_change=self._model_changed)
         self.transcriber = Transcriber(settings, self.runner, self.residency)
         self.diarizer = Diarizer(self.runner, self.residency, num_threads=settings.engines.num_threads)

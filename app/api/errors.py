@@ -23,6 +23,7 @@ from app.errors import (
     SourceFailed,
     SourceNotFound,
     SourceTimeout,
+    UploadStalled,
 )
 from app.render.sse import ErrorBody
 
@@ -42,6 +43,7 @@ HTTP_ERRORS: tuple[tuple[type[AppError], int, str], ...] = (
     (InvalidInput, 400, "invalid_request_error"),
     (Unauthorized, 401, "invalid_request_error"),
     (SourceNotFound, 404, "invalid_request_error"),
+    (UploadStalled, 408, "invalid_request_error"),
     (InputTooLarge, 413, "invalid_request_error"),
     (SourceTimeout, 504, "server_error"),
     (SourceFailed, 502, "server_error"),
@@ -54,6 +56,7 @@ _TYPES_BY_STATUS = {
     401: "invalid_request_error",
     404: "invalid_request_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
     429: "rate_limit_error",
@@ -82,6 +85,8 @@ def describe(exc: AppError, *, audio_field: str = "file") -> HttpError:
     headers: dict[str, str] = {}
     if isinstance(exc, QueueFull):
         headers["Retry-After"] = str(exc.retry_after_seconds)
+    if isinstance(exc, UploadStalled):
+        headers["Connection"] = "close"  # the rest of the body will never be read
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = exc.challenge
     return HttpError(status, ErrorBody(exc.message, kind, param, exc.code), headers)

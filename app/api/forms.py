@@ -1,14 +1,18 @@
 """Streaming multipart/form-data: file parts go straight to a private temp directory as they arrive.
 
 The size limit is enforced while reading, so an oversized upload is refused (413) without ever holding the body in
-memory. The caller owns the returned `Form` and must call `close()` (it removes the temp directory).
+memory; a body that makes no progress for UPLOAD_IDLE_TIMEOUT_SECONDS is refused (408, `UploadStalled`). The caller
+owns the returned `Form` and must call `close()` (it removes the temp directory).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
 
@@ -16,9 +20,10 @@ import msgspec
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.api.requests import AnyRequest
+from app.api.requests import AnyRequest, services_of
+from app.api.resume import request_key
 from app.api.tempfiles import new_workdir
-from app.errors import InputTooLarge, InvalidInput
+from app.errors import InputTooLarge, InvalidInput, UploadStalled
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 64
@@ -34,6 +39,7 @@ class UploadedFile(msgspec.Struct, frozen=True):
     filename: str
     path: Path
     size: int
+    sha256: str  # of the bytes, hashed as they arrived (the key of resume on retry)
 
 
 class Form:
@@ -51,6 +57,10 @@ class Form:
 
     def files_named(self, *names: str) -> list[UploadedFile]:
         return [f for f in self.files if f.field in names]
+
+    def request_key(self, route: str) -> str:
+        """The hash of everything in this form (fields, file names and bytes) on `route`: the key of resume."""
+        return request_key(route, self.fields, [(f.field, f.filename, f.sha256) for f in self.files])
 
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -73,6 +83,7 @@ class _PartCollector:
         self._path: Path | None = None
         self._size = 0
         self._value = bytearray()
+        self._hash = hashlib.sha256()
 
     def on_part_begin(self) -> None:
         self.parts += 1
@@ -81,6 +92,7 @@ class _PartCollector:
         self._headers = {}
         self._size = 0
         self._value = bytearray()
+        self._hash = hashlib.sha256()
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -116,6 +128,7 @@ class _PartCollector:
                     about=self._name.removesuffix("[]"),
                 )
             self._file.write(data[start:end])
+            self._hash.update(data[start:end])
         else:
             if self._size > MAX_FIELD_BYTES:
                 raise InvalidInput(f"Form field '{self._name}' is too long", about=self._name)
@@ -126,7 +139,7 @@ class _PartCollector:
             self._file.close()
             self._file = None
             filename = "" if self._filename is None else os.path.basename(self._filename) or "audio"
-            self.form.files.append(UploadedFile(self._name, filename, self._path, self._size))
+            self.form.files.append(UploadedFile(self._name, filename, self._path, self._size, self._hash.hexdigest()))
         else:
             self.form.fields.setdefault(self._name, []).append(self._value.decode("utf-8", "replace"))
 
@@ -141,6 +154,28 @@ def _too_large(max_bytes: int) -> InputTooLarge:
         about="audio",
         code="file_too_large",
     )
+
+
+async def body_chunks(request: AnyRequest) -> AsyncIterator[bytes]:
+    """The request body as it arrives; `UploadStalled` when no byte came for UPLOAD_IDLE_TIMEOUT_SECONDS.
+
+    Slow but moving uploads go on: the clock restarts with every chunk."""
+    idle_seconds = services_of(request).settings.limits.upload_idle_timeout_seconds
+    chunks = request.stream()
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), idle_seconds)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise UploadStalled(
+                    f"The upload made no progress for {idle_seconds:g} s (UPLOAD_IDLE_TIMEOUT_SECONDS)",
+                    code="upload_timeout",
+                ) from None
+            yield chunk
+    finally:
+        await chunks.aclose()
 
 
 async def read_form(request: AnyRequest, *, max_bytes: int) -> Form:
@@ -166,7 +201,7 @@ async def read_form(request: AnyRequest, *, max_bytes: int) -> Form:
         },
     )
     try:
-        async for chunk in request.stream():
+        async for chunk in body_chunks(request):
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError:

@@ -33,7 +33,13 @@ async def health(request: AnyRequest) -> dict[str, object]:
         "loaded": services.transcriber.is_resident(settings.engines.model),
         "resident": [{"name": key.name, "kind": key.kind} for key in services.residency.keys],
         "auto": auto_state(services),
-        "queue": {"admitted": runner.admitted, "running": runner.running, "max": settings.limits.max_queue},
+        "queue": {
+            "admitted": runner.admitted,
+            "running": runner.running,
+            "max": settings.limits.max_queue,
+            "uploading": runner.uploading,
+            "max_uploads": settings.limits.max_uploads,
+        },
     }
 
 
@@ -42,5 +48,6 @@ async def metrics(request: AnyRequest) -> Response[bytes]:
     services = services_of(request)
     running = services.runner.running
     services.metrics.set_queue(services.runner.admitted - running, running)
+    services.metrics.set_uploads(services.runner.uploading)
     body, content_type = services.metrics.render()
     return Response(body, media_type=content_type)

@@ -46,6 +46,11 @@ class Metrics:
             "stt_language_detection_seconds", "Seconds spent detecting a language", buckets=_SECONDS_BUCKETS, registry=r
         )
 
+        # Flaky clients (issue 14)
+        self._uploads = Gauge("stt_uploads_in_progress", "Requests whose body is still streaming in", registry=r)
+        self._upload_timeouts = Counter("stt_upload_timeouts", "Uploads dropped with 408 (no progress)", registry=r)
+        self._resumed = Counter("stt_resumed_requests", "Retried requests that attached to a running job", registry=r)
+
     def observe_request(
         self, route: str, status: int, audio_seconds: float = 0.0, processing_seconds: float = 0.0
     ) -> None:
@@ -75,6 +80,15 @@ class Metrics:
     def language_detected(self, language: str | None, seconds: float) -> None:
         self._detections.labels(language=language or "none").inc()
         self._detection_seconds.observe(seconds)
+
+    def set_uploads(self, in_progress: int) -> None:
+        self._uploads.set(in_progress)
+
+    def upload_timed_out(self) -> None:
+        self._upload_timeouts.inc()
+
+    def resumed(self) -> None:
+        self._resumed.inc()
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

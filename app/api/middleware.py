@@ -126,6 +126,7 @@ class RequestMiddleware:
             "detected_language": record.detected_language,
             "detection_seconds": None if record.detection_seconds is None else round(record.detection_seconds, 3),
             "error": record.error,
+            "resumed": True if record.resumed else None,
         }
         log.info("request", **{k: v for k, v in fields.items() if v is not None})
         if self.metrics is not None:

@@ -6,7 +6,7 @@ Reflector's form too).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -29,13 +29,15 @@ from app.api.params import (
     single_file,
 )
 from app.api.requests import AnyRequest, services_of
+from app.api.resume import one_item
 from app.api.sse import sse_response
 from app.audio.decode import probe_audio
 from app.diarization.speakers import KnownVoice, load_known_voices, split_by_speaker
 from app.errors import AppError, Cancelled, InvalidInput
 from app.settings import AUTO_MODEL
 from app.transcript import DiarizedSegment, Segment, Task, Transcript
-from app.transcription.service import RunSummary
+from app.transcription.service import Job, RunSummary
+from app.worker.cancel import CancelToken
 
 log = structlog.get_logger("app.api")
 TIMED_FORMATS = ("verbose_json", "srt", "vtt", "diarized_json")
@@ -86,24 +88,57 @@ async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[byt
     # segments at speaker changes by word times.
     spec = msgspec.structs.replace(spec, words=options.response_format in TIMED_FORMATS, chunking=parse_chunking(form))
     job.uses_model(spec.model)
-    # Refuse what cannot be decoded (or is declared too long) now, with a plain 400, before queueing or streaming.
-    await asyncio.to_thread(probe_audio, upload.path, float(settings.audio.max_audio_seconds))
-    # MODEL=auto: the model is chosen now (detecting the language if needed), so a stream's header can name it.
-    spec = job.routed(await job.run(services.transcriber.route(upload.path, spec, job.cancel)))
-    headers = {MODEL_HEADER: spec.model}  # the model that transcribed the answer
-    voices = await asyncio.to_thread(known_voices, known, settings.speakers.speakers_dir) if known else []
-    speakers = SpeakerStep(job, upload.path, voices) if diarized else None
+    # The same request retried (same bytes, model, parameters) attaches to its job (issue 14); else a new one starts.
+    # diarized_json is not resumable: its speaker step reads the upload after the transcription (ADR 32).
+    key = None if diarized else form.request_key(f"{task}:openai")
+    shared = None if key is None else job.resume(key)
+    if shared is None:
+        # Refuse what cannot be decoded (or is declared too long) now, with a plain 400, before queueing or streaming.
+        await asyncio.to_thread(probe_audio, upload.path, float(settings.audio.max_audio_seconds))
+        job.admit()
+        # MODEL=auto: the model is chosen now (detecting the language if needed), so a stream's header can name it.
+        spec = job.routed(await job.run(services.transcriber.route(upload.path, spec, job.cancel)))
+    if diarized:
+        return await answer_diarized(job, upload.path, spec, options, known)
+    if shared is None:
+        assert key is not None
+        cancel = CancelToken()
+        work: AsyncIterator[Segment | RunSummary | tuple[Transcript, RunSummary]]
+        if options.stream:
+            work = services.transcriber.stream(upload.path, spec, cancel)
+        else:
+            work = one_item(services.transcriber.transcribe(upload.path, spec, cancel))
+        shared = job.share(key, work, cancel, model=spec.model)
+    headers = {MODEL_HEADER: shared.model}  # the model that transcribed the answer
     if options.stream:
-        items = services.transcriber.stream(upload.path, spec, job.cancel)
-        events = transcript_events(
-            job, items, timed=options.response_format in TIMED_FORMATS and not diarized, speakers=speakers
-        )
+        events = transcript_events(job, shared.follow(), timed=options.response_format in TIMED_FORMATS)
         return sse_response(
             events, keepalive_seconds=settings.http.keepalive_seconds, owned=job.hand_over(), headers=headers
         )
-    transcript, summary = await job.run(services.transcriber.transcribe(upload.path, spec, job.cancel))
-    by_speaker = [] if speakers is None else await job.run(speakers(list(transcript.segments)))
-    job.finished(summary.duration, summary.processing_seconds + (speakers.processing_seconds if speakers else 0.0))
+    transcript, summary = await job.run(shared.result(), on_worker=False)
+    job.finished(summary.duration, summary.processing_seconds)
+    response = render_transcript(transcript, options)
+    response.headers.update(headers)
+    return response
+
+
+async def answer_diarized(
+    job: RequestJob, path: Path, spec: Job, options: Options, known: KnownSpeakers | None
+) -> Response[bytes | str] | Stream:
+    """diarized_json: the transcription with word timings, then who said what (the diarizer on the same file)."""
+    services, settings = job.services, job.services.settings
+    headers = {MODEL_HEADER: spec.model}
+    voices = await asyncio.to_thread(known_voices, known, settings.speakers.speakers_dir) if known else []
+    speakers = SpeakerStep(job, path, voices)
+    if options.stream:
+        items = services.transcriber.stream(path, spec, job.cancel)
+        events = transcript_events(job, items, timed=False, speakers=speakers)
+        return sse_response(
+            events, keepalive_seconds=settings.http.keepalive_seconds, owned=job.hand_over(), headers=headers
+        )
+    transcript, summary = await job.run(services.transcriber.transcribe(path, spec, job.cancel))
+    by_speaker = await job.run(speakers(list(transcript.segments)))
+    job.finished(summary.duration, summary.processing_seconds + speakers.processing_seconds)
     response = render_transcript(transcript, options, by_speaker)
     response.headers.update(headers)
     return response

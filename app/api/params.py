@@ -17,7 +17,7 @@ from urllib.parse import unquote_to_bytes
 import msgspec
 
 from app import render
-from app.api.forms import Form, UploadedFile
+from app.api.forms import Form, UploadedFile, body_chunks
 from app.api.requests import AnyRequest
 from app.errors import InputTooLarge, InvalidInput
 from app.settings import ResponseFormat, parse_flag
@@ -309,7 +309,7 @@ async def read_json(request: AnyRequest, kind: type[S], *, required: str | None)
     """A small JSON object body decoded into `kind`; None when the body is empty and nothing is `required`."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in body_chunks(request):
         size += len(chunk)
         if size > MAX_JSON_BYTES:
             raise InputTooLarge(f"The JSON body is larger than {MAX_JSON_BYTES // 1024} KB")

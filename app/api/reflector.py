@@ -7,9 +7,10 @@
 - `POST /diarize?audio_file_url=...&timestamp=...`
 - `POST /translate?text=...` with source_language/target_language in the query string or a JSON body.
 
-Each route takes a queue slot first (503 when full), validates, downloads into a private request directory that is
-removed on every path, runs all model work on the worker through a service, and renders with
-`app.render.reflector`. A client hang-up cancels the job (or the download) and is logged as 499.
+Each route holds an upload slot while its body is read, then a queue slot (503 when either is full), validates,
+downloads into a private request directory that is removed on every path, runs all model work on the worker through
+a service, and renders with `app.render.reflector`. A client hang-up cancels the job (or the download) and is logged
+as 499; the URL transcription waits RESUME_GRACE_SECONDS for Reflector's retry first (`app/api/resume.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import msgspec
 from litestar import Response, post
 
 from app.api.deps import Services
-from app.api.forms import Form
+from app.api.forms import Form, body_chunks
 from app.api.jobs import MODEL_HEADER, RequestJob
 from app.api.params import (
     FromUrlBody,
@@ -33,6 +34,7 @@ from app.api.params import (
     required_text,
 )
 from app.api.requests import AnyRequest
+from app.api.resume import one_item, request_key
 from app.api.tempfiles import request_workdir
 from app.api.url_fetch import fetch_to_tempfile
 from app.audio.decode import probe_audio
@@ -41,6 +43,7 @@ from app.errors import InvalidInput
 from app.render.reflector import reflector_transcript, render_transcript, render_upload
 from app.settings import AUTO_MODEL
 from app.transcription.service import Job
+from app.worker.cancel import CancelToken
 
 JSON = "application/json"
 # Model names Reflector sends that mean "this server's model" unless an operator allowed that exact name.
@@ -83,6 +86,7 @@ async def fetch_audio(job: RequestJob, url: str, workdir: Path) -> tuple[Path, f
 
 async def answer_upload(job: RequestJob, form: Form) -> Response[bytes | str]:
     """Reflector's multipart form: `file`, or `files`/`files[]` (+ `batch`); the job holds the slot and the form."""
+    job.admit()
     plan = plan_upload(form.fields, [f.field for f in form.files])
     spec = reflector_job(job.services, plan.model, form.first("language"))
     job.uses_model(spec.model)
@@ -117,14 +121,23 @@ async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
         spec = reflector_job(job.services, body.model, body.language)
         job.uses_model(spec.model)
         offset = finite(body.timestamp_offset or 0.0, "timestamp_offset")
-        with request_workdir() as workdir:
+        # Reflector retries too: the same URL, model and language attach to the running job (the offset only shifts
+        # the rendering of each answer), without downloading again.
+        fields = {"audio_file_url": [url], "model": [spec.model], "language": [spec.language or ""]}
+        key = request_key("transcribe:reflector-url", fields, [])
+        shared = job.resume(key)
+        if shared is None:
+            job.admit()
+            workdir = job.resources.enter_context(request_workdir())
             path, _ = await fetch_audio(job, url, workdir)
             transcriber = job.services.transcriber
             spec = job.routed(await job.run(transcriber.route(path, spec, job.cancel)))
-            transcript, summary = await job.run(transcriber.transcribe(path, spec, job.cancel))
+            cancel = CancelToken()
+            shared = job.share(key, one_item(transcriber.transcribe(path, spec, cancel)), cancel, model=spec.model)
+        transcript, summary = await job.run(shared.result(), on_worker=False)
         job.finished(summary.duration, summary.processing_seconds)
         result = reflector_transcript(transcript.words, timestamp_offset=offset)
-        return Response(render_transcript(result), media_type=JSON, headers={MODEL_HEADER: spec.model})
+        return Response(render_transcript(result), media_type=JSON, headers={MODEL_HEADER: shared.model})
 
 
 @post("/diarize", status_code=200, summary="Who spoke when in audio at a URL (Reflector)")
@@ -134,7 +147,9 @@ async def diarize_url(request: AnyRequest) -> Response[bytes]:
         url = required_text(request.query_params.get("audio_file_url"), "audio_file_url")
         offset = parse_number(request.query_params.get("timestamp"), "timestamp")
         job.uses_model("diarization")
-        await request.body()  # nothing is expected; read it so that a hang-up is seen
+        async for _ in body_chunks(request):  # nothing is expected; read it so that a hang-up is seen
+            pass
+        job.admit()
         with request_workdir() as workdir:
             path, duration = await fetch_audio(job, url, workdir)
             result = await job.run(job.services.diarizer.diarize(path, offset=offset, cancel=job.cancel))
@@ -154,6 +169,7 @@ async def translate_text(request: AnyRequest) -> Response[bytes]:
         target = required_text(query.get("target_language") or body.target_language, "target_language").lower()
         if source == target:  # nothing to translate: Reflector reads text[target]
             return Response(msgspec.json.encode({"text": {source: text}}), media_type=JSON)
+        job.admit()
         result = await job.run(job.services.translator.translate(text, source, target, job.cancel))
         job.uses_model(result.model)
         job.finished(None, result.processing_seconds)

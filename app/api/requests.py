@@ -27,6 +27,7 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     detection_seconds: float | None = None  # None: no detection ran
     status_override: int | None = None  # 499 when the client went away; an error's status after a stream started
     error: str | None = None  # error type only, never text of the request
+    resumed: bool = False  # a retried request that attached to its running (or finished) job
     audio_field: str = "file"  # the request field errors about the audio name: `file`, or `audio_file_url`
 
 

@@ -1,5 +1,6 @@
-"""POST /v1/audio/transcriptions and /v1/audio/translations: take a queue slot, read the multipart form, and answer
-in the dialect the form is in (ADR 16): Reflector's (`files`/`files[]` or `batch`) or OpenAI's."""
+"""POST /v1/audio/transcriptions and /v1/audio/translations: read the multipart form (holding an upload slot), and
+answer in the dialect the form is in (ADR 16): Reflector's (`files`/`files[]` or `batch`) or
+OpenAI's."""
 
 from __future__ import annotations
 

@@ -512,6 +512,7 @@
     xhr.open("POST", "/v1/audio/transcriptions");
     for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
     xhr.setRequestHeader("Accept", "text/event-stream");
+    xhr.setRequestHeader("X-Resume-Grace", "0"); // Cancel is deliberate: the server stops the job at once
     xhr.upload.onprogress = (e) => {
       current.lastActivity = Date.now();
       if (e.lengthComputable) el.uploadBar.value = e.loaded / e.total;

@@ -1,7 +1,9 @@
 """The Runner: one inference worker thread, FIFO, with admission control and cooperative cancellation.
 
-Admission counts every request from the moment it is accepted until its job is finished (queued + running); past
-MAX_QUEUE a request is refused at once (`QueueFull`, with a retry-after hint). Jobs run one at a time on a single
+A request first holds an upload slot while its body streams in (at most MAX_UPLOADS at once), then a queue slot from
+the moment its body is read until its job is finished (queued + running; at most MAX_QUEUE). Past either limit a
+request is refused at once (`QueueFull`, with a retry-after hint), so clients still sending their bytes never take
+the slots of jobs ready to run. Jobs run one at a time on a single
 thread, so the engine and the model manager never see concurrent calls and need no locks of their own.
 """
 
@@ -26,9 +28,16 @@ _DONE = object()
 
 class Runner:
     def __init__(
-        self, max_queue: int, *, retry_after_seconds: int = 10, on_reject: Callable[[], None] | None = None
+        self,
+        max_queue: int,
+        *,
+        max_uploads: int | None = None,
+        retry_after_seconds: int = 10,
+        on_reject: Callable[[], None] | None = None,
     ) -> None:
         self.max_queue = max_queue
+        self.max_uploads = max_queue if max_uploads is None else max_uploads
+        self._uploading = 0
         self._on_reject = on_reject
         self.retry_after_seconds = retry_after_seconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
@@ -39,32 +48,50 @@ class Runner:
 
     @property
     def admitted(self) -> int:
-        """Requests accepted and not finished: waiting for their upload, queued or running."""
+        """Requests whose body is read and whose job is not finished: queued or running."""
         return self._admitted
+
+    @property
+    def uploading(self) -> int:
+        """Requests whose body is still streaming in."""
+        return self._uploading
 
     @property
     def running(self) -> int:
         return self._running
 
     @contextlib.contextmanager
+    def upload_slot(self) -> Iterator[None]:
+        """Hold an upload slot while a request's body streams in; QueueFull when MAX_UPLOADS are in progress."""
+        with self._lock:
+            if self._uploading >= self.max_uploads:
+                raise self._refuse(f"{self._uploading} uploads are in progress (MAX_UPLOADS={self.max_uploads})")
+            self._uploading += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._uploading -= 1
+
+    @contextlib.contextmanager
     def admission(self) -> Iterator[None]:
-        """Hold a queue slot for the duration of a request; QueueFull when none is left."""
+        """Hold a queue slot until the request's job is finished; QueueFull when none is left."""
         with self._lock:
             if self._admitted >= self.max_queue:
-                if self._on_reject is not None:
-                    self._on_reject()
-                raise QueueFull(
-                    f"The server is busy: {self._admitted} requests are queued or running (MAX_QUEUE={self.max_queue})."
-                    " Retry later.",
-                    retry_after_seconds=self.retry_after_seconds,
-                    code="queue_full",
-                )
+                raise self._refuse(f"{self._admitted} requests are queued or running (MAX_QUEUE={self.max_queue})")
             self._admitted += 1
         try:
             yield
         finally:
             with self._lock:
                 self._admitted -= 1
+
+    def _refuse(self, why: str) -> QueueFull:
+        if self._on_reject is not None:
+            self._on_reject()
+        return QueueFull(
+            f"The server is busy: {why}. Retry later.", retry_after_seconds=self.retry_after_seconds, code="queue_full"
+        )
 
     def _wrap(self, fn: Callable[[], T], cancel: CancelToken) -> Callable[[], T]:
         def job() -> T:
