@@ -11,7 +11,7 @@ text) do not depend on `window_seconds`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -46,6 +46,7 @@ class TranscriptionRun:
         vad: SileroVad | None = None,
         words: bool = True,
         window_seconds: float = WINDOW_SECONDS,
+        between_batches: Callable[[], None] | None = None,
     ) -> None:
         self.path = path
         self.engine = engine
@@ -60,6 +61,8 @@ class TranscriptionRun:
         self.duration = 0.0
         self.language: str | None = language
         self.buffer = AudioBuffer()
+        # Called before each batch on the worker thread: the Runner runs waiting live utterances there.
+        self.between_batches = between_batches
 
     def _segmenter(self) -> SpeechSegmenter:
         a = self.audio
@@ -129,6 +132,8 @@ class TranscriptionRun:
             yield from self._recognise(batch)
 
     def _recognise(self, batch: list[tuple[Chunk, Audio]]) -> Iterator[Segment]:
+        if self.between_batches is not None:
+            self.between_batches()
         self.cancel.raise_if_cancelled()
         results = self.engine.transcribe(
             [audio for _, audio in batch],

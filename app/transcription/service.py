@@ -129,6 +129,7 @@ class Transcriber:
             audio=self.audio,
             cancel=cancel,
             words=job.words,
+            between_batches=self.runner.serve_live,
         )
 
     async def transcribe(self, path: Path, job: Job, cancel: CancelToken) -> tuple[Transcript, RunSummary]:

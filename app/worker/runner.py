@@ -3,6 +3,10 @@
 Admission counts every request from the moment it is accepted until its job is finished (queued + running); past
 MAX_QUEUE a request is refused at once (`QueueFull`, with a retry-after hint). Jobs run one at a time on a single
 thread, so the engine and the model manager never see concurrent calls and need no locks of their own.
+
+Two lanes: live work (a realtime utterance, `run(..., live=True)`) always goes before waiting file jobs, and a long
+file job hands the thread to waiting live work at each batch boundary (`serve_live`, called on the worker thread by
+the job itself). Live work still runs on the one worker thread, never beside a file job.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, NamedTuple, TypeVar
 
 from app.errors import Cancelled, QueueFull
 from app.worker.cancel import CancelToken
@@ -24,6 +29,11 @@ Item = TypeVar("Item")
 _DONE = object()
 
 
+class _Task(NamedTuple):
+    run: Callable[[], None]
+    future: Future[Any]
+
+
 class Runner:
     def __init__(
         self, max_queue: int, *, retry_after_seconds: int = 10, on_reject: Callable[[], None] | None = None
@@ -31,8 +41,13 @@ class Runner:
         self.max_queue = max_queue
         self._on_reject = on_reject
         self.retry_after_seconds = retry_after_seconds
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._lock = threading.Lock()
+        self._ready = threading.Condition()
+        self._live: deque[_Task] = deque()
+        self._jobs: deque[_Task] = deque()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._serve, name="inference", daemon=True)
+        self._thread.start()
         self._admitted = 0
         self._running = 0
         self.last_activity = time.monotonic()
@@ -78,9 +93,57 @@ class Runner:
 
         return job
 
-    async def run(self, fn: Callable[[], T], cancel: CancelToken) -> T:
-        """Run `fn` on the worker and wait for it. If the awaiting task is cancelled, the job is told to stop."""
-        future: Future[T] = self._executor.submit(self._wrap(fn, cancel))
+    def _submit(self, fn: Callable[[], T], *, live: bool = False) -> Future[T]:
+        future: Future[T] = Future()
+
+        def task() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the awaiting side, as ThreadPoolExecutor does
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        with self._ready:
+            if self._stopped:
+                raise RuntimeError("the runner is shut down")
+            (self._live if live else self._jobs).append(_Task(task, future))
+            self._ready.notify()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            with self._ready:
+                while not (self._live or self._jobs or self._stopped):
+                    self._ready.wait()
+                if self._stopped:
+                    return
+                task = self._live.popleft() if self._live else self._jobs.popleft()
+            task.run()
+
+    def serve_live(self) -> None:
+        """Run every waiting live task now. Long jobs call this on the worker thread at their batch boundaries."""
+        if threading.current_thread() is not self._thread:
+            return
+        while True:
+            with self._ready:
+                if not self._live:
+                    return
+                task = self._live.popleft()
+            task.run()
+
+    @property
+    def live_waiting(self) -> int:
+        return len(self._live)
+
+    async def run(self, fn: Callable[[], T], cancel: CancelToken, *, live: bool = False) -> T:
+        """Run `fn` on the worker and wait for it. If the awaiting task is cancelled, the job is told to stop.
+
+        `live=True` puts it in the live lane: ahead of waiting file jobs, and taken at a running job's next batch
+        boundary."""
+        future: Future[T] = self._submit(self._wrap(fn, cancel), live=live)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -89,7 +152,7 @@ class Runner:
 
     def run_internal(self, fn: Callable[[], T]) -> Future[T]:
         """Housekeeping (idle unload) on the worker thread, outside admission, in FIFO order with the jobs."""
-        return self._executor.submit(fn)
+        return self._submit(fn)
 
     async def stream(
         self, produce: Callable[[Callable[[Item], None]], None], cancel: CancelToken
@@ -108,7 +171,7 @@ class Runner:
         def job() -> None:
             produce(emit)
 
-        future = self._executor.submit(self._wrap(job, cancel))
+        future = self._submit(self._wrap(job, cancel))
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, _DONE))
         try:
             while True:
@@ -122,7 +185,15 @@ class Runner:
                 cancel.cancel()
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop taking work; waiting tasks are dropped (their futures are cancelled), the running one finishes."""
+        with self._ready:
+            self._stopped = True
+            self._ready.notify_all()
+            dropped = [*self._live, *self._jobs]
+            self._live.clear()
+            self._jobs.clear()
+        for task in dropped:
+            task.future.cancel()
 
 
 __all__ = ["Cancelled", "Runner"]
