@@ -47,6 +47,7 @@ class TranscriptionRun:
         words: bool = True,
         window_seconds: float = WINDOW_SECONDS,
         between_batches: Callable[[], None] | None = None,
+        small_batches: Callable[[], bool] | None = None,
     ) -> None:
         self.path = path
         self.engine = engine
@@ -63,6 +64,8 @@ class TranscriptionRun:
         self.buffer = AudioBuffer()
         # Called before each batch on the worker thread: the Runner runs waiting live utterances there.
         self.between_batches = between_batches
+        # True while live work may arrive: batches of one chunk, so live work waits at most one chunk's decode.
+        self.small_batches = small_batches
 
     def _segmenter(self) -> SpeechSegmenter:
         a = self.audio
@@ -127,7 +130,7 @@ class TranscriptionRun:
             if len(batch) >= batch_size:
                 yield from self._recognise(batch)
                 batch = []
-                batch_size = self.audio.batch_size
+                batch_size = 1 if self.small_batches is not None and self.small_batches() else self.audio.batch_size
         if batch:
             yield from self._recognise(batch)
 

@@ -130,6 +130,7 @@ class Transcriber:
             cancel=cancel,
             words=job.words,
             between_batches=self.runner.serve_live,
+            small_batches=lambda: self.runner.live_sessions > 0,
         )
 
     async def transcribe(self, path: Path, job: Job, cancel: CancelToken) -> tuple[Transcript, RunSummary]:

@@ -46,6 +46,7 @@ class Runner:
         self._live: deque[_Task] = deque()
         self._jobs: deque[_Task] = deque()
         self._stopped = False
+        self.live_sessions = 0  # open live sessions: while there are any, file jobs keep their batches small
         self._thread = threading.Thread(target=self._serve, name="inference", daemon=True)
         self._thread.start()
         self._admitted = 0
