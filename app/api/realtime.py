@@ -351,6 +351,10 @@ async def realtime(socket: WebSocket[Any, Any, Any]) -> None:
         await connection.receive_loop()
     except WebSocketDisconnect:
         pass
+    except Exception as exc:  # a bug: this session ends with an error event, the server goes on
+        connection.outcome = "internal_error"
+        log.error("realtime_error", error_type=type(exc).__name__, exc_info=exc)
+        connection.send(_error("Internal server error", code="internal_error", kind="server_error"))
     finally:
         await connection.live.close()
         connection.outbox.put_nowait(None)

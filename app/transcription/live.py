@@ -40,6 +40,7 @@ VAD_MIN_SPEECH = 0.25  # seconds: shorter speech is not an utterance
 END_PADDING = 0.2  # seconds of audio kept after the end of speech
 MANUAL_PIECE_SECONDS = 28.0  # a hand-committed buffer is decoded in pieces of at most this length
 MIN_COMMIT_SECONDS = 0.1  # OpenAI refuses to commit less than 100 ms of audio
+MAX_BUFFER_SECONDS = 600.0  # uncommitted audio held at most (without turn detection the client must commit)
 INPUT_RATES = (8000, 16000, 24000, 44100, 48000)
 
 
@@ -285,6 +286,13 @@ class LiveSession:
         return round((td.prefix_padding_ms if td else 0) * SAMPLE_RATE / 1000)
 
     async def append(self, pcm: bytes) -> None:
+        if (self.buffer.size + len(pcm) // 2 * SAMPLE_RATE / self.config.input_rate) > MAX_BUFFER_SECONDS * SAMPLE_RATE:
+            raise InvalidInput(
+                f"The input audio buffer would hold more than {MAX_BUFFER_SECONDS:g} s of uncommitted audio:"
+                " commit it (input_audio_buffer.commit) or clear it",
+                about="audio",
+                code="input_audio_buffer_full",
+            )
         audio = self._resampler.feed(pcm)
         if audio.size == 0:
             return
