@@ -320,3 +320,36 @@ def test_session_limit_and_idle_timeout(strict: ServerProcess) -> None:
     assert idle["type"] == "error" and idle["error"]["code"] == "idle_timeout"
     assert idle_code == 1000
     assert 'stt_realtime_sessions_ended_total{outcome="refused"}' in httpx.get(f"{strict.url}/metrics").text
+
+
+def test_the_openai_sdks_realtime_client_transcribes(server: ServerProcess) -> None:
+    """OpenAI's Python SDK (`client.realtime.connect`, intent=transcription) parses every event we send."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    pcm = pcm24k(AUDIO / "beckett.wav", silence_after=1.0)
+    kinds: list[str] = []
+    transcripts: list[str] = []
+    with client.realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        connection.session.update(
+            session={
+                "type": "transcription",
+                "audio": {"input": {"transcription": {"model": "whisper-1", "language": "en"}}},
+            }
+        )
+        step = 24000 * 2 // 2
+        for offset in range(0, len(pcm), step):
+            connection.input_audio_buffer.append(audio=base64.b64encode(pcm[offset : offset + step]).decode())
+        connection.input_audio_buffer.commit()
+        deadline = time.monotonic() + 60
+        for event in connection:
+            kinds.append(event.type)
+            if event.type == "conversation.item.input_audio_transcription.completed":
+                transcripts.append(event.transcript)
+            if event.type == "error":
+                assert event.error.code == "input_audio_buffer_commit_empty"  # VAD may have committed it all
+            committed = kinds.count("input_audio_buffer.committed")
+            if (committed and len(transcripts) >= committed) or time.monotonic() > deadline:
+                break
+    assert kinds[0] == "session.created" and "session.updated" in kinds
+    assert word_error_rate((AUDIO / "beckett.txt").read_text(), " ".join(transcripts)) <= 0.3
