@@ -34,7 +34,7 @@ def test_live_work_goes_before_waiting_jobs_and_at_batch_boundaries() -> None:
         await asyncio.to_thread(started.wait, 5)
         waiting = asyncio.ensure_future(runner.run(lambda: step("file2"), CancelToken()))
         await asyncio.sleep(0.05)
-        live = asyncio.ensure_future(runner.run(lambda: step("live"), CancelToken(), live=True))
+        live = asyncio.ensure_future(runner.run(lambda: step("live"), CancelToken(), lane="live"))
         await asyncio.sleep(0.05)
         assert runner.live_waiting == 1
         release.set()
@@ -60,7 +60,7 @@ def test_serve_live_elsewhere_than_the_worker_runs_nothing() -> None:
 
         blocker = asyncio.ensure_future(runner.run(blocking, CancelToken()))
         await asyncio.to_thread(running.wait, 5)
-        live = asyncio.ensure_future(runner.run(lambda: order.append("live"), CancelToken(), live=True))
+        live = asyncio.ensure_future(runner.run(lambda: order.append("live"), CancelToken(), lane="live"))
         await asyncio.sleep(0.05)
         runner.serve_live()  # not the worker thread: must not run model work here
         assert order == []
@@ -85,3 +85,30 @@ def test_shutdown_cancels_waiting_work() -> None:
         return waiting.cancelled()
 
     assert asyncio.run(scenario())
+
+
+def test_final_text_goes_before_previews_and_previews_before_files() -> None:
+    async def scenario() -> list[str]:
+        runner = Runner(max_queue=8)
+        order: list[str] = []
+        running = threading.Event()
+        block = threading.Event()
+
+        def blocking() -> None:
+            running.set()
+            block.wait(5)
+
+        blocker = asyncio.ensure_future(runner.run(blocking, CancelToken()))
+        await asyncio.to_thread(running.wait, 5)
+        queued = [
+            asyncio.ensure_future(runner.run(lambda: order.append("file"), CancelToken())),
+            asyncio.ensure_future(runner.run(lambda: order.append("preview"), CancelToken(), lane="preview")),
+            asyncio.ensure_future(runner.run(lambda: order.append("live"), CancelToken(), lane="live")),
+        ]
+        await asyncio.sleep(0.05)
+        block.set()
+        await asyncio.gather(blocker, *queued)
+        runner.shutdown()
+        return order
+
+    assert asyncio.run(scenario()) == ["live", "preview", "file"]

@@ -341,10 +341,15 @@ async def realtime(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.send_text(wire.encode_event(refusal))
         await socket.close(code=CLOSE_TRY_AGAIN_LATER if refusal.error.code == "session_limit" else CLOSE_POLICY)
         return
+    try:
+        connection = _Connection(socket, services)
+    except AppError as exc:  # the default model cannot be had: say so, and close
+        await socket.send_text(wire.encode_event(_app_error(exc, None)))
+        await socket.close(code=CLOSE_TRY_AGAIN_LATER)
+        return
     services.live_sessions += 1
     services.metrics.set_live_sessions(services.live_sessions)
     started = time.monotonic()
-    connection = _Connection(socket, services)
     connection.send(wire.SessionCreated(_state(connection.session_id, connection.request, connection.config)))
     sender = asyncio.create_task(connection.sender())
     try:
@@ -360,10 +365,10 @@ async def realtime(socket: WebSocket[Any, Any, Any]) -> None:
         connection.outbox.put_nowait(None)
         try:
             await asyncio.wait_for(sender, timeout=5.0)
-        except (WebSocketDisconnect, TimeoutError, RuntimeError):
+        except Exception:  # the client is gone or stalled: nothing more can reach it
             sender.cancel()
         if connection.outcome != "closed_by_client":
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            with contextlib.suppress(Exception):
                 await socket.close(code=1000)
         services.live_sessions -= 1
         services.metrics.set_live_sessions(services.live_sessions)

@@ -12,7 +12,8 @@ client commands in and sends the events this module emits.
   on are sent, and a decode that no longer extends what was sent adds nothing. The `Completed` transcript is the
   authority (a client shows deltas as a preview and replaces them with it); before it, the rest of it is sent as a
   last delta whenever it extends what was sent, so deltas usually concatenate to the transcript.
-- Every decode runs on the one worker, in its live lane: ahead of file jobs, and between a file job's batches.
+- Every decode runs on the one worker: final text in its live lane, partial text in its preview lane (finals go
+  first), both ahead of file jobs and between a file job's batches.
   The VAD (a 2 MB network, ~0.1 ms per 32 ms window) runs beside the worker, so speech stops are seen on time.
 """
 
@@ -210,7 +211,13 @@ class LiveTranscriber:
         return LiveConfig(job=job, turn_detection=turn_detection, input_rate=input_rate)
 
     async def decode(
-        self, audio: Audio, job: Job, cancel: CancelToken, *, unless: Callable[[], bool] | None = None
+        self,
+        audio: Audio,
+        job: Job,
+        cancel: CancelToken,
+        *,
+        preview: bool = False,
+        unless: Callable[[], bool] | None = None,
     ) -> str | None:
         """The text of one utterance, decoded on the worker's live lane; None when `unless()` is true by the time
         the worker gets to it (a partial decode of an utterance that has ended meanwhile)."""
@@ -228,7 +235,7 @@ class LiveTranscriber:
                 texts.extend(segment.text.strip() for segment in result.segments)
             return join_segments(texts)
 
-        return await transcriber.runner.run(work, cancel, live=True)
+        return await transcriber.runner.run(work, cancel, lane="preview" if preview else "live")
 
 
 class LiveSession:
@@ -409,8 +416,6 @@ class LiveSession:
         interval = round(self.live.partial_interval * SAMPLE_RATE)
         if utterance.partial_running or end - utterance.partial_until < interval or end - utterance.start < interval:
             return
-        if self._last_final is not None and not self._last_final.done():
-            return  # a committed utterance is still waiting for its text: that goes first
 
         utterance.partial_running = True
         utterance.partial_until = end
@@ -419,7 +424,9 @@ class LiveSession:
 
     async def _partial(self, utterance: _Utterance, audio: Audio) -> None:
         try:
-            text = await self.live.decode(audio, self.config.job, self.cancel, unless=lambda: utterance.finished)
+            text = await self.live.decode(
+                audio, self.config.job, self.cancel, preview=True, unless=lambda: utterance.finished
+            )
         except (AppError, Cancelled):
             return  # the final decode reports failures
         finally:

@@ -4,9 +4,10 @@ Admission counts every request from the moment it is accepted until its job is f
 MAX_QUEUE a request is refused at once (`QueueFull`, with a retry-after hint). Jobs run one at a time on a single
 thread, so the engine and the model manager never see concurrent calls and need no locks of their own.
 
-Two lanes: live work (a realtime utterance, `run(..., live=True)`) always goes before waiting file jobs, and a long
-file job hands the thread to waiting live work at each batch boundary (`serve_live`, called on the worker thread by
-the job itself). Live work still runs on the one worker thread, never beside a file job.
+Three lanes: live work (the final text of a realtime utterance, `lane="live"`) goes first, then previews (partial
+text of an utterance still being spoken, `lane="preview"`), then file jobs; a long file job hands the thread to
+waiting live work and previews at each batch boundary (`serve_live`, called on the worker thread by the job
+itself). Live work still runs on the one worker thread, never beside a file job.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Future
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from app.errors import Cancelled, QueueFull
 from app.worker.cancel import CancelToken
@@ -27,6 +28,7 @@ T = TypeVar("T")
 Item = TypeVar("Item")
 
 _DONE = object()
+Lane = Literal["live", "preview", "file"]
 
 
 class _Task(NamedTuple):
@@ -44,6 +46,7 @@ class Runner:
         self._lock = threading.Lock()
         self._ready = threading.Condition()
         self._live: deque[_Task] = deque()
+        self._preview: deque[_Task] = deque()
         self._jobs: deque[_Task] = deque()
         self._stopped = False
         self.live_sessions = 0  # open live sessions: while there are any, file jobs keep their batches small
@@ -94,7 +97,7 @@ class Runner:
 
         return job
 
-    def _submit(self, fn: Callable[[], T], *, live: bool = False) -> Future[T]:
+    def _submit(self, fn: Callable[[], T], *, lane: Lane = "file") -> Future[T]:
         future: Future[T] = Future()
 
         def task() -> None:
@@ -110,18 +113,18 @@ class Runner:
         with self._ready:
             if self._stopped:
                 raise RuntimeError("the runner is shut down")
-            (self._live if live else self._jobs).append(_Task(task, future))
+            {"live": self._live, "preview": self._preview, "file": self._jobs}[lane].append(_Task(task, future))
             self._ready.notify()
         return future
 
     def _serve(self) -> None:
         while True:
             with self._ready:
-                while not (self._live or self._jobs or self._stopped):
+                while not (self._live or self._preview or self._jobs or self._stopped):
                     self._ready.wait()
                 if self._stopped:
                     return
-                task = self._live.popleft() if self._live else self._jobs.popleft()
+                task = (self._live or self._preview or self._jobs).popleft()
             task.run()
 
     def serve_live(self) -> None:
@@ -130,21 +133,21 @@ class Runner:
             return
         while True:
             with self._ready:
-                if not self._live:
+                if not (self._live or self._preview):
                     return
-                task = self._live.popleft()
+                task = (self._live or self._preview).popleft()
             task.run()
 
     @property
     def live_waiting(self) -> int:
-        return len(self._live)
+        return len(self._live) + len(self._preview)
 
-    async def run(self, fn: Callable[[], T], cancel: CancelToken, *, live: bool = False) -> T:
+    async def run(self, fn: Callable[[], T], cancel: CancelToken, *, lane: Lane = "file") -> T:
         """Run `fn` on the worker and wait for it. If the awaiting task is cancelled, the job is told to stop.
 
-        `live=True` puts it in the live lane: ahead of waiting file jobs, and taken at a running job's next batch
-        boundary."""
-        future: Future[T] = self._submit(self._wrap(fn, cancel), live=live)
+        `lane="live"` or `"preview"`: ahead of waiting file jobs (live before previews), and taken at a running file
+        job's next batch boundary."""
+        future: Future[T] = self._submit(self._wrap(fn, cancel), lane=lane)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -190,8 +193,9 @@ class Runner:
         with self._ready:
             self._stopped = True
             self._ready.notify_all()
-            dropped = [*self._live, *self._jobs]
+            dropped = [*self._live, *self._preview, *self._jobs]
             self._live.clear()
+            self._preview.clear()
             self._jobs.clear()
         for task in dropped:
             task.future.cancel()
