@@ -277,6 +277,7 @@ def test_a_key_is_required_as_a_header_or_the_browser_subprotocol(strict: Server
     assert asyncio.run(refused(subprotocols=["realtime", "openai-insecure-api-key.wrong"])) == 401
 
     async def accepted(**connect: Any) -> str | None:
+        _wait_for_no_sessions(strict)  # one session at a time on this server
         async with websockets.connect(url, **connect) as socket:
             created = json.loads(await socket.recv())
             assert created["type"] == "session.created"

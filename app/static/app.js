@@ -655,7 +655,7 @@
   async function startDictation() {
     showError("");
     if (!navigator.mediaDevices || !window.AudioWorkletNode) {
-      showError("This browser cannot capture the microphone here (it needs https, or http://localhost).");
+      showError("This browser cannot capture the microphone here: it needs an https page, or one opened as localhost.");
       return;
     }
     const d = { items: new Map(), pending: new Set(), stopping: false, ended: false, seconds: 0, started: Date.now() };
