@@ -13,7 +13,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 
-from app.api import health, openai, reflector, transcriptions
+from app.api import health, openai, realtime, reflector, transcriptions
 from app.api.deps import Services
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.middleware import RequestMiddleware
@@ -74,6 +74,7 @@ def create_app(settings: Settings) -> Litestar:
             *transcriptions.ROUTES,
             *openai.ROUTES,
             *reflector.ROUTES,
+            *realtime.ROUTES,
             health.health,
             health.metrics,
             ui_router(),

@@ -165,6 +165,21 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
         return bool(self.api_key)
 
 
+class RealtimeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Live dictation over WebSocket (/v1/realtime): how many sessions, how long, how often partial text."""
+
+    realtime_max_sessions: int = 4  # live sessions at once; more are refused
+    realtime_idle_timeout_s: float = 60.0  # a session with no client event for this long is closed
+    realtime_max_session_s: float = 3600.0  # the longest a session may last
+    realtime_partial_interval_ms: int = 500  # re-decode the growing utterance at most this often
+
+    def __post_init__(self) -> None:
+        _at_least(self, 0, "realtime_max_sessions")
+        _at_least(self, 100, "realtime_partial_interval_ms")
+        if self.realtime_idle_timeout_s <= 0 or self.realtime_max_session_s <= 0:
+            raise SettingsError("REALTIME_IDLE_TIMEOUT_S and REALTIME_MAX_SESSION_S must be positive")
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every setting, in the groups the code that uses them takes as they are. Each field of a group is read from
     the variable of its name in capitals (`engines.num_threads` <- NUM_THREADS)."""
@@ -175,6 +190,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     hub: HubSettings = msgspec.field(default_factory=HubSettings)
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
     speakers: SpeakerSettings = msgspec.field(default_factory=SpeakerSettings)
+
+    realtime: RealtimeSettings = msgspec.field(default_factory=RealtimeSettings)
 
 
 def _at_least(group: msgspec.Struct, minimum: int, *names: str) -> None:

@@ -8,6 +8,7 @@ Whisper `base` assembled from its dev-only packages (`whisper_base_models_dir`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -25,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.languages import LANGUAGES
 from app.settings import SettingsError, load_settings
+from tests.realtime_client import pcm24k, stream, ws_url
 from tests.server import AUDIO, ROOT, ServerProcess, static_files, tiny_server
 from tests.test_openai_api import assert_openai_error
 
@@ -332,3 +334,29 @@ def test_routes_read_back_as_written(routes: dict[str, str], separator: str) -> 
     text = separator.join(f"{language.upper()}={model}" for language, model in routes.items())
     env = {"MODEL": "tiny.en", "ALLOWED_MODELS": "tiny.en,base,v3_ctc", "AUTO_ROUTES": text}
     assert list(load_settings(env, None).engines.routes().items()) == list(routes.items())
+
+
+# --- live dictation under MODEL=auto -------------------------------------------------------------------------------
+
+
+def test_live_dictation_without_a_language_uses_the_catch_all_route(server: ServerProcess) -> None:
+    """No file to detect from: a live session with no language runs on `*`'s multilingual model; with `en` given,
+    on English's route."""
+
+    async def transcribe(language: str | None) -> list[dict[str, Any]]:
+        transcription: dict[str, Any] = {"model": "whisper-1"} | ({"language": language} if language else {})
+        update = {
+            "type": "session.update",
+            "session": {"type": "transcription", "audio": {"input": {"transcription": transcription}}},
+        }
+        received = await stream(ws_url(server.url), pcm24k(AUDIO / "beckett.wav"), session=update["session"], speed=4)
+        return [r.event for r in received]
+
+    for language in (None, "en"):
+        seen = server.request_lines("/v1/realtime")
+        events = asyncio.run(transcribe(language))
+        assert not [e for e in events if e["type"] == "error"], events
+        completed = [e["transcript"] for e in events if e["type"].endswith("transcription.completed")]
+        assert "fail" in " ".join(completed).lower(), completed
+        line = request_fields(server.next_request_line("/v1/realtime", len(seen)))
+        assert line["model"] == ("base" if language is None else "tiny.en")

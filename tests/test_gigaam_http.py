@@ -133,3 +133,28 @@ def test_diarized_json(client: OpenAI, audio_dir: Path) -> None:
     assert result.segments and result.text == " ".join(s.text for s in result.segments)
     assert list(dict.fromkeys(s.speaker for s in result.segments)) == ["A", "B"]
     assert all(a.end <= b.start for a, b in itertools.pairwise(result.segments))
+
+
+def test_live_dictation_runs_on_gigaam(gigaam_server: ServerProcess) -> None:
+    """The Realtime route with GigaAM CTC (random weights: the text is gibberish, the event flow is real): speech
+    found by the VAD, partial decodes of the growing utterance, a completed transcript per utterance; a language
+    GigaAM cannot do is an error event."""
+    import asyncio
+
+    from tests.realtime_client import pcm24k, stream, ws_url
+    from tests.server import AUDIO
+
+    session = {"type": "transcription", "audio": {"input": {"transcription": {"model": "whisper-1", "language": "ru"}}}}
+    events = asyncio.run(
+        stream(ws_url(gigaam_server.url), pcm24k(AUDIO / "beckett.wav", silence_after=1.0), session=session, speed=2.0)
+    )
+    kinds = [e.type for e in events]
+    assert "session.updated" in kinds and "error" not in kinds
+    assert kinds.count("input_audio_buffer.speech_started") >= 1
+    assert kinds.count("conversation.item.input_audio_transcription.completed") == kinds.count(
+        "input_audio_buffer.committed"
+    )
+    bad = {"type": "transcription", "audio": {"input": {"transcription": {"language": "fr"}}}}
+    refused = asyncio.run(stream(ws_url(gigaam_server.url), b"", session=bad, settle_seconds=1.0))
+    errors = [e.event["error"] for e in refused if e.type == "error"]
+    assert errors and errors[0]["code"] == "unsupported_language"

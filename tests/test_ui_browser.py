@@ -23,7 +23,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `make test` installs it (scripts/system_packages.sh)
 
@@ -101,11 +101,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield b
+    b.close()
 
 
 def _open(browser: Browser, url: str, hosts: list[str], width: int = 1000, height: int = 900) -> Page:
@@ -379,3 +384,43 @@ def test_errors_are_told_in_words(locked_server: str, browser: Browser, tmp_path
     expect(page.locator("#error")).to_contain_text("not accepted", timeout=60_000)
     _only_local(urls)
     page.close()
+
+
+def test_dictation_from_a_fake_microphone_shows_words_live(server: str, playwright: Playwright, tmp_path: Path) -> None:
+    """Chromium's fake microphone plays two_cities.wav; the page streams it over /v1/realtime and shows the words
+    while the recording still plays, then keeps the text to copy and download."""
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-audio-capture={TWO_CITIES}",
+    ]
+    hosts: list[str] = []
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    try:
+        page = _open(browser, server + "/", hosts)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.click("#mic")
+        expect(page.locator("#mic")).to_have_attribute("aria-pressed", "true")
+        started = time.monotonic()
+        # Live text while the person is still speaking (well before the 44 s recording ends).
+        expect(page.locator("#transcript")).to_contain_text("best of times", timeout=30000)
+        assert time.monotonic() - started < 30
+        expect(page.locator("#transcript")).to_contain_text("worst of times", timeout=30000)
+        page.click("#mic")  # stop
+        expect(page.locator("#mic")).to_have_attribute("aria-pressed", "false", timeout=20000)
+        expect(page.locator("#status")).to_contain_text("Dictation", timeout=5000)
+        text = page.locator("#transcript").inner_text()
+        assert "best of times" in text.lower() and "worst of times" in text.lower()
+        assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
+        with page.expect_download() as caught:
+            page.click("[data-download=txt]")
+        saved = tmp_path / "dictation.txt"
+        caught.value.save_as(saved)
+        assert caught.value.suggested_filename == "dictation.txt"
+        assert "worst of times" in saved.read_text().lower()
+        assert errors == []
+        _only_local(hosts)
+    finally:
+        browser.close()

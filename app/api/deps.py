@@ -6,6 +6,7 @@ from app.api.metrics import Metrics
 from app.api.resume import ResumableJobs
 from app.diarization.service import Diarizer
 from app.settings import Settings
+from app.transcription.live import LiveTranscriber
 from app.transcription.service import Transcriber
 from app.translation.models import TranslationCatalog, hub_downloader
 from app.translation.service import Translator
@@ -24,6 +25,10 @@ class Services:
         self.resumable = ResumableJobs(settings.limits.resume_grace_seconds, on_abandoned=self.metrics.cancelled)
         self.residency = Residency(settings.engines.max_loaded_models, on_change=self._model_changed)
         self.transcriber = Transcriber(settings, self.runner, self.residency)
+        self.live = LiveTranscriber(
+            self.transcriber, partial_interval_seconds=settings.realtime.realtime_partial_interval_ms / 1000
+        )
+        self.live_sessions = 0  # open /v1/realtime sessions (counted on the event loop)
         self.diarizer = Diarizer(self.runner, self.residency, num_threads=settings.engines.num_threads)
         catalog = TranslationCatalog(
             settings.engines.models_dir,

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 _RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
+_LIVE_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0)
 _SECONDS_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 
@@ -51,6 +52,27 @@ class Metrics:
         self._upload_timeouts = Counter("stt_upload_timeouts", "Uploads dropped with 408 (no progress)", registry=r)
         self._resumed = Counter("stt_resumed_requests", "Retried requests that attached to a running job", registry=r)
 
+        # Live dictation (/v1/realtime)
+        self._live_sessions = Gauge("stt_realtime_sessions", "Open live sessions", registry=r)
+        self._live_ended = Counter(
+            "stt_realtime_sessions_ended",
+            "Live sessions ended, by outcome (refused, idle_timeout, ...)",
+            ["outcome"],
+            registry=r,
+        )
+        self._live_latency = Histogram(
+            "stt_realtime_latency_seconds",
+            "Seconds from speech_stopped (or commit) to the completed transcript",
+            buckets=_LIVE_BUCKETS,
+            registry=r,
+        )
+        self._live_first_partial = Histogram(
+            "stt_realtime_first_partial_seconds",
+            "Seconds from speech_started to the first partial text",
+            buckets=_LIVE_BUCKETS,
+            registry=r,
+        )
+
     def observe_request(
         self, route: str, status: int, audio_seconds: float = 0.0, processing_seconds: float = 0.0
     ) -> None:
@@ -89,6 +111,18 @@ class Metrics:
 
     def resumed(self) -> None:
         self._resumed.inc()
+
+    def set_live_sessions(self, count: int) -> None:
+        self._live_sessions.set(count)
+
+    def live_session_ended(self, outcome: str) -> None:
+        self._live_ended.labels(outcome=outcome).inc()
+
+    def observe_live_latency(self, seconds: float) -> None:
+        self._live_latency.observe(seconds)
+
+    def observe_live_first_partial(self, seconds: float) -> None:
+        self._live_first_partial.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

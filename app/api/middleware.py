@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 import structlog
@@ -44,12 +44,20 @@ async def _send_error(send: Send, denied: Unauthorized) -> None:
     await send(end)
 
 
+BROWSER_KEY_PROTOCOL = "openai-insecure-api-key."  # how OpenAI's JS SDK passes a key on a browser WebSocket
+
+
 def _authorized(scope: Scope, api_key: str) -> Unauthorized | None:
     header = ""
     for key, value in scope.get("headers", []):
         if key == b"authorization":
             header = value.decode("latin-1")
             break
+    if not header and str(scope["type"]) == "websocket":  # browsers cannot set headers: the key comes as a subprotocol
+        for protocol in cast("list[str]", scope.get("subprotocols") or []):
+            if protocol.startswith(BROWSER_KEY_PROTOCOL):
+                header = "Bearer " + protocol.removeprefix(BROWSER_KEY_PROTOCOL)
+                break
     scheme, _, token = header.partition(" ")
     challenge = 'Bearer realm="stt-appliance"'
     if not header:
@@ -72,6 +80,9 @@ class RequestMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if str(scope["type"]) == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":  # type: ignore[comparison-overlap]
             await self.app(scope, receive, send)
             return
@@ -105,6 +116,31 @@ class RequestMiddleware:
             finally:
                 method = str(scope.get("method", ""))
                 self._log(record, record.status_override or status, time.monotonic() - started, method)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket is refused before its handshake when the key is missing or wrong (401 with OpenAI's error
+        body where the server can send one, else a close that the client sees as a 403); the route logs sessions."""
+        request_id = uuid.uuid4().hex[:12]
+        denied = _authorized(scope, self.api_key) if self.api_key else None
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            if denied is None:
+                await self.app(scope, receive, send)
+                return
+            log.info("request", route=_route_label(scope["path"]), status=401, error="unauthorized")
+            if self.metrics is not None:
+                self.metrics.observe_request(_route_label(scope["path"]), 401)
+            if "websocket.http.response" in (scope.get("extensions") or {}):
+                error = describe(denied)
+                body = msgspec.json.encode(error.json())
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+                start: Any = {"type": "websocket.http.response.start", "status": error.status, "headers": headers}
+                await send(start)
+                end: Any = {"type": "websocket.http.response.body", "body": body}
+                await send(end)
+            else:
+                close: Any = {"type": "websocket.close", "code": 1008}
+                await send(close)
 
     def _log(self, record: RequestRecord, status: int, seconds: float, method: str) -> None:
         if record.route in ("/health", "/metrics", "/static", "/favicon.ico"):

@@ -11,7 +11,7 @@ text) do not depend on `window_seconds`.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import msgspec
@@ -56,6 +56,8 @@ class TranscriptionRun:
         keywords: tuple[str, ...] = (),
         chunking: Chunking | None = None,
         window_seconds: float = WINDOW_SECONDS,
+        between_batches: Callable[[], None] | None = None,
+        small_batches: Callable[[], bool] | None = None,
     ) -> None:
         self.path = path
         self.engine = engine
@@ -74,6 +76,10 @@ class TranscriptionRun:
         self.duration = 0.0
         self.language: str | None = language
         self.buffer = AudioBuffer()
+        # Called before each batch on the worker thread: the Runner runs waiting live utterances there.
+        self.between_batches = between_batches
+        # True while live work may arrive: batches of one chunk, so live work waits at most one chunk's decode.
+        self.small_batches = small_batches
 
     def _segmenter(self) -> SpeechSegmenter:
         a = self.audio
@@ -148,11 +154,13 @@ class TranscriptionRun:
             if len(batch) >= batch_size:
                 yield from self._recognise(batch)
                 batch = []
-                batch_size = self.audio.batch_size
+                batch_size = 1 if self.small_batches is not None and self.small_batches() else self.audio.batch_size
         if batch:
             yield from self._recognise(batch)
 
     def _recognise(self, batch: list[tuple[Chunk, Audio]]) -> Iterator[Segment]:
+        if self.between_batches is not None:
+            self.between_batches()
         self.cancel.raise_if_cancelled()
         results = self.engine.transcribe(
             [audio for _, audio in batch],

@@ -181,6 +181,18 @@ class Transcriber:
             )
         return job
 
+    def live_job(self, job: Job) -> Job:
+        """`job` for live dictation: `auto` with no language has no file to detect it from, so it goes to the
+        catch-all route (`*`, a multilingual model that finds the language in each utterance itself)."""
+        if job.model != AUTO_MODEL:
+            return job
+        name = self._router().model_for("*")
+        if name is None:
+            raise InvalidInput(
+                "With MODEL=auto, live dictation needs a language (AUTO_ROUTES has no '*' route)", about="language"
+            )
+        return self._checked(msgspec.structs.replace(job, model=name), None)
+
     async def route(self, path: Path, job: Job, cancel: CancelToken) -> Routed:
         """`job` with its model chosen: as it is unless it is `auto`; then by the language detected (on the worker,
         from the file's first speech) with the detector model."""
@@ -276,6 +288,8 @@ class Transcriber:
             words=job.words,
             keywords=job.keywords,
             chunking=job.chunking,
+            between_batches=self.runner.serve_live,
+            small_batches=lambda: self.runner.live_sessions > 0,
         )
 
     async def transcribe(self, path: Path, job: Job, cancel: CancelToken) -> tuple[Transcript, RunSummary]:

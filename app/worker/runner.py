@@ -5,6 +5,11 @@ the moment its body is read until its job is finished (queued + running; at most
 request is refused at once (`QueueFull`, with a retry-after hint), so clients still sending their bytes never take
 the slots of jobs ready to run. Jobs run one at a time on a single
 thread, so the engine and the model manager never see concurrent calls and need no locks of their own.
+
+Three lanes: live work (the final text of a realtime utterance, `lane="live"`) goes first, then previews (partial
+text of an utterance still being spoken, `lane="preview"`), then file jobs; a long file job hands the thread to
+waiting live work and previews at each batch boundary (`serve_live`, called on the worker thread by the job
+itself). Live work still runs on the one worker thread, never beside a file job.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from app.errors import Cancelled, QueueFull
 from app.worker.cancel import CancelToken
@@ -24,6 +30,12 @@ T = TypeVar("T")
 Item = TypeVar("Item")
 
 _DONE = object()
+Lane = Literal["live", "preview", "file"]
+
+
+class _Task(NamedTuple):
+    run: Callable[[], None]
+    future: Future[Any]
 
 
 class Runner:
@@ -40,8 +52,15 @@ class Runner:
         self._uploading = 0
         self._on_reject = on_reject
         self.retry_after_seconds = retry_after_seconds
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._lock = threading.Lock()
+        self._ready = threading.Condition()
+        self._live: deque[_Task] = deque()
+        self._preview: deque[_Task] = deque()
+        self._jobs: deque[_Task] = deque()
+        self._stopped = False
+        self.live_sessions = 0  # open live sessions: while there are any, file jobs keep their batches small
+        self._thread = threading.Thread(target=self._serve, name="inference", daemon=True)
+        self._thread.start()
         self._admitted = 0
         self._running = 0
         self.last_activity = time.monotonic()
@@ -105,9 +124,57 @@ class Runner:
 
         return job
 
-    async def run(self, fn: Callable[[], T], cancel: CancelToken) -> T:
-        """Run `fn` on the worker and wait for it. If the awaiting task is cancelled, the job is told to stop."""
-        future: Future[T] = self._executor.submit(self._wrap(fn, cancel))
+    def _submit(self, fn: Callable[[], T], *, lane: Lane = "file") -> Future[T]:
+        future: Future[T] = Future()
+
+        def task() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the awaiting side, as ThreadPoolExecutor does
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        with self._ready:
+            if self._stopped:
+                raise RuntimeError("the runner is shut down")
+            {"live": self._live, "preview": self._preview, "file": self._jobs}[lane].append(_Task(task, future))
+            self._ready.notify()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            with self._ready:
+                while not (self._live or self._preview or self._jobs or self._stopped):
+                    self._ready.wait()
+                if self._stopped:
+                    return
+                task = (self._live or self._preview or self._jobs).popleft()
+            task.run()
+
+    def serve_live(self) -> None:
+        """Run every waiting live task now. Long jobs call this on the worker thread at their batch boundaries."""
+        if threading.current_thread() is not self._thread:
+            return
+        while True:
+            with self._ready:
+                if not (self._live or self._preview):
+                    return
+                task = (self._live or self._preview).popleft()
+            task.run()
+
+    @property
+    def live_waiting(self) -> int:
+        return len(self._live) + len(self._preview)
+
+    async def run(self, fn: Callable[[], T], cancel: CancelToken, *, lane: Lane = "file") -> T:
+        """Run `fn` on the worker and wait for it. If the awaiting task is cancelled, the job is told to stop.
+
+        `lane="live"` or `"preview"`: ahead of waiting file jobs (live before previews), and taken at a running file
+        job's next batch boundary."""
+        future: Future[T] = self._submit(self._wrap(fn, cancel), lane=lane)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -116,7 +183,7 @@ class Runner:
 
     def run_internal(self, fn: Callable[[], T]) -> Future[T]:
         """Housekeeping (idle unload) on the worker thread, outside admission, in FIFO order with the jobs."""
-        return self._executor.submit(fn)
+        return self._submit(fn)
 
     async def stream(
         self, produce: Callable[[Callable[[Item], None]], None], cancel: CancelToken
@@ -135,7 +202,7 @@ class Runner:
         def job() -> None:
             produce(emit)
 
-        future = self._executor.submit(self._wrap(job, cancel))
+        future = self._submit(self._wrap(job, cancel))
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, _DONE))
         try:
             while True:
@@ -149,7 +216,16 @@ class Runner:
                 cancel.cancel()
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop taking work; waiting tasks are dropped (their futures are cancelled), the running one finishes."""
+        with self._ready:
+            self._stopped = True
+            self._ready.notify_all()
+            dropped = [*self._live, *self._preview, *self._jobs]
+            self._live.clear()
+            self._preview.clear()
+            self._jobs.clear()
+        for task in dropped:
+            task.future.cancel()
 
 
 __all__ = ["Cancelled", "Runner"]
