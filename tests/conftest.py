@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 
 import app  # noqa: F401  (first: turns third-party telemetry off before onnxruntime can load)
 from tests.server import AUDIO, ServerProcess, static_files, tiny_server
-from tests.whisper_base import assemble_whisper_base
+from tests.whisper_base import GERMAN, assemble_whisper_base
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +40,18 @@ def whisper_base_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 from tests.gigaam_fixture import tiny_gigaam_models_dir  # noqa: E402, F401  (shared session fixture)
+
+
+@pytest.fixture(scope="session")
+def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`german.wav` (espeak-ng reading GERMAN) and a copy of the English `beckett.wav`, for uploads and for URLs."""
+    folder = tmp_path_factory.mktemp("speech")
+    subprocess.run(["espeak-ng", "-v", "de", "-s", "130", "-w", str(folder / "german.wav"), GERMAN], check=True)
+    (folder / "beckett.wav").write_bytes((AUDIO / "beckett.wav").read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="session")
+def speech_url(speech_dir: Path) -> Iterator[str]:
+    with static_files(speech_dir) as url:
+        yield url

@@ -27,26 +27,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.languages import LANGUAGES
 from app.settings import SettingsError, load_settings
 from tests.realtime_client import pcm24k, stream, ws_url
-from tests.server import AUDIO, ROOT, ServerProcess, static_files, tiny_server
+from tests.server import AUDIO, ROOT, ServerProcess, tiny_server
 from tests.test_openai_api import assert_openai_error
+from tests.whisper_base import words_of
 
-GERMAN = "Wir fahren morgen mit dem Zug nach Berlin. Ich trinke eine Tasse Kaffee mit Milch."
 TIMEOUT = 180.0
 ROUTES = {"en": "tiny.en", "*": "base"}
-
-
-@pytest.fixture(scope="module")
-def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("auto-speech")
-    subprocess.run(["espeak-ng", "-v", "de", "-s", "130", "-w", str(folder / "german.wav"), GERMAN], check=True)
-    (folder / "beckett.wav").write_bytes((AUDIO / "beckett.wav").read_bytes())
-    return folder
-
-
-@pytest.fixture(scope="module")
-def speech_url(speech_dir: Path) -> Iterator[str]:
-    with static_files(speech_dir) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +51,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, whisper_base_models_dir: Pa
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> OpenAI:
     return OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=TIMEOUT)
-
-
-def words_of(text: str) -> set[str]:
-    return {w.strip(".,!?;:'\"").lower() for w in text.split()}
 
 
 def post(server: ServerProcess, path: str, **kwargs: Any) -> httpx.Response:
@@ -349,7 +331,7 @@ def test_live_dictation_without_a_language_uses_the_catch_all_route(server: Serv
             "type": "session.update",
             "session": {"type": "transcription", "audio": {"input": {"transcription": transcription}}},
         }
-        received = await stream(ws_url(server.url), pcm24k(AUDIO / "beckett.wav"), session=update["session"], speed=4)
+        received = await stream(ws_url(server.url), pcm24k(AUDIO / "beckett.wav"), session=update["session"])
         return [r.event for r in received]
 
     for language in (None, "en"):
@@ -357,6 +339,6 @@ def test_live_dictation_without_a_language_uses_the_catch_all_route(server: Serv
         events = asyncio.run(transcribe(language))
         assert not [e for e in events if e["type"] == "error"], events
         completed = [e["transcript"] for e in events if e["type"].endswith("transcription.completed")]
-        assert "fail" in " ".join(completed).lower(), completed
+        assert len(words_of(" ".join(completed)) & {"ever", "tried", "failed", "matter", "fail", "better"}) >= 3
         line = request_fields(server.next_request_line("/v1/realtime", len(seen)))
         assert line["model"] == ("base" if language is None else "tiny.en")

@@ -8,7 +8,6 @@ whose translation or transcription is unambiguous, never on the exact text. One 
 
 from __future__ import annotations
 
-import subprocess
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,31 +18,16 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.server import AUDIO, ServerProcess, static_files, tiny_server
+from tests.server import AUDIO, ServerProcess, tiny_server
 from tests.test_openai_api import assert_openai_error
+from tests.whisper_base import words_of
 
-GERMAN = "Wir fahren morgen mit dem Zug nach Berlin. Ich trinke eine Tasse Kaffee mit Milch."
 # Words a translation of GERMAN must carry (those base gets right from espeak's voice with and without word timings;
 # "morgen" came back as "tomorrow" or not at all, "Tasse" as "cup" or "a coffee" on a loaded machine), and German
 # words it must not (it is English, not a transcript).
 ENGLISH_WORDS = ("train", "coffee", "milk")
 GERMAN_ONLY_WORDS = ("morgen", "zug", "kaffee", "milch")
 TIMEOUT = 180.0
-
-
-@pytest.fixture(scope="module")
-def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`german.wav` (espeak-ng, de) and a copy of the English `beckett.wav`, for uploads and for URLs."""
-    folder = tmp_path_factory.mktemp("speech")
-    subprocess.run(["espeak-ng", "-v", "de", "-s", "130", "-w", str(folder / "german.wav"), GERMAN], check=True)
-    (folder / "beckett.wav").write_bytes((AUDIO / "beckett.wav").read_bytes())
-    return folder
-
-
-@pytest.fixture(scope="module")
-def speech_url(speech_dir: Path) -> Iterator[str]:
-    with static_files(speech_dir) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +45,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, whisper_base_models_dir: Pa
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> OpenAI:
     return OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=TIMEOUT)
-
-
-def words_of(text: str) -> set[str]:
-    return {w.strip(".,!?;:'\"").lower() for w in text.split()}
 
 
 def wav_seconds(path: Path) -> float:

@@ -61,3 +61,11 @@ def assemble_whisper_base(models_dir: Path) -> Path:
         assert _sha256(path) == expected, f"{path} does not match its wheel's RECORD"
         shutil.copyfile(path, target / name)
     return target
+
+
+# German speech for the multilingual tests (espeak-ng reads it); the words base gets right are in the tests.
+GERMAN = "Wir fahren morgen mit dem Zug nach Berlin. Ich trinke eine Tasse Kaffee mit Milch."
+
+
+def words_of(text: str) -> set[str]:
+    return {w.strip(".,!?;:'\"").lower() for w in text.split()}
