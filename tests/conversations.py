@@ -14,16 +14,9 @@ import numpy.typing as npt
 
 from tests.audio_helpers import encode
 from tests.server import AUDIO
-from tools.diar_eval import Turn, build_conversation, load
+from tools.diar_eval import SENTENCES, Turn, build_conversation, load
 
-LINES = [
-    "Good morning everyone, shall we begin the meeting?",
-    "Yes, I have the numbers from last week ready to share.",
-    "The budget looks fine but the schedule is slipping.",
-    "We should ask the design team about the delay.",
-    "I agree, let us write that down as an action item.",
-    "Thank you, that is all from me today.",
-]
+LINES = list(SENTENCES[:6])  # a meeting's first lines, read by synthetic voices
 REFERENCE_LINES = {
     "en-us+m3": "Please remember that the report is due on Friday, and bring the printed copies with you.",
     "en+f3": "I will book the large room for next week and send everyone the agenda this afternoon.",

@@ -26,6 +26,7 @@ from app.diarization.diarize import (
 from app.diarization.speaker_encoder import SpeakerEncoder
 from app.errors import Cancelled
 from app.worker.cancel import CancelToken
+from tests.conversations import LINES
 from tests.server import AUDIO
 from tools.diar_eval import Turn, build_conversation, conversation_set, diarization_error_rate, load
 
@@ -88,16 +89,6 @@ def _speak(text: str, voice: str, tmp: Path) -> np.ndarray:
     out = tmp / f"{voice.replace('+', '_')}-{abs(hash(text))}.wav"
     subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(out), text], check=True)
     return load(out)
-
-
-LINES = [
-    "Good morning everyone, shall we begin the meeting?",
-    "Yes, I have the numbers from last week ready to share.",
-    "The budget looks fine but the schedule is slipping.",
-    "We should ask the design team about the delay.",
-    "I agree, let us write that down as an action item.",
-    "Thank you, that is all from me today.",
-]
 
 
 @pytest.mark.slow
