@@ -52,6 +52,7 @@ class ServerProcess:
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so that stop() reaches a wrapped server too
         )
         self._wait_ready()
 
@@ -105,13 +106,17 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
+        """Ctrl-C to the server's whole process group: a wrapper such as strace would otherwise detach and leave the
+        server running."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            os.killpg(self.proc.pid, signal.SIGINT)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the group (the traced server)
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self._log.close()
 
 

@@ -469,13 +469,8 @@
   }
   el.format.addEventListener("change", showResult);
 
-  function start() {
-    showError("");
-    if (!file) {
-      showError("Choose a file first.");
-      el.file.focus();
-      return;
-    }
+  /** Empty the result panel for a new transcript (a file's or a dictation's). */
+  function clearResult() {
     result = null;
     resultName = null;
     el.transcript.textContent = "";
@@ -484,6 +479,16 @@
     el.result.hidden = false;
     el.result.classList.add("partial");
     el.resultTitle.textContent = "Transcript";
+  }
+
+  function start() {
+    showError("");
+    if (!file) {
+      showError("Choose a file first.");
+      el.file.focus();
+      return;
+    }
+    clearResult();
     el.uploadBar.value = 0;
     el.audioBar.removeAttribute("value");
 
@@ -664,14 +669,7 @@
     el.mic.setAttribute("aria-pressed", "true");
     el.mic.textContent = "Stop";
     el.go.disabled = true;
-    result = null;
-    resultName = null;
-    el.transcript.textContent = "";
-    el.segments.replaceChildren();
-    el.segmentCount.textContent = "0";
-    el.result.hidden = false;
-    el.result.classList.add("partial");
-    el.resultTitle.textContent = "Transcript";
+    clearResult();
     setStatus("Starting the microphone…");
     try {
       d.stream = await navigator.mediaDevices.getUserMedia({
