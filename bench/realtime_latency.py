@@ -19,17 +19,16 @@ import sys
 import tempfile
 import threading
 import time
-import wave
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import app  # noqa: E402, F401  (privacy settings before onnxruntime)
 from bench import ab  # noqa: E402
+from tests.audio_factory import tiled_wav  # noqa: E402
 from tests.realtime_client import Figures, pcm24k, stream, ws_url  # noqa: E402
 from tests.server import AUDIO, tiny_server  # noqa: E402
 from tools.textmetrics import word_error_rate  # noqa: E402
@@ -38,26 +37,13 @@ RECORDING = AUDIO / "two_cities.wav"
 OUT = ROOT / "bench" / "out"
 
 
-def long_file(path: Path, seconds: float) -> Path:
-    with wave.open(str(RECORDING)) as source:
-        rate = source.getframerate()
-        frames = np.frombuffer(source.readframes(source.getnframes()), dtype="<i2")
-    repeated = np.tile(frames, int(np.ceil(seconds * rate / frames.size)))[: int(seconds * rate)]
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(repeated.tobytes())
-    return path
-
-
 def one(variant: str, model: str, file_minutes: float) -> dict[str, float]:
     env = {"MODEL": model, "ALLOWED_MODELS": model, "MAX_AUDIO_SECONDS": "0", "NUM_THREADS": "2"}
     with tempfile.TemporaryDirectory() as tmp, tiny_server(Path(tmp), **env) as server:
         file_done = [float("inf")]
         worker: threading.Thread | None = None
         if variant == "with_file":
-            path = long_file(Path(tmp) / "long.wav", file_minutes * 60)
+            path = tiled_wav(RECORDING, Path(tmp) / "long.wav", file_minutes * 60)
 
             def transcribe() -> None:
                 with path.open("rb") as f:

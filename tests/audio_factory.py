@@ -67,3 +67,19 @@ def transcode(source: Path, path: Path, codec: str, *, channels: int = 1, rate: 
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+def tiled_wav(source: Path, path: Path, seconds: float) -> Path:
+    """`source` (a 16-bit mono WAV) repeated to `seconds`, at its own rate: long speech for load and latency runs."""
+    import wave
+
+    with wave.open(str(source)) as w:
+        rate = w.getframerate()
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    repeated = np.tile(frames, int(np.ceil(seconds * rate / frames.size)))[: int(seconds * rate)]
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(repeated.tobytes())
+    return path

@@ -13,17 +13,16 @@ import json
 import socket
 import statistics
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.audio_factory import tiled_wav
 from tests.realtime_client import Figures, Received, pcm24k, stream, ws_url
 from tests.server import AUDIO, ServerProcess, tiny_server
 from tools.textmetrics import word_error_rate
@@ -105,19 +104,6 @@ def test_a_recording_paced_at_real_time_gives_live_and_final_text(server: Server
     assert 'stt_realtime_sessions_ended_total{outcome="closed_by_client"}' in metrics
 
 
-def _long_file(path: Path, seconds: float) -> Path:
-    with wave.open(str(TWO_CITIES)) as source:
-        rate = source.getframerate()
-        frames = np.frombuffer(source.readframes(source.getnframes()), dtype="<i2")
-    repeated = np.tile(frames, int(np.ceil(seconds * rate / frames.size)))[: int(seconds * rate)]
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(repeated.tobytes())
-    return path
-
-
 def _start_file_job(server: ServerProcess, path: Path) -> socket.socket:
     """POST `path` for transcription on a raw socket (so the test can hang up), asking for no resume grace."""
     request = httpx.Request(
@@ -137,7 +123,7 @@ def _start_file_job(server: ServerProcess, path: Path) -> socket.socket:
 
 def test_live_utterances_go_ahead_of_a_long_file_job(server: ServerProcess, tmp_path: Path) -> None:
     # 30 min of speech: on any machine of this kind the file job outlasts the 45 s live run; then the test hangs up.
-    connection = _start_file_job(server, _long_file(tmp_path / "long.wav", 1800.0))
+    connection = _start_file_job(server, tiled_wav(TWO_CITIES, tmp_path / "long.wav", 1800.0))
     try:
         deadline = time.monotonic() + 60
         while httpx.get(f"{server.url}/health").json()["queue"]["running"] == 0 and time.monotonic() < deadline:
