@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from app.diarization.diarize import (
 from app.diarization.speaker_encoder import SpeakerEncoder
 from app.errors import Cancelled
 from app.worker.cancel import CancelToken
-from tests.conversations import LINES
+from tests.conversations import LINES, speak
 from tests.server import AUDIO
 from tools.diar_eval import Turn, build_conversation, conversation_set, diarization_error_rate, load
 
@@ -85,17 +84,11 @@ def test_cancel() -> None:
         diarize(np.zeros(16000, dtype=np.float32), encoder(), cancel=token)
 
 
-def _speak(text: str, voice: str, tmp: Path) -> np.ndarray:
-    out = tmp / f"{voice.replace('+', '_')}-{abs(hash(text))}.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(out), text], check=True)
-    return load(out)
-
-
 @pytest.mark.slow
 def test_three_speaker_conversation_der(tmp_path: Path) -> None:
     """Two espeak-ng voices and a human reader in 11 irregular turns: measured DER 0.0 (collar 0.25 s)."""
-    male = np.concatenate([_speak(line, "en-us+m3", tmp_path) for line in LINES[::2]])
-    female = np.concatenate([_speak(line, "en+f3", tmp_path) for line in LINES[1::2]])
+    male = np.concatenate([speak(line, "en-us+m3", tmp_path) for line in LINES[::2]])
+    female = np.concatenate([speak(line, "en+f3", tmp_path) for line in LINES[1::2]])
     human = load(AUDIO / "two_cities.wav")
     order = [(0, 0), (1, 0), (2, 0), (0, 1), (2, 1), (1, 1), (2, 2), (0, 2), (1, 2), (2, 3), (0, 3)]
     audio, reference = build_conversation([(male, 0), (female, 1), (human, 2)], order)

@@ -13,6 +13,8 @@ from app.transcript import DiarizedSegment, Segment, Transcript, join_segments
 
 
 class Usage(msgspec.Struct, tag_field="type", tag="duration"):
+    """Billed audio seconds, as json, diarized_json and a stream's done event report them."""
+
     seconds: int
 
 
@@ -58,16 +60,12 @@ class DiarizedSegmentBody(msgspec.Struct, tag_field="type", tag="transcript.text
     text: str
 
 
-class DiarizedUsage(msgspec.Struct, tag_field="type", tag="duration"):
-    seconds: float
-
-
 class DiarizedBody(msgspec.Struct):
     task: str
     duration: float
     text: str
     segments: list[DiarizedSegmentBody]
-    usage: DiarizedUsage
+    usage: Usage
 
 
 _encoder = msgspec.json.Encoder()
@@ -91,7 +89,7 @@ def render_diarized_json(segments: Sequence[DiarizedSegment], duration: float) -
         segments=[
             DiarizedSegmentBody(str(i), _time(s.start), _time(s.end), s.speaker, s.text) for i, s in enumerate(segments)
         ],
-        usage=DiarizedUsage(usage_seconds(duration)),
+        usage=Usage(usage_seconds(duration)),
     )
     return _encoder.encode(body)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from app.render.formats import Usage
 from app.transcript import DiarizedSegment, Segment
 
 SSE_DONE = b"data: [DONE]\n\n"
@@ -20,13 +21,9 @@ class DeltaEvent(msgspec.Struct, tag_field="type", tag="transcript.text.delta"):
     delta: str
 
 
-class DurationUsage(msgspec.Struct, tag_field="type", tag="duration"):
-    seconds: int
-
-
 class DoneEvent(msgspec.Struct, tag_field="type", tag="transcript.text.done"):
     text: str
-    usage: DurationUsage | None = None
+    usage: Usage | None = None
 
 
 class SegmentEvent(msgspec.Struct, tag_field="type", tag="transcript.text.segment"):
@@ -72,7 +69,7 @@ def sse_delta(delta: str) -> bytes:
 
 def sse_done(text: str, seconds: int | None = None) -> bytes:
     """The final event; `seconds` (the billed duration, rounded up) adds `usage` as in the json response."""
-    usage = None if seconds is None else DurationUsage(seconds)
+    usage = None if seconds is None else Usage(seconds)
     return sse_frame(event_payload(DoneEvent(text, usage)))
 
 
