@@ -1,7 +1,11 @@
-"""GigaAM v3 CTC speed and memory: torch vs our onnx-asr engine (fp32, int8), on a full-size random-weight model.
+"""GigaAM v3 speed and memory: torch vs our onnx-asr engine (fp32, int8), on full-size random-weight models.
 
     uv run python bench/gigaam_bench.py            # builds bench/out/models/v3_ctc once (~4 GB RAM), then measures
-    uv run python bench/gigaam_bench.py --threads 4 --minutes 10
+    uv run python bench/gigaam_bench.py --head rnnt --threads 4 --minutes 10
+
+`--head ctc` (v3_ctc) or `rnnt` (v3_rnnt: the same encoder, gigaam's LSTM prediction and joint networks, decoded
+greedily frame by frame). "published graph" variants load the graphs as exported (OPTIMIZE_GRAPHS=false); the
+others go through the engine's CPU rewrite (app/engines/onnx_graph.py), built once before the rounds.
 
 Each variant runs in its own subprocess (so peak RSS is its own) on the same 10 min of real speech (the files in
 tests/data tiled) cut into fixed 20 s chunks, after one warm-up chunk. RTF = processing seconds / audio
@@ -19,7 +23,9 @@ import subprocess
 import sys
 import time
 import wave
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,24 +64,38 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_torch(chunks: list[np.ndarray], threads: int) -> dict[str, float]:
+def run_torch(chunks: list[np.ndarray], threads: int, head: str) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(threads)
-    from tools.gigaam_build import build_model, feature_extractor
+    from tools.gigaam_build import VOCAB, build_model, build_rnnt, feature_extractor
 
     started = time.perf_counter()
-    model = build_model("v3", "full")  # same seed as the exported model: same weights
     features = feature_extractor("v3").eval()
-    load_s = time.perf_counter() - started
+    if head == "ctc":
+        model = build_model("v3", "full")  # same seed as the exported model: same weights
 
-    def recognise(chunk: np.ndarray) -> int:
-        with torch.inference_mode():
-            feats = features(torch.from_numpy(chunk)[None])
-            log_probs = model(feats, torch.tensor([feats.shape[-1]]))
-            labels = log_probs.argmax(-1)[0]
-            keep = (labels != 33) & torch.cat([torch.tensor([True]), labels[1:] != labels[:-1]])
-            return int(keep.sum())
+        def recognise(chunk: np.ndarray) -> int:
+            with torch.inference_mode():
+                feats = features(torch.from_numpy(chunk)[None])
+                log_probs = model(feats, torch.tensor([feats.shape[-1]]))
+                labels = log_probs.argmax(-1)[0]
+                keep = (labels != 33) & torch.cat([torch.tensor([True]), labels[1:] != labels[:-1]])
+                return int(keep.sum())
+
+    else:
+        from gigaam.decoding import RNNTGreedyDecoding
+
+        rnnt = build_rnnt("v3", "full")
+        decoding = RNNTGreedyDecoding(list(VOCAB))
+
+        def recognise(chunk: np.ndarray) -> int:
+            with torch.inference_mode():
+                feats = features(torch.from_numpy(chunk)[None])
+                encoded, lengths = rnnt.encoder(feats, torch.tensor([feats.shape[-1]]))
+                return len(decoding.decode(rnnt.head, encoded, lengths)[0])
+
+    load_s = time.perf_counter() - started
 
     recognise(chunks[0])
     started = time.perf_counter()
@@ -84,14 +104,26 @@ def run_torch(chunks: list[np.ndarray], threads: int) -> dict[str, float]:
     return {"load_s": load_s, "seconds": time.perf_counter() - started}
 
 
-def run_engine(chunks: list[np.ndarray], threads: int, quantization: str | None, batch: int) -> dict[str, float]:
-    from app.engines.registry import MODELS as REGISTRY
-    from app.engines.registry import prepare_model
+def engine_settings(threads: int, quantization: str | None, optimize: bool) -> Any:
     from app.settings import EngineSettings
 
+    return EngineSettings(
+        models_dir=MODELS,
+        quantization=quantization or "none",  # type: ignore[arg-type]
+        num_threads=threads,
+        device="cpu",
+        optimize_graphs=optimize,
+    )
+
+
+def run_engine(chunks: list[np.ndarray], threads: int, variant: Variant, head: str) -> dict[str, float]:
+    from app.engines.registry import MODELS as REGISTRY
+    from app.engines.registry import prepare_model
+
     started = time.perf_counter()
-    engines = EngineSettings(models_dir=MODELS, quantization=quantization or "none", num_threads=threads, device="cpu")  # type: ignore[arg-type]
-    entry = REGISTRY["v3_ctc"]
+    engines = engine_settings(threads, variant.quantization, variant.optimize)
+    batch = variant.batch
+    entry = REGISTRY[f"v3_{head}"]
     engine = entry.loader(entry, prepare_model(entry, engines), engines, batch_size=batch)
     load_s = time.perf_counter() - started
     engine.transcribe(chunks[:1], language="ru")
@@ -100,47 +132,63 @@ def run_engine(chunks: list[np.ndarray], threads: int, quantization: str | None,
     return {"load_s": load_s, "seconds": time.perf_counter() - started}
 
 
-VARIANTS: dict[str, tuple[str, str | None, int]] = {
-    "torch fp32 (gigaam 0.1.0 Conformer, v3 shape)": ("torch", None, 1),
-    "engine fp32": ("engine", None, 1),
-    "engine fp32, batch 4 (bucketed)": ("engine", None, 4),
-    "engine int8": ("engine", "int8", 1),
+@dataclass(frozen=True)
+class Variant:
+    kind: str  # torch | engine
+    quantization: str | None = None
+    batch: int = 1
+    optimize: bool = True  # the engine's CPU graph rewrite
+
+
+TORCH = "torch fp32 (gigaam 0.1.0 Conformer, v3 shape)"
+VARIANTS: dict[str, Variant] = {
+    TORCH: Variant("torch"),
+    "engine fp32, published graph": Variant("engine", optimize=False),
+    "engine fp32": Variant("engine"),
+    "engine fp32, batch 4 (bucketed)": Variant("engine", batch=4),
+    "engine int8, published graph": Variant("engine", "int8", optimize=False),
+    "engine int8": Variant("engine", "int8"),
 }
 
 
 def child(args: argparse.Namespace) -> None:
     chunks = speech_chunks(args.minutes)
-    kind, quantization, batch = VARIANTS[args.variant]
-    if kind == "torch":
-        result = run_torch(chunks, args.threads)
+    variant = VARIANTS[args.variant]
+    if variant.kind == "torch":
+        result = run_torch(chunks, args.threads, args.head)
     else:
-        result = run_engine(chunks, args.threads, quantization, batch)
+        result = run_engine(chunks, args.threads, variant, args.head)
     audio_s = sum(c.size for c in chunks) / SR
     result |= {"rtf": result["seconds"] / audio_s, "peak_rss_mb": peak_rss_mb(), "audio_s": audio_s}
     print(json.dumps(result))
 
 
-def ensure_model() -> None:
-    folder = MODELS / "v3_ctc"
-    if (folder / "v3_ctc.onnx").is_file() and (folder / "v3_ctc.int8.onnx").is_file():
-        return
-    print("building the full-size random-weight v3 CTC model (a few minutes, ~4 GB RAM)...", flush=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.gigaam_build",
-            "--size",
-            "full",
-            "--version",
-            "v3",
-            "--int8",
-            "--out",
-            str(folder),
-        ],
-        check=True,
-        cwd=ROOT,
-    )
+def ensure_model(head: str, threads: int) -> None:
+    """Build the full-size model once, then its CPU rewrite (so no round pays for building the cache)."""
+    folder = MODELS / f"v3_{head}"
+    if not (folder / "config.json").is_file():
+        print(f"building the full-size random-weight v3 {head} model (a few minutes, ~4 GB RAM)...", flush=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tools.gigaam_build",
+                "--size",
+                "full",
+                "--head",
+                head,
+                "--int8",
+                "--out",
+                str(folder),
+            ],
+            check=True,
+            cwd=ROOT,
+        )
+    from app.engines.registry import MODELS as REGISTRY
+    from app.engines.registry import load_engine
+
+    for quantization in (None, "int8"):
+        load_engine(REGISTRY[f"v3_{head}"].name, engine_settings(threads, quantization, optimize=True))
 
 
 def main() -> None:
@@ -148,25 +196,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (A B C, A B C, ...)")
+    parser.add_argument("--head", choices=["ctc", "rnnt"], default="ctc")
     parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="*", default=None, help="run only variants whose name contains this")
     args = parser.parse_args()
     if args.variant:
         child(args)
         return
-    ensure_model()
+    ensure_model(args.head, args.threads)
     names = [n for n in VARIANTS if not args.only or any(o in n for o in args.only)]
+    common = ["--head", args.head, "--threads", str(args.threads), "--minutes", str(args.minutes)]
     variants = [
         ab.Variant(
             n,
-            [sys.executable, __file__, "--variant", n, "--threads", str(args.threads), "--minutes", str(args.minutes)],
+            [sys.executable, __file__, "--variant", n, *common],
         )
         for n in names
     ]
     results = ab.run(variants, args.rounds, cwd=ROOT)
     base = next((n for n in names if n.startswith("torch")), None)
     lines = ab.header(
-        f"GigaAM v3 CTC, full size (220.7 M params, random weights): {args.minutes:g} min of speech in "
+        f"GigaAM v3 {args.head.upper()}, full size (random weights): {args.minutes:g} min of speech in "
         f"{CHUNK_S} s chunks, {args.threads} threads",
         results,
     )
@@ -182,7 +232,7 @@ def main() -> None:
             f"| {name} | {ab.spread(results.values(name, 'rtf'))} | {speed} | {ab.spread(rss_gb, '{:.2f}')} | {mem} "
             f"| {ab.spread(results.values(name, 'load_s'), '{:.1f}')} |"
         )
-    (OUT / "gigaam.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (OUT / f"gigaam_{args.head}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
 

@@ -20,6 +20,7 @@ import onnxruntime as rt
 
 from app.audio.types import SAMPLE_RATE, Audio
 from app.engines.devices import onnx_providers, resolve_device
+from app.engines.onnx_graph import optimized_folder
 from app.engines.protocol import ChunkResult, ModelInfo
 from app.errors import InvalidInput, ModelUnavailable
 from app.settings import EngineSettings
@@ -170,14 +171,18 @@ def load_onnx_asr(entry: ModelEntry, folder: Path, engines: EngineSettings, *, b
     if entry.onnx_asr_name is None:
         raise ValueError(f"{entry.name} is not an onnx-asr model")
     started = time.perf_counter()
+    device = resolve_device(engines.device)
+    rewrite = entry.weights is not None and device == "cpu" and engines.optimize_graphs
+    files = entry.weights.files_for(engines.onnx_quantization) if entry.weights is not None and rewrite else ()
     try:
-        model = onnx_asr.load_model(
-            entry.onnx_asr_name,
-            folder,
-            quantization=engines.onnx_quantization,
-            sess_options=session_options(engines.num_threads),
-            providers=onnx_providers(resolve_device(engines.device)),
-        )
+        with optimized_folder(folder, files, engines.onnx_quantization or "fp32") as load_from:
+            model = onnx_asr.load_model(
+                entry.onnx_asr_name,
+                load_from,
+                quantization=engines.onnx_quantization,
+                sess_options=session_options(engines.num_threads),
+                providers=onnx_providers(device),
+            )
     except ModelUnavailable:
         raise
     except Exception as exc:  # corrupt or foreign files: say which folder, keep it one line

@@ -1,0 +1,374 @@
+"""Faster CPU graphs for published ONNX models, rewritten once and cached beside the weights.
+
+Two patterns in the GigaAM (and NeMo) exports run poorly on onnxruntime's CPU kernels:
+
+- **ConvInteger**: dynamic int8 quantization (`quantize_dynamic`, how the published `*.int8.onnx` files were made)
+  turns every Conv into ConvInteger, for which onnxruntime has no fast CPU kernel: on the full-size v3 CTC it took
+  40 % of the time, more than all fp32 convolutions together (onnx-asr's own benchmark shows v3 int8 slower than
+  fp32). A pointwise (kernel 1) ConvInteger becomes `Transpose -> DynamicQuantizeMatMul -> Transpose` (the same int8
+  weights and per-tensor activation quantization, on the VNNI/AVX2 int8 GEMM); any other ConvInteger (subsampling,
+  depthwise) becomes an fp32 Conv over its dequantized weights (small; more exact than before).
+- **Where** with a constant fill (the padding masks of attention and convolution): onnxruntime's Where is
+  single-threaded and ~4x slower than the equivalent arithmetic, so `Where(mask, c, x)` becomes
+  `x * keep + fill` with `keep = float(not mask)` and `fill = float(mask) * c`, exact for finite x.
+
+The rewritten graph is then pre-optimised by onnxruntime (extended level: hardware-independent fusions) and saved, so
+neither the rewrite nor those passes run again at the next start. The cache is
+`MODELS_DIR/.optimized/<model>.<quantization>/`, holding the rewritten graphs and links to the other files, and a
+stamp naming the sources (size, mtime), the onnxruntime version and `REWRITE_VERSION`; a changed source rebuilds it.
+The rewrite runs in a child process (`python -m app.engines.onnx_graph SRC DST`), so its peak memory (the whole
+graph as protobuf) is never the server's.
+CPU only: DynamicQuantizeMatMul is a CPU kernel, and GPU providers fuse their own way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import onnxruntime as rt
+
+if TYPE_CHECKING:
+    import onnx
+
+log = logging.getLogger(__name__)
+
+REWRITE_VERSION = 1
+CACHE_DIR = ".optimized"
+STAMP = "stamp.json"
+MAX_PROTO_BYTES = 1_900_000_000  # protobuf's 2 GB limit: larger graphs keep their weights in .data files; left as is
+
+
+class RewriteFailed(Exception):
+    """The child process could not rewrite a graph (the original is used)."""
+
+
+def rewrite_graph(model: onnx.ModelProto) -> dict[str, int]:
+    """Rewrite `model` in place; returns how many nodes of each pattern were rewritten."""
+    counts = {"conv_integer": _replace_conv_integer(model), "where": _replace_where(model)}
+    if any(counts.values()):
+        _prune_initializers(model.graph)
+        _sort_topologically(model.graph)
+    return counts
+
+
+def _index(graph: onnx.GraphProto) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]]:
+    initializers = {i.name: i for i in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return initializers, producers, consumers
+
+
+def _only_consumer(consumers: dict[str, list[Any]], name: str, op_type: str) -> Any | None:
+    users = consumers.get(name, [])
+    return users[0] if len(users) == 1 and users[0].op_type == op_type else None
+
+
+def _replace_conv_integer(model: onnx.ModelProto) -> int:
+    """DynamicQuantizeLinear(x) -> ConvInteger -> Cast -> Mul(x_scale * w_scale), as quantize_dynamic writes it."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    initializers, producers, consumers = _index(graph)
+    removed: set[int] = set()
+    new_nodes: list[Any] = []
+    new_initializers: list[Any] = []
+    for node in graph.node:
+        if node.op_type != "ConvInteger" or len(node.input) < 4:
+            continue
+        quantize = producers.get(node.input[0])
+        weight, weight_zero = initializers.get(node.input[1]), initializers.get(node.input[3])
+        cast = _only_consumer(consumers, node.output[0], "Cast")
+        scale = _only_consumer(consumers, cast.output[0], "Mul") if cast is not None else None
+        scales = producers.get(scale.input[1]) if scale is not None else None
+        weight_scale = (
+            next((initializers[n] for n in scales.input if n in initializers), None)
+            if scales is not None and scales.op_type == "Mul"
+            else None
+        )
+        if quantize is None or quantize.op_type != "DynamicQuantizeLinear" or weight is None or weight_zero is None:
+            continue
+        if cast is None or scale is None or scales is None or weight_scale is None:
+            continue
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        w = numpy_helper.to_array(weight)
+        w_zero = numpy_helper.to_array(weight_zero)
+        w_scale = numpy_helper.to_array(weight_scale).astype(np.float32)
+        x, out, base = quantize.input[0], scale.output[0], node.name or scale.output[0]
+        pointwise = (
+            w.ndim == 3
+            and w.shape[2] == 1
+            and attributes.get("group", 1) == 1
+            and list(attributes.get("strides", [1])) == [1]
+            and list(attributes.get("dilations", [1])) == [1]
+            and not any(attributes.get("pads", [0]))
+        )
+        if pointwise and w_zero.size == 1:
+            # (B, Cin, T) -> (B, T, Cin) @ (Cin, Cout) -> (B, Cout, T); per-tensor or per-output-channel scales.
+            new_initializers += [
+                numpy_helper.from_array(np.ascontiguousarray(w[:, :, 0].T), f"{base}/B"),
+                numpy_helper.from_array(w_scale.reshape(-1), f"{base}/B_scale"),
+                numpy_helper.from_array(w_zero.reshape(-1), f"{base}/B_zero_point"),
+            ]
+            new_nodes += [
+                helper.make_node("Transpose", [x], [f"{base}/x_t"], perm=[0, 2, 1], name=f"{base}/in"),
+                helper.make_node(
+                    "DynamicQuantizeMatMul",
+                    [f"{base}/x_t", f"{base}/B", f"{base}/B_scale", f"{base}/B_zero_point"],
+                    [f"{base}/y_t"],
+                    domain="com.microsoft",
+                    name=f"{base}/matmul",
+                ),
+                helper.make_node("Transpose", [f"{base}/y_t"], [out], perm=[0, 2, 1], name=f"{base}/out"),
+            ]
+        else:
+            per_channel = w_scale.reshape((-1,) + (1,) * (w.ndim - 1)) if w_scale.size > 1 else w_scale
+            zero = w_zero.reshape((-1,) + (1,) * (w.ndim - 1)) if w_zero.size > 1 else w_zero
+            dequantized = ((w.astype(np.int32) - zero.astype(np.int32)) * per_channel).astype(np.float32)
+            new_initializers.append(numpy_helper.from_array(dequantized, f"{base}/W"))
+            new_nodes.append(helper.make_node("Conv", [x, f"{base}/W"], [out], name=f"{base}/fp32", **attributes))
+        removed |= {id(node), id(cast), id(scale)}
+        if len(consumers.get(quantize.output[0], [])) == 1:  # the quantized x fed this ConvInteger only
+            removed.add(id(quantize))
+        if len(consumers.get(scales.output[0], [])) == 1:
+            removed.add(id(scales))
+    if not removed:
+        return 0
+    kept = [n for n in graph.node if id(n) not in removed]
+    del graph.node[:]
+    graph.node.extend([*kept, *new_nodes])
+    graph.initializer.extend(new_initializers)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return sum(1 for n in new_nodes if n.op_type in ("Conv", "DynamicQuantizeMatMul"))
+
+
+def _constant_scalar(name: str, initializers: dict[str, Any], producers: dict[str, Any]) -> float | None:
+    """The value of a float scalar constant (initializer or Constant node), else None."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    tensor = initializers.get(name)
+    node = producers.get(name)
+    if tensor is None and node is not None and node.op_type == "Constant":
+        tensor = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "value"), None)
+    if tensor is None or tensor.data_type != TensorProto.FLOAT:
+        return None
+    value = numpy_helper.to_array(tensor)
+    return float(value.reshape(-1)[0]) if value.size == 1 else None
+
+
+def _replace_where(model: onnx.ModelProto) -> int:
+    """Where(mask, c, x) with a float scalar constant c -> x * float(not mask) + float(mask) * c."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    initializers, producers, _ = _index(graph)
+    replaced: dict[int, list[Any]] = {}
+    for node in graph.node:
+        if node.op_type != "Where" or len(node.input) != 3:
+            continue
+        fill = _constant_scalar(node.input[1], initializers, producers)
+        if fill is None:
+            continue
+        mask, x, out, base = node.input[0], node.input[2], node.output[0], node.name or node.output[0]
+        nodes = [
+            helper.make_node("Not", [mask], [f"{base}/keep_b"], name=f"{base}/not"),
+            helper.make_node("Cast", [f"{base}/keep_b"], [f"{base}/keep"], to=TensorProto.FLOAT, name=f"{base}/k"),
+        ]
+        if fill == 0.0:
+            nodes.append(helper.make_node("Mul", [x, f"{base}/keep"], [out], name=f"{base}/mul"))
+        else:
+            nodes += [
+                helper.make_node("Cast", [mask], [f"{base}/mask_f"], to=TensorProto.FLOAT, name=f"{base}/m"),
+                helper.make_node("Mul", [f"{base}/mask_f", node.input[1]], [f"{base}/fill"], name=f"{base}/f"),
+                helper.make_node("Mul", [x, f"{base}/keep"], [f"{base}/kept"], name=f"{base}/mul"),
+                helper.make_node("Add", [f"{base}/kept", f"{base}/fill"], [out], name=f"{base}/add"),
+            ]
+        replaced[id(node)] = nodes
+    if not replaced:
+        return 0
+    rebuilt = [new for n in graph.node for new in replaced.get(id(n), [n])]
+    del graph.node[:]
+    graph.node.extend(rebuilt)
+    return len(replaced)
+
+
+def _prune_initializers(graph: onnx.GraphProto) -> None:
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def _sort_topologically(graph: onnx.GraphProto) -> None:
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    ordered: list[Any] = []
+    pending = list(graph.node)
+    while pending:
+        waiting = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                waiting.append(node)
+        if len(waiting) == len(pending):
+            raise ValueError("graph has a cycle or a dangling input after the rewrite")
+        pending = waiting
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def rewrite_file(source: Path, target: Path) -> dict[str, int]:
+    """Rewrite one graph file and save it, pre-optimised by onnxruntime, at `target` (nothing written if unchanged)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    counts = rewrite_graph(model)
+    if not any(counts.values()):
+        return counts
+    rewritten = target.with_name(target.name + ".rewritten")
+    try:
+        onnx.save(model, str(rewritten))
+        del model
+        options = rt.SessionOptions()
+        options.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(target)
+        options.log_severity_level = 3
+        rt.InferenceSession(str(rewritten), options, providers=["CPUExecutionProvider"])
+    finally:
+        rewritten.unlink(missing_ok=True)
+    return counts
+
+
+def _stamp(folder: Path, graphs: Sequence[str]) -> dict[str, object]:
+    sources = {}
+    for name in graphs:
+        info = (folder / name).stat()
+        sources[name] = [info.st_size, info.st_mtime_ns]
+    return {"rewrite_version": REWRITE_VERSION, "onnxruntime": rt.__version__, "sources": sources}
+
+
+def rewritable_graphs(folder: Path, files: Sequence[str]) -> list[str]:
+    """The graphs among `files` the rewrite can take: single-file ONNX graphs under protobuf's limit."""
+    return [
+        name
+        for name in files
+        if name.endswith(".onnx")
+        and (folder / name).is_file()
+        and not (folder / f"{name}.data").exists()
+        and (folder / name).stat().st_size < MAX_PROTO_BYTES
+    ]
+
+
+def _build(folder: Path, graphs: Sequence[str], target: Path) -> dict[str, int]:
+    """Fill `target` with the rewritten graphs and links to every other file of `folder`."""
+    totals = {"conv_integer": 0, "where": 0}
+    target.mkdir(parents=True, exist_ok=True)
+    for name in graphs:
+        result = subprocess.run(
+            [sys.executable, "-m", "app.engines.onnx_graph", str(folder / name), str(target / name)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RewriteFailed(f"{name}: {tail}")
+        for key, value in json.loads(result.stdout.strip().splitlines()[-1]).items():
+            totals[key] = totals.get(key, 0) + int(value)
+    for entry in folder.iterdir():
+        if entry.is_file() and not (target / entry.name).exists():
+            (target / entry.name).symlink_to(entry.resolve())
+    return totals
+
+
+@contextmanager
+def optimized_folder(folder: Path, files: Sequence[str], variant: str) -> Iterator[Path]:
+    """The folder to load the model in `folder` from: its cached rewrite (built now if missing or stale).
+
+    `files` are the model's files for this `variant` (its quantization: `fp32`, `int8`), each variant cached apart.
+
+    Falls back to a temporary copy (removed when the block ends) where MODELS_DIR is read-only, and to `folder`
+    itself when nothing needs rewriting or the rewrite fails (logged; the model still loads, only slower).
+    """
+    graphs = rewritable_graphs(folder, files)
+    if not graphs:
+        yield folder
+        return
+    stamp = _stamp(folder, graphs)
+    cache = folder.parent / CACHE_DIR / f"{folder.name}.{variant}"
+    if _read_stamp(cache) == stamp:
+        yield cache
+        return
+    temporary: Path | None = None
+    staging = _fresh_target(cache)
+    try:
+        if staging is None:
+            temporary = Path(tempfile.mkdtemp(prefix="stt-graph-"))
+        target = staging if staging is not None else Path(temporary or "") / folder.name
+        started = time.perf_counter()
+        totals = _build(folder, graphs, target)
+        (target / STAMP).write_text(json.dumps(stamp), encoding="utf-8")
+        if temporary is None:
+            shutil.rmtree(cache, ignore_errors=True)
+            os.replace(target, cache)
+            target = cache
+        log.info(
+            "model graph rewritten for the CPU",
+            extra={"folder": folder.name, **totals, "seconds": round(time.perf_counter() - started, 1)},
+        )
+    except (OSError, RewriteFailed, ValueError) as exc:
+        log.warning("model graph left as published", extra={"folder": folder.name, "reason": str(exc)[:300]})
+        for leftover in (staging, temporary):
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
+        yield folder
+        return
+    try:
+        yield target
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _read_stamp(cache: Path) -> object:
+    try:
+        return json.loads((cache / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _fresh_target(cache: Path) -> Path | None:
+    """A new staging folder next to `cache`, or None when MODELS_DIR cannot be written."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
+        staging.chmod(0o755)
+        return staging
+    except OSError:
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m app.engines.onnx_graph SRC DST`: rewrite one graph; prints the counts as JSON."""
+    source, target = (Path(a) for a in (argv if argv is not None else sys.argv[1:]))
+    print(json.dumps(rewrite_file(source, target)))
+
+
+if __name__ == "__main__":
+    main()

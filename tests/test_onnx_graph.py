@@ -1,0 +1,188 @@
+"""The CPU rewrite of published ONNX graphs (app/engines/onnx_graph.py): same answers, faster kernels, cached once.
+
+Runs on tiny random-weight GigaAM v3 models of the real architecture, exported and int8-quantized the way the
+published files were (tools/gigaam_build.py), CTC and RNN-T.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as rt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+
+from app.audio.decode import decode_all
+from app.engines.onnx_graph import CACHE_DIR, optimized_folder, rewrite_graph
+from app.engines.registry import MODELS, load_engine
+from app.settings import EngineSettings
+from tests.server import AUDIO
+
+
+def ops(path: Path) -> list[str]:
+    return [node.op_type for node in onnx.load(str(path)).graph.node]
+
+
+def run(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    options = rt.SessionOptions()
+    options.log_severity_level = 3
+    session = rt.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)[0]
+
+
+def speech_features(seconds: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+    """GigaAM v3 log-mel features of real speech, as onnx-asr computes them (batch of one)."""
+    from onnx_asr.preprocessors.numpy_preprocessor import GigaamPreprocessorNumpy
+
+    audio = decode_all(AUDIO / "two_cities.wav")[: int(seconds * 16000)]
+    preprocessor = GigaamPreprocessorNumpy("gigaam_v3")
+    return preprocessor(audio[None, :].astype(np.float32), np.array([audio.size], dtype=np.int64))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tools.gigaam_build import write_model_dir
+
+    root = tmp_path_factory.mktemp("graphs")
+    write_model_dir(root / "v3_ctc", size="tiny", int8=True)
+    write_model_dir(root / "v3_rnnt", size="tiny", int8=True, head="rnnt")
+    return root
+
+
+def settings_for(models_dir: Path, quantization: str = "int8", **extra: object) -> EngineSettings:
+    return EngineSettings(models_dir=models_dir, quantization=quantization, num_threads=2, device="cpu", **extra)  # type: ignore[arg-type]
+
+
+def test_int8_graph_loses_its_conv_integer_and_gives_the_same_tokens(models: Path, tmp_path: Path) -> None:
+    published = models / "v3_ctc" / "v3_ctc.int8.onnx"
+    assert "ConvInteger" in ops(published)  # what quantize_dynamic makes of every Conv
+    with optimized_folder(models / "v3_ctc", ["v3_ctc.int8.onnx", "v3_vocab.txt", "config.json"], "int8") as folder:
+        rewritten = folder / "v3_ctc.int8.onnx"
+        assert "ConvInteger" not in ops(rewritten)
+        assert ops(rewritten).count("Where") == 1  # the masks' Where go; one on int64 shapes stays
+        features, lengths = speech_features()
+        feeds = {"features": features, "feature_lengths": lengths}
+        before, after = run(published, feeds), run(rewritten, feeds)
+    assert after.shape == before.shape
+    assert (after.argmax(-1) == before.argmax(-1)).mean() >= 0.99
+    assert np.abs(np.exp(after) - np.exp(before)).max() < 0.05  # probabilities: same int8 weights, finer convs
+
+
+def test_fp32_graph_rewrite_is_exact(models: Path) -> None:
+    published = models / "v3_ctc" / "v3_ctc.onnx"
+    with optimized_folder(models / "v3_ctc", ["v3_ctc.onnx"], "fp32") as folder:
+        rewritten = folder / "v3_ctc.onnx"
+        assert ops(published).count("Where") > ops(rewritten).count("Where") == 1
+        features, lengths = speech_features()
+        feeds = {"features": features, "feature_lengths": lengths}
+        np.testing.assert_allclose(run(rewritten, feeds), run(published, feeds), atol=1e-4)
+
+
+def test_rewrite_is_built_once_and_rebuilt_when_the_weights_change(
+    models: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = models / "v3_rnnt"
+    files = MODELS["v3_rnnt"].weights.files_for("int8")  # type: ignore[union-attr]
+    cache = models / CACHE_DIR / "v3_rnnt.int8"
+    with caplog.at_level(logging.INFO, logger="app.engines.onnx_graph"), optimized_folder(folder, files, "int8") as f:
+        assert f == cache
+    built = (cache / "v3_rnnt_encoder.int8.onnx").stat().st_mtime_ns
+    assert any(r.getMessage() == "model graph rewritten for the CPU" for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="app.engines.onnx_graph"), optimized_folder(folder, files, "int8") as f:
+        assert f == cache
+    assert not caplog.records  # a second start reads the cache
+    assert (cache / "v3_rnnt_encoder.int8.onnx").stat().st_mtime_ns == built
+    assert (cache / "v3_vocab.txt").resolve() == (folder / "v3_vocab.txt").resolve()  # the rest is linked
+    source = folder / "v3_rnnt_encoder.int8.onnx"
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 1_000_000_000))
+    with optimized_folder(folder, files, "int8") as f:
+        assert (f / "v3_rnnt_encoder.int8.onnx").stat().st_mtime_ns != built
+    assert not [p for p in (models / CACHE_DIR).iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+@pytest.mark.parametrize("quantization", ["none", "int8"])
+def test_rnnt_engine_transcribes_through_the_rewrite(models: Path, quantization: str) -> None:
+    engine = load_engine("v3_rnnt", settings_for(models, quantization))
+    audio = decode_all(AUDIO / "two_cities.wav")[: 10 * 16000]
+    (result,) = engine.transcribe([audio], language="ru")
+    words = [w for s in result.segments for w in s.words]
+    assert sum(len(w.word) for w in words) > 20  # the random joint emits a letter on about half the frames
+    assert all(0.0 <= w.start <= w.end <= 10.0 for w in words)
+
+
+def test_unwritable_models_dir_rewrites_into_a_temporary_folder_removed_after_loading(
+    models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(models / "v3_ctc", tmp_path / "ro" / "v3_ctc")
+    (tmp_path / "ro" / CACHE_DIR).write_text("")  # the cache cannot be created there (as if mounted read-only)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    with optimized_folder(tmp_path / "ro" / "v3_ctc", ["v3_ctc.int8.onnx"], "int8") as folder:
+        assert folder.is_relative_to(scratch) and "ConvInteger" not in ops(folder / "v3_ctc.int8.onnx")
+    assert not list(scratch.iterdir())
+
+
+def test_a_graph_the_rewrite_cannot_read_loads_as_published(
+    tmp_path: Path, models: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "v3_ctc"
+    shutil.copytree(models / "v3_ctc", folder)
+    (folder / "v3_ctc.int8.onnx").write_bytes(b"not a graph")
+    with caplog.at_level(logging.WARNING), optimized_folder(folder, ["v3_ctc.int8.onnx"], "int8") as loaded:
+        assert loaded == folder
+    assert any(r.getMessage() == "model graph left as published" for r in caplog.records)
+    assert not (tmp_path / CACHE_DIR / "v3_ctc.int8").exists()
+
+
+def test_optimize_graphs_off_loads_the_published_folder(models: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    shutil.copytree(models / "v3_ctc", folder / "v3_ctc")
+    engine = load_engine("v3_ctc", settings_for(folder, optimize_graphs=False))
+    assert engine.info.name == "v3_ctc"
+    assert not (folder / CACHE_DIR).exists()
+
+
+def where_graph(mask_shape: list[int], x_shape: list[int], fill: float) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node("Where", ["mask", "fill", "x"], ["y"], name="where")],
+        "where",
+        [
+            helper.make_tensor_value_info("mask", TensorProto.BOOL, mask_shape),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor("fill", TensorProto.FLOAT, [], [fill])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.integers(1, 5),
+    cols=st.integers(1, 7),
+    broadcast=st.booleans(),
+    fill=st.sampled_from([0.0, -10000.0, 1.5, -1e30]),
+    seed=st.integers(0, 2**16),
+)
+def test_where_becomes_arithmetic_with_identical_results(
+    rows: int, cols: int, broadcast: bool, fill: float, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    mask_shape = [1, 1, cols] if broadcast else [2, rows, cols]
+    mask = rng.random(mask_shape) < 0.5
+    x = rng.normal(0, 100, [2, rows, cols]).astype(np.float32)
+    model = where_graph(mask_shape, [2, rows, cols], fill)
+    expected = np.where(mask, np.float32(fill), x)
+    assert rewrite_graph(model) == {"conv_integer": 0, "where": 1}
+    session = rt.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {"mask": mask, "x": x})[0], expected)
