@@ -59,7 +59,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     device: Device = "auto"
     num_threads: int = 4
     quantization: Literal["none", "int8"] = "none"
-    optimize_graphs: bool = True  # rewrite GigaAM/Parakeet graphs for onnxruntime's CPU kernels, cached in MODELS_DIR
+    optimize_graphs: bool = True  # rewrite int8 GigaAM/Parakeet graphs for onnxruntime's CPU (cached in MODELS_DIR)
     load_model_on_startup: bool = True
     unload_model_after_s: int = 0
     max_loaded_models: int = 1  # per kind of model: speech, speaker encoder, translation

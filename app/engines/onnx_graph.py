@@ -1,16 +1,12 @@
-"""Faster CPU graphs for published ONNX models, rewritten once and cached beside the weights.
+"""Faster CPU graphs for published int8 ONNX models, rewritten once and cached beside the weights.
 
-Two patterns in the GigaAM (and NeMo) exports run poorly on onnxruntime's CPU kernels:
-
-- **ConvInteger**: dynamic int8 quantization (`quantize_dynamic`, how the published `*.int8.onnx` files were made)
-  turns every Conv into ConvInteger, for which onnxruntime has no fast CPU kernel: on the full-size v3 CTC it took
-  40 % of the time, more than all fp32 convolutions together (onnx-asr's own benchmark shows v3 int8 slower than
-  fp32). A pointwise (kernel 1) ConvInteger becomes `Transpose -> DynamicQuantizeMatMul -> Transpose` (the same int8
-  weights and per-tensor activation quantization, on the VNNI/AVX2 int8 GEMM); any other ConvInteger (subsampling,
-  depthwise) becomes an fp32 Conv over its dequantized weights (small; more exact than before).
-- **Where** with a constant fill (the padding masks of attention and convolution): onnxruntime's Where is
-  single-threaded and ~4x slower than the equivalent arithmetic, so `Where(mask, c, x)` becomes
-  `x * keep + fill` with `keep = float(not mask)` and `fill = float(mask) * c`, exact for finite x.
+Dynamic int8 quantization (`quantize_dynamic`, how the published `*.int8.onnx` GigaAM and NeMo files were made)
+turns every Conv into ConvInteger, for which onnxruntime has no fast CPU kernel: on the full-size v3 CTC it took 40 %
+of the time, more than all fp32 convolutions together (onnx-asr's own benchmark shows v3 int8 slower than fp32). A
+pointwise (kernel 1) ConvInteger becomes `Transpose -> DynamicQuantizeMatMul -> Transpose` (the same int8 weights and
+per-tensor activation quantization, on the VNNI/AVX2 int8 GEMM); any other ConvInteger (subsampling, depthwise)
+becomes an fp32 Conv over its dequantized weights (small; more exact than before). fp32 graphs have nothing to
+rewrite and are loaded as published (no copy).
 
 The rewritten graph is then pre-optimised by onnxruntime (extended level: hardware-independent fusions) and saved, so
 neither the rewrite nor those passes run again at the next start. The cache is
@@ -46,6 +42,7 @@ log = logging.getLogger(__name__)
 REWRITE_VERSION = 1
 CACHE_DIR = ".optimized"
 STAMP = "stamp.json"
+APP_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `app` package
 MAX_PROTO_BYTES = 1_900_000_000  # protobuf's 2 GB limit: larger graphs keep their weights in .data files; left as is
 
 
@@ -55,7 +52,7 @@ class RewriteFailed(Exception):
 
 def rewrite_graph(model: onnx.ModelProto) -> dict[str, int]:
     """Rewrite `model` in place; returns how many nodes of each pattern were rewritten."""
-    counts = {"conv_integer": _replace_conv_integer(model), "where": _replace_where(model)}
+    counts = {"conv_integer": _replace_conv_integer(model)}
     if any(counts.values()):
         _prune_initializers(model.graph)
         _sort_topologically(model.graph)
@@ -157,56 +154,6 @@ def _replace_conv_integer(model: onnx.ModelProto) -> int:
     return sum(1 for n in new_nodes if n.op_type in ("Conv", "DynamicQuantizeMatMul"))
 
 
-def _constant_scalar(name: str, initializers: dict[str, Any], producers: dict[str, Any]) -> float | None:
-    """The value of a float scalar constant (initializer or Constant node), else None."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    tensor = initializers.get(name)
-    node = producers.get(name)
-    if tensor is None and node is not None and node.op_type == "Constant":
-        tensor = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "value"), None)
-    if tensor is None or tensor.data_type != TensorProto.FLOAT:
-        return None
-    value = numpy_helper.to_array(tensor)
-    return float(value.reshape(-1)[0]) if value.size == 1 else None
-
-
-def _replace_where(model: onnx.ModelProto) -> int:
-    """Where(mask, c, x) with a float scalar constant c -> x * float(not mask) + float(mask) * c."""
-    from onnx import TensorProto, helper
-
-    graph = model.graph
-    initializers, producers, _ = _index(graph)
-    replaced: dict[int, list[Any]] = {}
-    for node in graph.node:
-        if node.op_type != "Where" or len(node.input) != 3:
-            continue
-        fill = _constant_scalar(node.input[1], initializers, producers)
-        if fill is None:
-            continue
-        mask, x, out, base = node.input[0], node.input[2], node.output[0], node.name or node.output[0]
-        nodes = [
-            helper.make_node("Not", [mask], [f"{base}/keep_b"], name=f"{base}/not"),
-            helper.make_node("Cast", [f"{base}/keep_b"], [f"{base}/keep"], to=TensorProto.FLOAT, name=f"{base}/k"),
-        ]
-        if fill == 0.0:
-            nodes.append(helper.make_node("Mul", [x, f"{base}/keep"], [out], name=f"{base}/mul"))
-        else:
-            nodes += [
-                helper.make_node("Cast", [mask], [f"{base}/mask_f"], to=TensorProto.FLOAT, name=f"{base}/m"),
-                helper.make_node("Mul", [f"{base}/mask_f", node.input[1]], [f"{base}/fill"], name=f"{base}/f"),
-                helper.make_node("Mul", [x, f"{base}/keep"], [f"{base}/kept"], name=f"{base}/mul"),
-                helper.make_node("Add", [f"{base}/kept", f"{base}/fill"], [out], name=f"{base}/add"),
-            ]
-        replaced[id(node)] = nodes
-    if not replaced:
-        return 0
-    rebuilt = [new for n in graph.node for new in replaced.get(id(n), [n])]
-    del graph.node[:]
-    graph.node.extend(rebuilt)
-    return len(replaced)
-
-
 def _prune_initializers(graph: onnx.GraphProto) -> None:
     used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
     kept = [i for i in graph.initializer if i.name in used]
@@ -277,7 +224,7 @@ def rewritable_graphs(folder: Path, files: Sequence[str]) -> list[str]:
 
 def _build(folder: Path, graphs: Sequence[str], target: Path) -> dict[str, int]:
     """Fill `target` with the rewritten graphs and links to every other file of `folder`."""
-    totals = {"conv_integer": 0, "where": 0}
+    totals = {"conv_integer": 0}
     target.mkdir(parents=True, exist_ok=True)
     for name in graphs:
         result = subprocess.run(
@@ -285,6 +232,7 @@ def _build(folder: Path, graphs: Sequence[str], target: Path) -> dict[str, int]:
             capture_output=True,
             text=True,
             check=False,
+            cwd=APP_ROOT,  # `-m app...` must resolve whatever the server's working directory is
         )
         if result.returncode != 0:
             tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
