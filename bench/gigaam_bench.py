@@ -87,9 +87,9 @@ def run_torch(chunks: list[np.ndarray], threads: int, head: str) -> dict[str, fl
                 return int(keep.sum())
 
     else:
+        rnnt = build_rnnt("v3", "full")  # imports gigaam (with the torchaudio stand-in)
         from gigaam.decoding import RNNTGreedyDecoding
 
-        rnnt = build_rnnt("v3", "full")
         decoding = RNNTGreedyDecoding(list(VOCAB))
 
         def recognise(chunk: np.ndarray) -> int:
