@@ -282,8 +282,10 @@ def server_child(path: Path, model: str, models_dir: Path | None) -> None:
     print(json.dumps({**result.__dict__, "rtf": result.rtf}))
 
 
-def direct_child(path: Path) -> None:
-    """Inside the fresh subprocess: load the engine, run the pipeline as the server does, print JSON."""
+def direct_child(path: Path, torch_engine: bool = False) -> None:
+    """Inside the fresh subprocess: load the engine (ours, or with `torch_engine` the torch implementation of GigaAM,
+    bench/torch_gigaam.py), run the pipeline as the server does, print JSON."""
+    from app.engines.protocol import Engine
     from app.engines.registry import find_model, load_engine
     from app.settings import load_settings
     from app.transcription.pipeline import TranscriptionRun
@@ -293,7 +295,12 @@ def direct_child(path: Path) -> None:
     settings = load_settings()  # the environment and ./.env (cwd is the repo), exactly as `python -m app` reads them
     configure_threads(settings.engines.num_threads)  # as create_app does
     started = time.monotonic()
-    engine = load_engine(settings.engines.model, settings.engines, settings.hub)
+    if torch_engine:
+        from bench.torch_gigaam import TorchGigaam
+
+        engine: Engine = TorchGigaam(settings.engines.model, settings.engines.num_threads)
+    else:
+        engine = load_engine(settings.engines.model, settings.engines, settings.hub)
     loaded = time.monotonic()
     info = find_model(settings.engines.model, settings.engines.models_dir).info
     # As Transcriber.job: a single-language model gets its language, others detect it.
@@ -361,7 +368,7 @@ def fmt_duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-SERVER, DIRECT = "server", "engine alone"
+SERVER, DIRECT, TORCH = "server", "engine alone", "torch pipeline"
 
 
 def report(runs: dict[str, ab.Results], model: str) -> list[str]:
@@ -376,8 +383,16 @@ def report(runs: dict[str, ab.Results], model: str) -> list[str]:
         "server idle RSS (MB) | server peak RSS (MB) | engine-alone peak RSS (MB) | server/engine RSS (paired) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    torch_rows: list[str] = []
     for results in runs.values():
         audio = results.values(SERVER, "audio_seconds")[0]
+        if TORCH in results.variants:
+            torch_rows.append(
+                f"| {fmt_duration(audio)} | {ab.spread(results.values(TORCH, 'rtf'))} | "
+                f"{ab.spread(results.paired_ratios(SERVER, TORCH, 'rtf', invert=True), '{:.2f}x')} | "
+                f"{ab.spread(results.values(TORCH, 'peak_rss_mb'), '{:.0f}')} | "
+                f"{ab.spread(results.paired_ratios(SERVER, TORCH, 'peak_rss_mb'), '{:.2f}')} |"
+            )
         lines.append(
             f"| {fmt_duration(audio)} | {ab.spread(results.values(SERVER, 'rtf'))} | "
             f"{ab.spread(results.values(DIRECT, 'rtf'))} | "
@@ -388,6 +403,16 @@ def report(runs: dict[str, ab.Results], model: str) -> list[str]:
             f"{ab.spread(results.values(DIRECT, 'peak_rss_mb'), '{:.0f}')} | "
             f"{ab.spread(results.paired_ratios(SERVER, DIRECT, 'peak_rss_mb'), '{:.2f}')} |"
         )
+    if torch_rows:
+        lines += [
+            "",
+            "GigaAM on torch (PyPI `gigaam`'s Conformer, bench/torch_gigaam.py) in the same pipeline, same run:",
+            "",
+            "| audio | torch pipeline RTF | server speed vs torch (paired) | torch peak RSS (MB) "
+            "| server/torch RSS (paired) |",
+            "|---|---|---|---|---|",
+            *torch_rows,
+        ]
     if len(runs) > 1:
         names = sorted(runs, key=lambda n: runs[n].values(SERVER, "audio_seconds")[0])
         short, long = runs[names[0]], runs[names[-1]]
@@ -404,11 +429,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="tiny.en", help="the model the server and the direct run load")
     parser.add_argument("--models-dir", type=Path, default=None, help="MODELS_DIR (default: the app's setting)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (server, engine alone, ...)")
+    parser.add_argument(
+        "--torch", action="store_true", help="also run the pipeline with GigaAM on torch (v3_ctc/v3_rnnt)"
+    )
     parser.add_argument("--direct-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--torch-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--server-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.direct_child is not None:
-        direct_child(args.direct_child)
+    if args.direct_child is not None or args.torch_child is not None:
+        direct_child(args.direct_child or args.torch_child, torch_engine=args.torch_child is not None)
         return 0
     if args.server_child is not None:
         server_child(args.server_child, args.model, args.models_dir)
@@ -430,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             ab.Variant(SERVER, [*me, "--server-child", str(path)]),
             ab.Variant(DIRECT, [*me, "--direct-child", str(path)]),
         ]
+        if args.torch:
+            variants.append(ab.Variant(TORCH, [*me, "--torch-child", str(path)]))
         runs[name] = ab.run(variants, args.rounds, cwd=ROOT)
     first = next(iter(runs.values()))
     lines = ab.header("Server vs the engine alone", first)[:-2] + report(runs, args.model)
