@@ -122,8 +122,17 @@ def test_dockerignore_keeps_secrets_and_bulk_out() -> None:
 
 
 HEAVY_DEV_ONLY = {
-    "torch", "torchaudio", "triton", "numba", "llvmlite", "librosa", "gigaam", "resemblyzer", "hydra-core",
-    "silero-vad", "transformers",
+    "torch",
+    "torchaudio",
+    "triton",
+    "numba",
+    "llvmlite",
+    "librosa",
+    "gigaam",
+    "resemblyzer",
+    "hydra-core",
+    "silero-vad",
+    "transformers",
 }  # fmt: skip  (`onnx`, 27 MB, is runtime since the int8 graph rewrite: CLAUDE.md ADR 34)
 
 
