@@ -10,8 +10,8 @@ rewrite and are loaded as published (no copy).
 
 The rewritten graph is then pre-optimised by onnxruntime (extended level: hardware-independent fusions) and saved, so
 neither the rewrite nor those passes run again at the next start. The cache is
-`MODELS_DIR/.optimized/<model>.<quantization>/`, holding the rewritten graphs and links to the other files, and a
-stamp naming the sources (size, mtime), the onnxruntime version and `REWRITE_VERSION`; a changed source rebuilds it.
+`MODELS_DIR/.optimized/<model>.<quantization>/`: the rewritten graphs, links to the other files, and a stamp naming
+the source folder and files (size, mtime), the onnxruntime version and `REWRITE_VERSION` (any change rebuilds it).
 The rewrite runs in a child process (`python -m app.engines.onnx_graph SRC DST`), so its peak memory (the whole
 graph as protobuf) is never the server's.
 CPU only: DynamicQuantizeMatMul is a CPU kernel, and GPU providers fuse their own way.
@@ -207,7 +207,12 @@ def _stamp(folder: Path, graphs: Sequence[str]) -> dict[str, object]:
     for name in graphs:
         info = (folder / name).stat()
         sources[name] = [info.st_size, info.st_mtime_ns]
-    return {"rewrite_version": REWRITE_VERSION, "onnxruntime": rt.__version__, "sources": sources}
+    return {
+        "rewrite_version": REWRITE_VERSION,
+        "onnxruntime": rt.__version__,
+        "folder": str(folder.resolve()),  # the links point there: a moved MODELS_DIR rebuilds
+        "sources": sources,
+    }
 
 
 def rewritable_graphs(folder: Path, files: Sequence[str]) -> list[str]:
