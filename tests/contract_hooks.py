@@ -51,7 +51,7 @@ def map_case(context: Any, case: Case) -> Case:
             body["file"] = CLIP
         if "files[]" in body:
             body["files[]"] = [CLIP for _ in body["files[]"]]
-        names = body.get("known_speaker_names[]")
+        names = [name for name in body.get("known_speaker_names[]", []) if name != ""]  # "" is no name
         if names:
             body["response_format"] = "diarized_json"  # known voices are for diarized_json only (a 400 otherwise)
             body["known_speaker_references[]"] = [VOICE_URL for _ in names]

@@ -71,18 +71,18 @@ def test_transcription_form_fields_and_formats(document: dict[str, Any]) -> None
         "known_speaker_names[]",
         "known_speaker_references[]",
         "keywords[]",
-        "files[]",
-        "batch",
     ):
         assert name in fields, name
     assert fields["file"]["type"] == "string" and fields["file"]["format"] == "binary"
-    assert fields["files[]"]["items"]["format"] == "binary"
+    reflector = form["anyOf"][1]  # Reflector's form: the other branch (Swagger UI sends every top-level field)
+    assert reflector["required"] == ["files[]"] and reflector["properties"]["file"] is False
+    assert reflector["properties"]["files[]"]["items"]["format"] == "binary" and "batch" in reflector["properties"]
     assert sorted(fields["response_format"]["enum"]) == sorted(RESPONSE_FORMATS)
-    assert sorted(fields["timestamp_granularities[]"]["items"]["enum"]) == sorted(GRANULARITIES)
+    granularities = fields["timestamp_granularities[]"]["items"]["anyOf"]  # and "": an empty list, as forms send it
+    assert [sorted(g["enum"]) for g in granularities] == [sorted(GRANULARITIES), [""]]
     assert fields["temperature"]["minimum"] == 0 and fields["temperature"]["maximum"] == 1
     assert "tiny.en" in fields["model"]["enum"] and "base" in fields["model"]["enum"]
     assert form["anyOf"][0]["required"] == ["file"]  # OpenAI's form, or Reflector's
-    assert form["anyOf"][1]["required"] == ["files[]"]
     # tiny.en takes English only, base any language: the document says which goes with which
     by_model = form["allOf"][0]["anyOf"]
     assert by_model[0]["properties"]["language"]["enum"] == ["", "en"]

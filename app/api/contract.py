@@ -141,15 +141,17 @@ def ref(name: str) -> Reference:
     return Reference(ref=REF.format(name=name))
 
 
-def _binary_files(node: object) -> object:
-    """msgspec writes `bytes` as base64 text; a multipart file part is binary."""
+def _for_forms(node: object) -> object:
+    """msgspec writes `bytes` as base64 text (a multipart file part is binary), and an enum of strings without its
+    type (Swagger UI would show "any")."""
     if isinstance(node, dict):
         if node.get("contentEncoding") == "base64":
             rest = {k: v for k, v in node.items() if k != "contentEncoding"}
             return {**rest, "format": "binary", "contentMediaType": "application/octet-stream"}
-        return {k: _binary_files(v) for k, v in node.items()}
+        typed = {"type": "string"} if "enum" in node and all(isinstance(v, str) for v in node["enum"]) else {}
+        return {**typed, **{k: _for_forms(v) for k, v in node.items()}}
     if isinstance(node, list):
-        return [_binary_files(v) for v in node]
+        return [_for_forms(v) for v in node]
     return node
 
 
@@ -384,8 +386,8 @@ def model_and_language(
     languages) which languages go with which model, as an `allOf` entry."""
     openai_models = [m for names, _ in groups for m in names]
     reflector_names = sorted(set(REFLECTOR_DEFAULT_MODELS) - set(openai_models))  # these mean MODEL too
-    model = {"enum": [*openai_models, *reflector_names], "default": ""}
-    language = {"enum": sorted({c for _, codes in groups for c in codes}), "default": ""}
+    model = {"type": "string", "enum": [*openai_models, *reflector_names], "default": ""}
+    language = {"type": "string", "enum": sorted({c for _, codes in groups for c in codes}), "default": ""}
     if len(groups) == 1:
         return model, language, []
     by_model = [
@@ -399,10 +401,11 @@ def model_and_language(
 
 
 def upload_form(found: dict[str, dict[str, Any]], services: Services) -> dict[str, Any]:
-    """/v1/audio/transcriptions' one form: OpenAI's fields and Reflector's, one flat object (so that Swagger UI draws
-    its fields), and which fields make which dialect (ADR 16) as `anyOf`; the languages each model takes, too."""
+    """/v1/audio/transcriptions' one form: OpenAI's fields as one flat object (Swagger UI draws `properties` and
+    sends every one of them), Reflector's as the other branch of an `anyOf` (ADR 16: `files[]` or `batch` make the
+    form Reflector's), and which languages each model takes."""
     openai_form, reflector_form = found["TranscriptionForm"], found["ReflectorForm"]
-    properties = {**openai_form["properties"], **reflector_form["properties"]}
+    properties = dict(openai_form["properties"])
     groups = language_groups(services)
     openai_models = [m for models, _ in groups for m in models]
     model, language, by_model = model_and_language(groups)
@@ -413,7 +416,7 @@ def upload_form(found: dict[str, dict[str, Any]], services: Services) -> dict[st
             "required": ["file"],
             "properties": {**dict.fromkeys(reflector_only, False), "model": {"enum": openai_models}},
         },
-        {"required": ["files[]"], "properties": {"file": False}},
+        {"required": ["files[]"], "properties": {**reflector_form["properties"], "file": False}},
     ]
     form: dict[str, Any] = {
         "title": "TranscriptionForm",
@@ -429,7 +432,7 @@ def upload_form(found: dict[str, dict[str, Any]], services: Services) -> dict[st
 
 def schemas(services: Services) -> dict[str, dict[str, Any]]:
     _, generated = msgspec.json.schema_components(SCHEMA_TYPES, ref_template=REF)
-    found: dict[str, dict[str, Any]] = {name: _binary_files(schema) for name, schema in generated.items()}  # type: ignore[misc]
+    found: dict[str, dict[str, Any]] = {name: _for_forms(schema) for name, schema in generated.items()}  # type: ignore[misc]
     settings = services.settings
     limit = f"At most {settings.limits.max_upload_mb} MB (MAX_UPLOAD_MB) and {settings.audio.max_audio_seconds} s"
     for form in ("TranscriptionForm", "TranslationForm", "ReflectorForm"):
@@ -455,7 +458,7 @@ def schemas(services: Services) -> dict[str, dict[str, Any]]:
     formats = translation["properties"]["response_format"]
     formats["enum"] = [f for f in formats["enum"] if f != "diarized_json"]
     nothing: dict[str, Any] = {"not": {}, "description": "No model on this server translates"}
-    translation["properties"]["model"] = {"enum": models} if models else nothing
+    translation["properties"]["model"] = {"type": "string", "enum": models} if models else nothing
     if services.settings.engines.model not in models:  # MODEL cannot translate: the model must be named
         translation["required"] = [*translation["required"], "model"]
     found["ModelList"] = {

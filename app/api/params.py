@@ -73,6 +73,12 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     stream: bool
 
 
+def listed(form: Form, *names: str) -> list[str]:
+    """A list field's values. An empty value is no item: HTML forms (and Swagger UI's "Try it out") send an empty
+    list as one empty field."""
+    return [value for value in form.all(*names) if value != ""]
+
+
 def parse_options(form: Form, default_format: ResponseFormat) -> Options:
     response_format = (form.first("response_format") or default_format).strip()
     if response_format not in RESPONSE_FORMATS:
@@ -80,7 +86,7 @@ def parse_options(form: Form, default_format: ResponseFormat) -> Options:
             f"Invalid response_format '{response_format}': use one of {', '.join(RESPONSE_FORMATS)}",
             about="response_format",
         )
-    granularities = form.all("timestamp_granularities[]", "timestamp_granularities")
+    granularities = listed(form, "timestamp_granularities[]", "timestamp_granularities")
     for value in granularities:
         if value not in GRANULARITIES:
             raise InvalidInput(
@@ -197,7 +203,8 @@ KNOWN_REFERENCES = "known_speaker_references"
 DATA_URL = re.compile(rb"^data:(?P<mime>[\w.+/-]*)(?P<params>(?:;[\w.+-]+=[\w.+-]+)*)(?P<base64>;base64)?,")
 MAX_NAME_CHARS = 64
 # A name as sent: not blank, no control characters (the contract states this same pattern).
-SPEAKER_NAME = re.compile(r"^\s*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")
+# "" is allowed by the contract's pattern and means no name (see `listed`).
+SPEAKER_NAME = re.compile(r"^(?:|\s*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*)$")
 
 
 class KnownSpeakers(msgspec.Struct, frozen=True):
@@ -209,8 +216,10 @@ class KnownSpeakers(msgspec.Struct, frozen=True):
 
 
 def parse_known_speakers(form: Form) -> KnownSpeakers | None:
-    sent = form.all(KNOWN_NAMES + "[]", KNOWN_NAMES)
-    references = form.files_named(KNOWN_REFERENCES + "[]", KNOWN_REFERENCES)
+    sent = listed(form, KNOWN_NAMES + "[]", KNOWN_NAMES)
+    references = [  # an empty text field is no reference (see `listed`)
+        f for f in form.files_named(KNOWN_REFERENCES + "[]", KNOWN_REFERENCES) if f.filename or f.size
+    ]
     if not sent and not references:
         return None
     if not sent:
@@ -267,7 +276,9 @@ class TranscriptionForm(TranslationForm, kw_only=True):
     """POST /v1/audio/transcriptions in OpenAI's form (only `file`, never `files`/`files[]`/`batch`)."""
 
     language: str = ""
-    timestamp_granularities: list[Granularity] = msgspec.field(default_factory=list, name="timestamp_granularities[]")
+    timestamp_granularities: list[Granularity | Literal[""]] = msgspec.field(
+        default_factory=list, name="timestamp_granularities[]"
+    )
     chunking_strategy: Literal["auto"] | ServerVadChunking = "auto"
     known_speaker_names: Annotated[
         list[Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS, pattern=SPEAKER_NAME.pattern)]],
