@@ -345,9 +345,7 @@ METRICS = declared(
 # --- the components of one app -------------------------------------------------------------------------------------
 
 
-def _alias_group(services: Services) -> list[str]:
-    """Omitted, empty or an OpenAI alias: MODEL."""
-    return sorted(DEFAULT_MODEL_ALIASES)
+MODEL_ALIASES = sorted(DEFAULT_MODEL_ALIASES)  # omitted, empty or an OpenAI alias: MODEL
 
 
 def language_groups(services: Services) -> list[tuple[list[str], list[str]]]:
@@ -363,7 +361,7 @@ def language_groups(services: Services) -> list[tuple[list[str], list[str]]]:
         groups.setdefault(codes, []).append(name)
         if name == engines.model:
             default_languages = codes
-    groups.setdefault(default_languages, [])[:0] = _alias_group(services)
+    groups.setdefault(default_languages, [])[:0] = MODEL_ALIASES
     ordered = sorted(groups.items(), key=lambda item: item[0] != default_languages)
     return [(models, ["", *codes]) for codes, models in ordered]
 
@@ -376,7 +374,7 @@ def translation_models(services: Services) -> list[str]:
     router = services.transcriber.router
     if router is not None and router.translators:
         names.append(AUTO_MODEL)
-    return [*names, *_alias_group(services)] if engines.model in names else names
+    return [*names, *MODEL_ALIASES] if engines.model in names else names
 
 
 def model_and_language(
