@@ -13,7 +13,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 
-from app.api import health, openai, realtime, reflector, transcriptions
+from app.api import contract, health, openai, realtime, reflector, transcriptions
 from app.api.deps import Services
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.middleware import RequestMiddleware
@@ -84,7 +84,13 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[DefineMiddleware(RequestMiddleware, api_key=settings.http.api_key, metrics=services.metrics)],
         request_max_body_size=None,  # uploads are limited while streaming (MAX_UPLOAD_MB), see app/api/uploads.py
-        openapi_config=openapi_config("STT appliance", "0.1.0"),
+        openapi_config=openapi_config(
+            "STT appliance",
+            "0.1.0",
+            contract.components(services),
+            contract.security(services),
+            contract.API_DESCRIPTION,
+        ),
         debug=False,
         logging_config=None,  # Litestar's default would give stdlib records a second format; see app/logs.py
     )

@@ -96,6 +96,14 @@ def test_not_multipart(client: TestClient) -> None:  # type: ignore[type-arg]
     error_of(client.post("/v1/audio/transcriptions", headers=AUTH, content=b"{}"), 400)
 
 
+@pytest.mark.parametrize("field", ["file", "files[]"])
+def test_audio_sent_without_a_filename_is_still_the_audio(client: TestClient, field: str) -> None:  # type: ignore[type-arg]
+    """RFC 7578 makes the filename optional: a `file` part without one is the upload (here: not audio), not a
+    missing file or a text field that is too long."""
+    res = client.post("/v1/audio/transcriptions", headers=AUTH, files={field: (None, b"\x00not audio" * 10_000)})
+    assert "decode" in str(error_of(res, 400, "file")["message"])
+
+
 @pytest.mark.parametrize(
     ("data", "files", "param"),
     [

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from app.api.params import finite, is_reflector_form, parse_bool, parse_number, plan_upload
+from app.api.forms import Form
+from app.api.params import (
+    MAX_NAME_CHARS,
+    SPEAKER_NAME,
+    finite,
+    is_reflector_form,
+    language_code,
+    parse_bool,
+    parse_keywords,
+    parse_known_speakers,
+    parse_number,
+    parse_options,
+    plan_upload,
+)
 from app.errors import InvalidInput
 
 
@@ -66,3 +81,44 @@ def test_numbers() -> None:
         assert info.value.about == "timestamp"
     with pytest.raises(InvalidInput):
         finite(float("nan"), "timestamp_offset")
+
+
+def _form(tmp_path: Path, fields: dict[str, list[str]]) -> Form:
+    form = Form(tmp_path)
+    form.fields = fields
+    return form
+
+
+def test_an_empty_list_field_is_no_item(tmp_path: Path) -> None:
+    """Swagger UI's "Try it out" (like HTML forms) sends an empty list as one empty field: that is no item."""
+    form = _form(tmp_path, {"timestamp_granularities[]": [""], "known_speaker_names[]": [""], "keywords[]": [""]})
+    options = parse_options(form, "verbose_json")
+    assert (options.words, options.segments) == (False, True)  # as if none was sent
+    assert parse_known_speakers(form) is None
+    assert parse_keywords(form) == ()
+
+
+@pytest.mark.parametrize("name", ["Alice", " Bob ", "Zoë Ω", "a" * MAX_NAME_CHARS])
+def test_speaker_names_the_contract_allows_are_taken(tmp_path: Path, name: str) -> None:
+    assert SPEAKER_NAME.fullmatch(name)
+    known = parse_known_speakers(_form(tmp_path, {"known_speaker_names[]": [name]}))
+    assert known is not None and known.names == (name.strip(),)
+
+
+@pytest.mark.parametrize("name", [" ", "\t", "a\nb", "x\x00", "\x85", "a" * (MAX_NAME_CHARS + 1)])
+def test_speaker_names_the_contract_refuses_are_refused(tmp_path: Path, name: str) -> None:
+    assert len(name) > MAX_NAME_CHARS or not SPEAKER_NAME.fullmatch(name)
+    with pytest.raises(InvalidInput, match="known_speaker_names"):
+        parse_known_speakers(_form(tmp_path, {"known_speaker_names[]": [name]}))
+
+
+@pytest.mark.parametrize("code", ["en", " EN ", "deu"])
+def test_language_codes(code: str) -> None:
+    assert language_code(code, "source_language") == code.strip().lower()
+
+
+@pytest.mark.parametrize("code", ["", "e", "english", "e1", "en-US"])
+def test_bad_language_codes_name_their_parameter(code: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        language_code(code, "target_language")
+    assert caught.value.about == "target_language"

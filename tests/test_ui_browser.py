@@ -424,3 +424,41 @@ def test_dictation_from_a_fake_microphone_shows_words_live(server: str, playwrig
         _only_local(hosts)
     finally:
         browser.close()
+
+
+DOCS_KEY = "docs-browser-key"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _start_server(tmp_path_factory.mktemp("keyed-server"), API_KEY=DOCS_KEY)
+
+
+def test_docs_try_it_out_uploads_with_bearer_key(keyed_server: str, browser: Browser) -> None:
+    """/docs with API_KEY set: Authorize with the key, "Try it out" on POST /v1/audio/transcriptions, pick
+    beckett.wav, Execute, and the transcript is in the response body."""
+    urls: list[str] = []
+    page = _open(browser, f"{keyed_server}/docs", urls)
+    page.wait_for_selector(".swagger-ui .info .title", timeout=60_000)
+    page.locator(".btn.authorize").first.click()
+    dialog = page.locator(".dialog-ux .modal-ux")
+    expect(dialog).to_contain_text("bearerAuth")
+    dialog.locator("input").first.fill(DOCS_KEY)
+    dialog.locator("button.authorize").click()
+    dialog.locator("button.btn-done").click()
+    operation = page.locator(
+        ".opblock-post", has=page.locator(".opblock-summary-path[data-path='/v1/audio/transcriptions']")
+    )
+    operation.locator(".opblock-summary").click()
+    operation.locator(".try-out__btn").click()
+    operation.locator("tr[data-property-name='file'] input[type=file]").set_input_files(str(BECKETT))
+    operation.locator(".execute").click()
+    body = operation.locator(".live-responses-table .response-col_description .microlight, .live-responses-table pre")
+    expect(body.first).to_contain_text("fail", ignore_case=True, timeout=120_000)
+    status = operation.locator(".live-responses-table .response .response-col_status").first
+    expect(status).to_have_text("200")
+    answer = msgspec.json.decode(body.first.inner_text())
+    assert set(answer) == {"text", "usage"}, answer  # OpenAI's json, not Reflector's shape
+    assert "fail better" in answer["text"].lower()
+    _only_local(urls)
+    page.close()

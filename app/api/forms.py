@@ -29,6 +29,8 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 64
 # Text fields too large to keep in memory (data URLs of reference audio): written to the temp dir like files.
 LARGE_FIELDS = frozenset({"known_speaker_references", "known_speaker_references[]"})
+# The audio fields are files even when a client sends them without a filename (RFC 7578 makes it optional).
+AUDIO_FIELDS = frozenset({"file", "files", "files[]"})
 MAX_LARGE_FIELD_BYTES = 8 * 1024 * 1024
 
 
@@ -110,6 +112,8 @@ class _PartCollector:
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         raw_filename = options.get(b"filename")
         self._filename = None if raw_filename is None else raw_filename.decode("utf-8", "replace")
+        if self._filename is None and self._name in AUDIO_FIELDS:
+            self._filename = "audio"
         if self._filename is not None or self._name in LARGE_FIELDS:
             fd, name = tempfile.mkstemp(prefix="upload-", dir=self.form.workdir)
             self._path = Path(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Response, get
 
+from app.api import contract
 from app.api.deps import Services
 from app.api.requests import AnyRequest, services_of
 from app.engines.devices import resolve_device
@@ -21,7 +22,11 @@ def auto_state(services: Services) -> dict[str, object] | None:
     }
 
 
-@get("/health", summary="Liveness, the default model's state and the resident models")
+@get(
+    "/health",
+    summary="Liveness, the default model's state and the resident models",
+    operation_class=contract.HEALTH,
+)
 async def health(request: AnyRequest) -> dict[str, object]:
     services = services_of(request)
     settings = services.settings
@@ -43,7 +48,7 @@ async def health(request: AnyRequest) -> dict[str, object]:
     }
 
 
-@get("/metrics", summary="Prometheus metrics", media_type="text/plain")
+@get("/metrics", summary="Prometheus metrics", media_type="text/plain", operation_class=contract.METRICS)
 async def metrics(request: AnyRequest) -> Response[bytes]:
     services = services_of(request)
     running = services.runner.running

@@ -15,6 +15,7 @@ from litestar import Response, get
 from litestar.response import Stream
 
 from app import render
+from app.api import contract
 from app.api.errors import describe
 from app.api.forms import Form
 from app.api.jobs import MODEL_HEADER, RequestJob
@@ -222,7 +223,7 @@ async def transcript_events(
         await items.aclose()
 
 
-@get("/v1/models", summary="List the models this server may use")
+@get("/v1/models", summary="List the models this server may use", operation_class=contract.MODELS)
 async def list_models(request: AnyRequest) -> dict[str, object]:
     services = services_of(request)
     data = []

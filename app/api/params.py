@@ -11,23 +11,27 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar, cast, get_args
+from typing import Annotated, Literal, TypeVar, cast, get_args
 from urllib.parse import unquote_to_bytes
 
 import msgspec
 
 from app import render
-from app.api.forms import Form, UploadedFile, body_chunks
+from app.api.forms import MAX_FIELD_BYTES, Form, UploadedFile, body_chunks
 from app.api.requests import AnyRequest
+from app.diarization.speakers import MAX_KNOWN_SPEAKERS
 from app.errors import InputTooLarge, InvalidInput
 from app.settings import ResponseFormat, parse_flag
 from app.transcription.pipeline import Chunking
 
 S = TypeVar("S", bound=msgspec.Struct)
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
-GRANULARITIES = ("word", "segment")
+Granularity = Literal["word", "segment"]
+GRANULARITIES: tuple[str, ...] = get_args(Granularity)
 MAX_JSON_BYTES = 256 * 1024
 REFLECTOR_FILE_FIELDS = ("files", "files[]")
+# Model names Reflector sends that mean "this server's model" unless an operator allowed that exact name.
+REFLECTOR_DEFAULT_MODELS = frozenset({"nvidia/parakeet-tdt-0.6b-v2", "nvidia/parakeet-tdt-0.6b-v3", "whisper-1"})
 
 
 def parse_bool(value: str | None, param: str) -> bool:
@@ -69,6 +73,12 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     stream: bool
 
 
+def listed(form: Form, *names: str) -> list[str]:
+    """A list field's values. An empty value is no item: HTML forms (and Swagger UI's "Try it out") send an empty
+    list as one empty field."""
+    return [value for value in form.all(*names) if value != ""]
+
+
 def parse_options(form: Form, default_format: ResponseFormat) -> Options:
     response_format = (form.first("response_format") or default_format).strip()
     if response_format not in RESPONSE_FORMATS:
@@ -76,7 +86,7 @@ def parse_options(form: Form, default_format: ResponseFormat) -> Options:
             f"Invalid response_format '{response_format}': use one of {', '.join(RESPONSE_FORMATS)}",
             about="response_format",
         )
-    granularities = form.all("timestamp_granularities[]", "timestamp_granularities")
+    granularities = listed(form, "timestamp_granularities[]", "timestamp_granularities")
     for value in granularities:
         if value not in GRANULARITIES:
             raise InvalidInput(
@@ -192,6 +202,9 @@ KNOWN_NAMES = "known_speaker_names"
 KNOWN_REFERENCES = "known_speaker_references"
 DATA_URL = re.compile(rb"^data:(?P<mime>[\w.+/-]*)(?P<params>(?:;[\w.+-]+=[\w.+-]+)*)(?P<base64>;base64)?,")
 MAX_NAME_CHARS = 64
+# A name as sent: not blank, no control characters (the contract states this same pattern).
+# "" is allowed by the contract's pattern and means no name (see `listed`).
+SPEAKER_NAME = re.compile(r"^(?:|\s*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*)$")
 
 
 class KnownSpeakers(msgspec.Struct, frozen=True):
@@ -203,20 +216,24 @@ class KnownSpeakers(msgspec.Struct, frozen=True):
 
 
 def parse_known_speakers(form: Form) -> KnownSpeakers | None:
-    names = [n.strip() for n in form.all(KNOWN_NAMES + "[]", KNOWN_NAMES)]
-    references = form.files_named(KNOWN_REFERENCES + "[]", KNOWN_REFERENCES)
-    if not names and not references:
+    sent = listed(form, KNOWN_NAMES + "[]", KNOWN_NAMES)
+    references = [  # an empty text field is no reference (see `listed`)
+        f for f in form.files_named(KNOWN_REFERENCES + "[]", KNOWN_REFERENCES) if f.filename or f.size
+    ]
+    if not sent and not references:
         return None
-    if not names:
+    if not sent:
         raise InvalidInput(
             f"'{KNOWN_REFERENCES}[]' needs '{KNOWN_NAMES}[]' (one name per reference)", about=KNOWN_NAMES
         )
-    for name in names:
-        if not name or len(name) > MAX_NAME_CHARS or any(not c.isprintable() for c in name):
+    for name in sent:
+        if len(name) > MAX_NAME_CHARS or not SPEAKER_NAME.fullmatch(name):
             raise InvalidInput(
-                f"Each of '{KNOWN_NAMES}[]' must be a printable name of 1-{MAX_NAME_CHARS} characters",
+                f"Each of '{KNOWN_NAMES}[]' must be a name of 1-{MAX_NAME_CHARS} characters, not blank, without "
+                "control characters",
                 about=KNOWN_NAMES,
             )
+    names = [n.strip() for n in sent]
     if references and len(references) != len(names):
         raise InvalidInput(
             f"Got {len(names)} {KNOWN_NAMES}[] but {len(references)} {KNOWN_REFERENCES}[]: send one reference per "
@@ -224,6 +241,52 @@ def parse_known_speakers(form: Form) -> KnownSpeakers | None:
             about=KNOWN_REFERENCES,
         )
     return KnownSpeakers(tuple(names), tuple(references) if references else None)
+
+
+# The forms as the parsers above read them. Nothing parses into these Structs (the streaming reader in forms.py and
+# the functions above do); they are what the OpenAPI contract is generated from (app/api/contract.py), and they use
+# the same enums and limits as the parsers, so the two cannot drift. Field names are the form's own.
+Text = Annotated[str, msgspec.Meta(description=f"At most {MAX_FIELD_BYTES // 1024} KB of UTF-8")]
+
+
+class ServerVadChunking(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`chunking_strategy` as an object: cut the audio at pauses found with these voice-activity settings."""
+
+    type: Literal["server_vad"]
+    threshold: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] | msgspec.UnsetType = msgspec.UNSET
+    prefix_padding_ms: Annotated[float, msgspec.Meta(ge=0, le=MAX_PADDING_MS)] | msgspec.UnsetType = msgspec.UNSET
+    silence_duration_ms: Annotated[float, msgspec.Meta(ge=0, le=MAX_SILENCE_MS)] | msgspec.UnsetType = msgspec.UNSET
+
+
+class TranslationForm(msgspec.Struct, kw_only=True):
+    """POST /v1/audio/translations (OpenAI's form): speech in any language the model knows, English text out."""
+
+    file: Annotated[bytes, msgspec.Meta(description="The audio: any container and codec FFmpeg decodes")]
+    model: str = ""
+    prompt: Text = ""
+    response_format: ResponseFormat = "json"
+    temperature: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
+    stream: bool = False
+    keywords: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=MAX_KEYWORD_CHARS)]], msgspec.Meta(max_length=MAX_KEYWORDS)
+    ] = msgspec.field(default_factory=list, name="keywords[]")
+
+
+class TranscriptionForm(TranslationForm, kw_only=True):
+    """POST /v1/audio/transcriptions in OpenAI's form (only `file`, never `files`/`files[]`/`batch`)."""
+
+    language: str = ""
+    timestamp_granularities: list[Granularity | Literal[""]] = msgspec.field(
+        default_factory=list, name="timestamp_granularities[]"
+    )
+    chunking_strategy: Literal["auto"] | ServerVadChunking = "auto"
+    known_speaker_names: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS, pattern=SPEAKER_NAME.pattern)]],
+        msgspec.Meta(max_length=MAX_KNOWN_SPEAKERS, extra_json_schema={"uniqueItems": True}),
+    ] = msgspec.field(default_factory=list, name="known_speaker_names[]")
+    known_speaker_references: Annotated[list[str], msgspec.Meta(max_length=MAX_KNOWN_SPEAKERS)] = msgspec.field(
+        default_factory=list, name="known_speaker_references[]"
+    )
 
 
 def decode_data_url(path: Path) -> Path:
@@ -290,6 +353,15 @@ def plan_upload(fields: Mapping[str, Sequence[str]], file_fields: Sequence[str])
     return UploadPlan(file_indices=indices, multiple=batch or len(indices) > 1, model=model)
 
 
+class ReflectorForm(msgspec.Struct, kw_only=True):
+    """POST /v1/audio/transcriptions in Reflector's form (ADR 16): `files[]` (or `files`), and `batch`."""
+
+    files: Annotated[list[bytes], msgspec.Meta(min_length=1)] = msgspec.field(name="files[]")
+    batch: bool = False
+    model: str = ""
+    language: str = ""
+
+
 class FromUrlBody(msgspec.Struct, kw_only=True):
     """Unknown keys (Reflector sends `batch`) are ignored."""
 
@@ -299,10 +371,25 @@ class FromUrlBody(msgspec.Struct, kw_only=True):
     timestamp_offset: float | None = None
 
 
+# A language code as /translate takes it (spaces and capitals allowed: the route strips and lower-cases it).
+LANGUAGE_CODE = re.compile(r"^\s*[A-Za-z]{2,3}\s*$")
+LanguageCode = Annotated[str, msgspec.Meta(pattern=LANGUAGE_CODE.pattern)]
+
+
+def language_code(value: str | None, param: str) -> str:
+    """A required language code (query or body), checked and lower-cased."""
+    code = required_text(value, param)
+    if not LANGUAGE_CODE.fullmatch(code):
+        raise InvalidInput(f"Invalid language code '{code[:20]}': use an ISO 639-1 code like 'en'", about=param)
+    return code.lower()
+
+
 class TranslateBody(msgspec.Struct, kw_only=True):
+    """Each field may come in the query string instead (the query's wins); a code given here is checked either way."""
+
     text: str | None = None
-    source_language: str | None = None
-    target_language: str | None = None
+    source_language: LanguageCode | None = None
+    target_language: LanguageCode | None = None
 
 
 async def read_json(request: AnyRequest, kind: type[S], *, required: str | None) -> S | None:

@@ -21,13 +21,16 @@ from pathlib import Path
 import msgspec
 from litestar import Response, post
 
+from app.api import contract
 from app.api.deps import Services
 from app.api.forms import Form, body_chunks
 from app.api.jobs import MODEL_HEADER, RequestJob
 from app.api.params import (
+    REFLECTOR_DEFAULT_MODELS,
     FromUrlBody,
     TranslateBody,
     finite,
+    language_code,
     parse_number,
     plan_upload,
     read_json,
@@ -40,14 +43,12 @@ from app.api.url_fetch import fetch_to_tempfile
 from app.audio.decode import probe_audio
 from app.diarization.diarize import DiarizationSegment
 from app.errors import InvalidInput
-from app.render.reflector import reflector_transcript, render_transcript, render_upload
+from app.render.reflector import TranslatedText, reflector_transcript, render_transcript, render_upload
 from app.settings import AUTO_MODEL
 from app.transcription.service import Job
 from app.worker.cancel import CancelToken
 
 JSON = "application/json"
-# Model names Reflector sends that mean "this server's model" unless an operator allowed that exact name.
-REFLECTOR_DEFAULT_MODELS = frozenset({"nvidia/parakeet-tdt-0.6b-v2", "nvidia/parakeet-tdt-0.6b-v3", "whisper-1"})
 
 
 class DiarizationBody(msgspec.Struct, frozen=True):
@@ -112,7 +113,12 @@ async def answer_upload(job: RequestJob, form: Form) -> Response[bytes | str]:
     )
 
 
-@post("/v1/audio/transcriptions-from-url", status_code=200, summary="Transcribe audio at a URL (Reflector)")
+@post(
+    "/v1/audio/transcriptions-from-url",
+    status_code=200,
+    summary="Transcribe audio at a URL (Reflector)",
+    operation_class=contract.FROM_URL,
+)
 async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
     with RequestJob(request) as job:
         job.audio_from_url()
@@ -140,7 +146,12 @@ async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
         return Response(render_transcript(result), media_type=JSON, headers={MODEL_HEADER: shared.model})
 
 
-@post("/diarize", status_code=200, summary="Who spoke when in audio at a URL (Reflector)")
+@post(
+    "/diarize",
+    status_code=200,
+    summary="Who spoke when in audio at a URL (Reflector)",
+    operation_class=contract.DIARIZE,
+)
 async def diarize_url(request: AnyRequest) -> Response[bytes]:
     with RequestJob(request) as job:
         job.audio_from_url()
@@ -157,7 +168,7 @@ async def diarize_url(request: AnyRequest) -> Response[bytes]:
         return Response(msgspec.json.encode(DiarizationBody(result.segments)), media_type=JSON)
 
 
-@post("/translate", status_code=200, summary="Translate text (Reflector)")
+@post("/translate", status_code=200, summary="Translate text (Reflector)", operation_class=contract.TRANSLATE)
 async def translate_text(request: AnyRequest) -> Response[bytes]:
     with RequestJob(request) as job:
         body = await read_json(request, TranslateBody, required=None) or TranslateBody()
@@ -165,15 +176,15 @@ async def translate_text(request: AnyRequest) -> Response[bytes]:
         text = query.get("text", body.text)
         if text is None:
             raise InvalidInput("Missing required parameter: 'text'", about="text")
-        source = required_text(query.get("source_language") or body.source_language, "source_language").lower()
-        target = required_text(query.get("target_language") or body.target_language, "target_language").lower()
+        source = language_code(query.get("source_language") or body.source_language, "source_language")
+        target = language_code(query.get("target_language") or body.target_language, "target_language")
         if source == target:  # nothing to translate: Reflector reads text[target]
-            return Response(msgspec.json.encode({"text": {source: text}}), media_type=JSON)
+            return Response(msgspec.json.encode(TranslatedText({source: text})), media_type=JSON)
         job.admit()
         result = await job.run(job.services.translator.translate(text, source, target, job.cancel))
         job.uses_model(result.model)
         job.finished(None, result.processing_seconds)
-        return Response(msgspec.json.encode({"text": {source: text, target: result.text}}), media_type=JSON)
+        return Response(msgspec.json.encode(TranslatedText({source: text, target: result.text})), media_type=JSON)
 
 
 ROUTES = [transcriptions_from_url, diarize_url, translate_text]

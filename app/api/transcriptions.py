@@ -7,7 +7,7 @@ from __future__ import annotations
 from litestar import Response, post
 from litestar.response import Stream
 
-from app.api import openai, reflector
+from app.api import contract, openai, reflector
 from app.api.forms import read_form
 from app.api.jobs import RequestJob
 from app.api.params import is_reflector_form
@@ -36,12 +36,18 @@ async def answer_upload(request: AnyRequest, task: Task) -> Response[bytes | str
         "`known_speaker_references[]` (data URLs of 2-10 s of each voice, up to 4) or names of voices saved in "
         "SPEAKERS_DIR. diarized_json: segments with `speaker` (known names, else A, B, C, ... by first appearance)."
     ),
+    operation_class=contract.TRANSCRIPTION,
 )
 async def create_transcription(request: AnyRequest) -> Response[bytes | str] | Stream:
     return await answer_upload(request, "transcribe")
 
 
-@post("/v1/audio/translations", status_code=200, summary="Translate speech into English text (OpenAI-compatible)")
+@post(
+    "/v1/audio/translations",
+    status_code=200,
+    summary="Translate speech into English text (OpenAI-compatible)",
+    operation_class=contract.TRANSLATION,
+)
 async def create_translation(request: AnyRequest) -> Response[bytes | str] | Stream:
     return await answer_upload(request, "translate")
 

@@ -12,6 +12,7 @@ from litestar import MediaType, Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityRequirement
 from litestar.static_files import create_static_files_router
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -47,8 +48,15 @@ def ui_router() -> Router:
     return Router(path="/", route_handlers=[index, static], include_in_schema=False)
 
 
-def openapi_config(title: str, version: str) -> OpenAPIConfig:
-    """OpenAPI schema at `/docs/openapi.json` and Swagger UI at `/docs`, loading its assets from `/static/`."""
+def openapi_config(
+    title: str,
+    version: str,
+    components: Components | None = None,
+    security: list[SecurityRequirement] | None = None,
+    description: str | None = None,
+) -> OpenAPIConfig:
+    """OpenAPI schema at `/docs/openapi.json` and Swagger UI at `/docs`, loading its assets from `/static/`; the
+    `components` and `security` of the contract (`app/api/contract.py`)."""
     swagger = SwaggerRenderPlugin(
         path="/",
         js_url=f"{SWAGGER_DIR}/swagger-ui-bundle.js",
@@ -61,4 +69,7 @@ def openapi_config(title: str, version: str) -> OpenAPIConfig:
         version=version,
         path="/docs",
         render_plugins=[swagger, JsonRenderPlugin(path="/openapi.json")],
+        components=components or Components(),
+        security=security,
+        description=description,
     )

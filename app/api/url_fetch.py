@@ -82,6 +82,8 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
 
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+# What `_checked_address` takes as a scheme (after the caller strips spaces), as the OpenAPI contract states it.
+HTTP_URL_PATTERN = r"^\s*[Hh][Tt][Tt][Pp][Ss]?://"
 
 
 async def _checked_address(url: httpx.URL, allow_private: bool, resolver: Resolver) -> IPAddress:

@@ -34,6 +34,12 @@ class ReflectorResults(msgspec.Struct, frozen=True):
     results: tuple[ReflectorTranscript, ...]
 
 
+class TranslatedText(msgspec.Struct, frozen=True):
+    """POST /translate's answer: the text by language code, the source's and the target's."""
+
+    text: dict[str, str]
+
+
 def shift_words(words: Sequence[Word], offset: float) -> list[Word]:
     """Words moved by `offset` seconds (finite); each end clamped so start <= end <= the next word's start."""
     starts = [round(w.start + offset, 3) for w in words]
