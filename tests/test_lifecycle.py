@@ -76,8 +76,8 @@ def test_idle_model_is_unloaded_and_memory_released(lazy_server: ServerProcess, 
     loaded_rss = rss_mb(lazy_server)
     wait_for(lambda: httpx.get(f"{lazy_server.url}/health").json()["loaded"] is False)
     assert httpx.get(f"{lazy_server.url}/health").status_code == 200  # still healthy: it can serve
-    unloaded_rss = rss_mb(lazy_server)
-    assert unloaded_rss < loaded_rss - 30, (loaded_rss, unloaded_rss)
+    # `loaded` turns false as the model is dropped; the memory goes back to the system just after (malloc_trim)
+    wait_for(lambda: rss_mb(lazy_server) < loaded_rss - 30)
     assert 'stt_model_loaded{model="tiny.en"} 0.0' in httpx.get(f"{lazy_server.url}/metrics").text
     # the next request reloads it transparently
     assert "better" in transcribe(lazy_server, audio_dir).lower()
