@@ -50,13 +50,12 @@ class RewriteFailed(Exception):
     """The child process could not rewrite a graph (the original is used)."""
 
 
-def rewrite_graph(model: onnx.ModelProto) -> dict[str, int]:
-    """Rewrite `model` in place; returns how many nodes of each pattern were rewritten."""
-    counts = {"conv_integer": _replace_conv_integer(model)}
-    if any(counts.values()):
+def rewrite_graph(model: onnx.ModelProto) -> int:
+    """Rewrite `model` in place; returns how many ConvInteger nodes were replaced."""
+    replaced = _replace_conv_integer(model)
+    if replaced:
         _prune_initializers(model.graph)
-        _sort_topologically(model.graph)
-    return counts
+    return replaced
 
 
 def _index(graph: onnx.GraphProto) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]]:
@@ -75,14 +74,17 @@ def _only_consumer(consumers: dict[str, list[Any]], name: str, op_type: str) -> 
 
 
 def _replace_conv_integer(model: onnx.ModelProto) -> int:
-    """DynamicQuantizeLinear(x) -> ConvInteger -> Cast -> Mul(x_scale * w_scale), as quantize_dynamic writes it."""
+    """DynamicQuantizeLinear(x) -> ConvInteger -> Cast -> Mul(x_scale * w_scale), as quantize_dynamic writes it.
+
+    The replacement takes the ConvInteger's place in the node list: it reads x (made before the quantizer) and writes
+    the Mul's output (read after the Mul), so the graph stays in topological order."""
     import numpy as np
     from onnx import helper, numpy_helper
 
     graph = model.graph
     initializers, producers, consumers = _index(graph)
     removed: set[int] = set()
-    new_nodes: list[Any] = []
+    replacements: dict[int, list[Any]] = {}  # id of a ConvInteger -> the nodes in its place
     new_initializers: list[Any] = []
     for node in graph.node:
         if node.op_type != "ConvInteger" or len(node.input) < 4:
@@ -121,7 +123,7 @@ def _replace_conv_integer(model: onnx.ModelProto) -> int:
                 numpy_helper.from_array(w_scale.reshape(-1), f"{base}/B_scale"),
                 numpy_helper.from_array(w_zero.reshape(-1), f"{base}/B_zero_point"),
             ]
-            new_nodes += [
+            replacements[id(node)] = [
                 helper.make_node("Transpose", [x], [f"{base}/x_t"], perm=[0, 2, 1], name=f"{base}/in"),
                 helper.make_node(
                     "DynamicQuantizeMatMul",
@@ -137,21 +139,23 @@ def _replace_conv_integer(model: onnx.ModelProto) -> int:
             zero = w_zero.reshape((-1,) + (1,) * (w.ndim - 1)) if w_zero.size > 1 else w_zero
             dequantized = ((w.astype(np.int32) - zero.astype(np.int32)) * per_channel).astype(np.float32)
             new_initializers.append(numpy_helper.from_array(dequantized, f"{base}/W"))
-            new_nodes.append(helper.make_node("Conv", [x, f"{base}/W"], [out], name=f"{base}/fp32", **attributes))
+            replacements[id(node)] = [
+                helper.make_node("Conv", [x, f"{base}/W"], [out], name=f"{base}/fp32", **attributes)
+            ]
         removed |= {id(node), id(cast), id(scale)}
         if len(consumers.get(quantize.output[0], [])) == 1:  # the quantized x fed this ConvInteger only
             removed.add(id(quantize))
         if len(consumers.get(scales.output[0], [])) == 1:
             removed.add(id(scales))
-    if not removed:
+    if not replacements:
         return 0
-    kept = [n for n in graph.node if id(n) not in removed]
+    rebuilt = [new for n in graph.node for new in replacements.get(id(n), [] if id(n) in removed else [n])]
     del graph.node[:]
-    graph.node.extend([*kept, *new_nodes])
+    graph.node.extend(rebuilt)
     graph.initializer.extend(new_initializers)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return sum(1 for n in new_nodes if n.op_type in ("Conv", "DynamicQuantizeMatMul"))
+    return len(replacements)
 
 
 def _prune_initializers(graph: onnx.GraphProto) -> None:
@@ -161,33 +165,14 @@ def _prune_initializers(graph: onnx.GraphProto) -> None:
     graph.initializer.extend(kept)
 
 
-def _sort_topologically(graph: onnx.GraphProto) -> None:
-    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    ordered: list[Any] = []
-    pending = list(graph.node)
-    while pending:
-        waiting = []
-        for node in pending:
-            if all(name in available for name in node.input):
-                ordered.append(node)
-                available.update(node.output)
-            else:
-                waiting.append(node)
-        if len(waiting) == len(pending):
-            raise ValueError("graph has a cycle or a dangling input after the rewrite")
-        pending = waiting
-    del graph.node[:]
-    graph.node.extend(ordered)
-
-
-def rewrite_file(source: Path, target: Path) -> dict[str, int]:
+def rewrite_file(source: Path, target: Path) -> int:
     """Rewrite one graph file and save it, pre-optimised by onnxruntime, at `target` (nothing written if unchanged)."""
     import onnx
 
     model = onnx.load(str(source))
-    counts = rewrite_graph(model)
-    if not any(counts.values()):
-        return counts
+    replaced = rewrite_graph(model)
+    if not replaced:
+        return 0
     rewritten = target.with_name(target.name + ".rewritten")
     try:
         onnx.save(model, str(rewritten))
@@ -199,7 +184,7 @@ def rewrite_file(source: Path, target: Path) -> dict[str, int]:
         rt.InferenceSession(str(rewritten), options, providers=["CPUExecutionProvider"])
     finally:
         rewritten.unlink(missing_ok=True)
-    return counts
+    return replaced
 
 
 def _stamp(folder: Path, graphs: Sequence[str]) -> dict[str, object]:
@@ -227,9 +212,9 @@ def rewritable_graphs(folder: Path, files: Sequence[str]) -> list[str]:
     ]
 
 
-def _build(folder: Path, graphs: Sequence[str], target: Path) -> dict[str, int]:
+def _build(folder: Path, graphs: Sequence[str], target: Path) -> int:
     """Fill `target` with the rewritten graphs and links to every other file of `folder`."""
-    totals = {"conv_integer": 0}
+    replaced = 0
     target.mkdir(parents=True, exist_ok=True)
     for name in graphs:
         result = subprocess.run(
@@ -242,12 +227,11 @@ def _build(folder: Path, graphs: Sequence[str], target: Path) -> dict[str, int]:
         if result.returncode != 0:
             tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise RewriteFailed(f"{name}: {tail}")
-        for key, value in json.loads(result.stdout.strip().splitlines()[-1]).items():
-            totals[key] = totals.get(key, 0) + int(value)
+        replaced += int(result.stdout.strip().splitlines()[-1])
     for entry in folder.iterdir():
         if entry.is_file() and not (target / entry.name).exists():
             (target / entry.name).symlink_to(entry.resolve())
-    return totals
+    return replaced
 
 
 @contextmanager
@@ -275,7 +259,7 @@ def optimized_folder(folder: Path, files: Sequence[str], variant: str) -> Iterat
             temporary = Path(tempfile.mkdtemp(prefix="stt-graph-"))
         target = staging if staging is not None else Path(temporary or "") / folder.name
         started = time.perf_counter()
-        totals = _build(folder, graphs, target)
+        replaced = _build(folder, graphs, target)
         (target / STAMP).write_text(json.dumps(stamp), encoding="utf-8")
         if temporary is None:
             shutil.rmtree(cache, ignore_errors=True)
@@ -283,7 +267,7 @@ def optimized_folder(folder: Path, files: Sequence[str], variant: str) -> Iterat
             target = cache
         log.info(
             "model graph rewritten for the CPU",
-            extra={"folder": folder.name, **totals, "seconds": round(time.perf_counter() - started, 1)},
+            extra={"folder": folder.name, "conv_integer": replaced, "seconds": round(time.perf_counter() - started, 1)},
         )
     except (OSError, RewriteFailed, ValueError) as exc:
         log.warning("model graph left as published", extra={"folder": folder.name, "reason": str(exc)[:300]})
@@ -318,9 +302,9 @@ def _fresh_target(cache: Path) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m app.engines.onnx_graph SRC DST`: rewrite one graph; prints the counts as JSON."""
+    """`python -m app.engines.onnx_graph SRC DST`: rewrite one graph; prints how many ConvIntegers it replaced."""
     source, target = (Path(a) for a in (argv if argv is not None else sys.argv[1:]))
-    print(json.dumps(rewrite_file(source, target)))
+    print(rewrite_file(source, target))
 
 
 if __name__ == "__main__":
