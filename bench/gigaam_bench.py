@@ -31,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench import ab  # noqa: E402
+from bench.server_bench import mb, proc_status_kb  # noqa: E402
 from tests.server import AUDIO as TEST_AUDIO  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -59,51 +60,17 @@ def speech_chunks(minutes: float) -> list[np.ndarray]:
     return [audio[i : i + step] for i in range(0, total, step)]
 
 
-def peak_rss_mb() -> float:
-    """VmHWM of this process (ru_maxrss would carry the parent's peak across fork and exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
 def run_torch(chunks: list[np.ndarray], threads: int, head: str) -> dict[str, float]:
-    import torch
-
-    torch.set_num_threads(threads)
-    from tools.gigaam_build import VOCAB, build_model, build_rnnt, feature_extractor
+    """gigaam's Conformer on torch (bench/torch_gigaam.py), one chunk at a time as gigaam does."""
+    from bench.torch_gigaam import TorchGigaam
 
     started = time.perf_counter()
-    features = feature_extractor("v3").eval()
-    if head == "ctc":
-        model = build_model("v3", "full")  # same seed as the exported model: same weights
-
-        def recognise(chunk: np.ndarray) -> int:
-            with torch.inference_mode():
-                feats = features(torch.from_numpy(chunk)[None])
-                log_probs = model(feats, torch.tensor([feats.shape[-1]]))
-                labels = log_probs.argmax(-1)[0]
-                keep = (labels != 33) & torch.cat([torch.tensor([True]), labels[1:] != labels[:-1]])
-                return int(keep.sum())
-
-    else:
-        rnnt = build_rnnt("v3", "full")  # imports gigaam (with the torchaudio stand-in)
-        from gigaam.decoding import RNNTGreedyDecoding
-
-        decoding = RNNTGreedyDecoding(list(VOCAB))
-
-        def recognise(chunk: np.ndarray) -> int:
-            with torch.inference_mode():
-                feats = features(torch.from_numpy(chunk)[None])
-                encoded, lengths = rnnt.encoder(feats, torch.tensor([feats.shape[-1]]))
-                return len(decoding.decode(rnnt.head, encoded, lengths)[0])
-
+    model = TorchGigaam(f"v3_{head}", threads)  # same seed as the exported model: same weights
     load_s = time.perf_counter() - started
-
-    recognise(chunks[0])
+    model.transcribe(chunks[:1], language="ru")
     started = time.perf_counter()
     for chunk in chunks:
-        recognise(chunk)
+        model.transcribe([chunk], language="ru")
     return {"load_s": load_s, "seconds": time.perf_counter() - started}
 
 
@@ -161,7 +128,9 @@ def child(args: argparse.Namespace) -> None:
     else:
         result = run_engine(chunks, args.threads, variant, args.head)
     audio_s = sum(c.size for c in chunks) / SR
-    result |= {"rtf": result["seconds"] / audio_s, "peak_rss_mb": peak_rss_mb(), "audio_s": audio_s}
+    # VmHWM: ru_maxrss would carry the parent's peak across fork and exec
+    peak = mb(proc_status_kb(os.getpid(), "VmHWM"))
+    result |= {"rtf": result["seconds"] / audio_s, "peak_rss_mb": peak, "audio_s": audio_s}
     print(json.dumps(result))
 
 

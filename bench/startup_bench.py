@@ -27,7 +27,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from app.engines.onnx_graph import CACHE_DIR  # noqa: E402
 from bench import ab  # noqa: E402
+from bench.server_bench import mb, proc_status_kb  # noqa: E402
 from tests.server import AUDIO, free_port  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -54,17 +56,10 @@ def ten_seconds_wav() -> Path:
     return path
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def child(variant: str, model: str, quantization: str, models_dir: Path) -> None:
     """One start: prints {"ready_s", "first_s", "peak_rss_mb"} as JSON."""
     if variant == "first start":
-        shutil.rmtree(models_dir / ".optimized" / f"{model}.{'fp32' if quantization == 'none' else quantization}", True)
+        shutil.rmtree(models_dir / CACHE_DIR / f"{model}.{quantization}", ignore_errors=True)
     port = free_port()
     env = {
         **os.environ,
@@ -104,7 +99,7 @@ def child(variant: str, model: str, quantization: str, models_dir: Path) -> None
             )
         answer.raise_for_status()
         first = time.monotonic() - posted
-        print(json.dumps({"ready_s": ready, "first_s": first, "peak_rss_mb": peak_rss_mb(proc.pid)}))
+        print(json.dumps({"ready_s": ready, "first_s": first, "peak_rss_mb": mb(proc_status_kb(proc.pid, "VmHWM"))}))
     finally:
         proc.terminate()
         proc.wait(30)

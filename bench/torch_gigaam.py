@@ -11,26 +11,22 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from app.audio.types import SAMPLE_RATE, Audio
 from app.engines.protocol import ChunkResult, ModelInfo
 from app.engines.registry import MODELS
 from app.transcript import Segment, Task
+from tools.gigaam_build import BLANK, VOCAB, build_model, build_rnnt, feature_extractor
 
 
 class TorchGigaam:
     """A full-size random-weight GigaAM v3 (`v3_ctc` or `v3_rnnt`) on torch; one chunk at a time, like gigaam."""
 
     def __init__(self, name: str, threads: int) -> None:
-        import torch
-
-        from tools.gigaam_build import BLANK, VOCAB, build_model, build_rnnt, feature_extractor
-
         torch.set_num_threads(threads)
-        self._torch = torch
         self._info = MODELS[name].info
         self._features = feature_extractor("v3").eval()
-        self._vocab, self._blank = VOCAB, BLANK
         self._ctc: Any = None
         self._rnnt: Any = None
         if name == "v3_ctc":
@@ -46,14 +42,13 @@ class TorchGigaam:
         return self._info
 
     def _text(self, chunk: Audio) -> str:
-        torch = self._torch
         with torch.inference_mode():
             feats = self._features(torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))[None])
             lengths = torch.tensor([feats.shape[-1]])
             if self._ctc is not None:
                 labels = self._ctc(feats, lengths).argmax(-1)[0].tolist()
-                kept = [t for i, t in enumerate(labels) if t != self._blank and (i == 0 or labels[i - 1] != t)]
-                return "".join(self._vocab[t] for t in kept).replace("▁", " ").strip()
+                kept = [t for i, t in enumerate(labels) if t != BLANK and (i == 0 or labels[i - 1] != t)]
+                return "".join(VOCAB[t] for t in kept).replace("▁", " ").strip()
             encoded, encoded_lengths = self._rnnt.encoder(feats, lengths)
             return str(self._decoding.decode(self._rnnt.head, encoded, encoded_lengths)[0]).strip()
 
