@@ -133,7 +133,7 @@ HEAVY_DEV_ONLY = {
     "hydra-core",
     "silero-vad",
     "transformers",
-}  # fmt: skip  (`onnx`, 27 MB, is runtime since the int8 graph rewrite: CLAUDE.md ADR 34)
+}  # fmt: skip  (`onnx`, 27 MB, is runtime since the int8 graph rewrite: docs/adr/0034)
 
 
 def runtime_packages() -> set[str]:
