@@ -7,8 +7,9 @@ turns that into a one-line message and a non-zero exit.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -19,6 +20,11 @@ ResponseFormat = Literal["json", "text", "verbose_json", "srt", "vtt", "diarized
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Quantization = Literal["int8"] | None  # None: full precision
 AUTO_MODEL = "auto"  # MODEL / a request's model: route each request by its language (AUTO_ROUTES)
+# Ranges as msgspec constraints: `load_settings` turns a violation into "NAME must be at least 1, got 0".
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class SettingsError(ValueError):
@@ -28,26 +34,20 @@ class SettingsError(ValueError):
 class AudioSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Decoding, VAD and chunking: what the transcription pipeline is given as it is."""
 
-    batch_size: int = 4  # VAD chunks per engine call
-    vad_threshold: float = 0.5
+    batch_size: Positive = 4  # VAD chunks per engine call
+    vad_threshold: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.5
     vad_min_duration: float = 15.0
     vad_max_duration: float = 22.0
-    vad_strict_limit: float = 30.0
+    vad_strict_limit: Annotated[float, msgspec.Meta(le=30.0)] = 30.0  # at most the models' 30 s window
     vad_new_chunk_threshold: float = 0.2
-    max_audio_seconds: int = 36000  # 0 = no limit
+    max_audio_seconds: Count = 36000  # 0 = no limit
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "batch_size")
-        _at_least(self, 0, "max_audio_seconds")
-        if not 0.0 < self.vad_threshold < 1.0:
-            raise SettingsError(f"VAD_THRESHOLD must be between 0 and 1, got {self.vad_threshold}")
         if not 0 < self.vad_min_duration <= self.vad_max_duration <= self.vad_strict_limit:
             raise SettingsError(
                 "VAD_MIN_DURATION <= VAD_MAX_DURATION <= VAD_STRICT_LIMIT must hold (all positive), got "
                 f"{self.vad_min_duration}, {self.vad_max_duration}, {self.vad_strict_limit}"
             )
-        if self.vad_strict_limit > 30.0:
-            raise SettingsError(f"VAD_STRICT_LIMIT must be at most 30 (model window), got {self.vad_strict_limit}")
 
 
 class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,19 +57,17 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_models: tuple[str, ...] = ("v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt", "tiny.en")
     models_dir: Path = Path("/data/models")
     device: Device = "auto"
-    num_threads: int = 4
+    num_threads: Positive = 4
     quantization: Literal["none", "int8"] = "none"
     optimize_graphs: bool = True  # rewrite int8 GigaAM/Parakeet graphs for onnxruntime's CPU (cached in MODELS_DIR)
     load_model_on_startup: bool = True
-    unload_model_after_s: int = 0
-    max_loaded_models: int = 1  # per kind of model: speech, speaker encoder, translation
+    unload_model_after_s: Count = 0
+    max_loaded_models: Positive = 1  # per kind of model: speech, speaker encoder, translation
     # MODEL=auto / model=auto: language -> model, e.g. "ru=v3_e2e_ctc,en=tiny.en,*=small" (`*`: every other language)
     auto_routes: tuple[str, ...] = ()
     auto_detect_model: str = ""  # the Whisper that detects languages for auto; empty: the smallest allowed multilingual
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "num_threads", "max_loaded_models")
-        _at_least(self, 0, "unload_model_after_s")
         if not self.allowed_models:
             raise SettingsError("ALLOWED_MODELS must name at least one model")
         if AUTO_MODEL in self.allowed_models:
@@ -109,21 +107,15 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LimitSettings(msgspec.Struct, frozen=True, kw_only=True):
-    max_upload_mb: int = 2048
-    max_queue: int = 8  # requests with their body read, queued or running
+    max_upload_mb: Positive = 2048
+    max_queue: Positive = 8  # requests with their body read, queued or running
     allow_private_urls: bool = False
     url_timeout_seconds: float = 600.0
     # Flaky clients (issue 14): uploads in progress hold no queue slot and are capped apart; a body that makes no
     # progress for this long is answered 408; a hung-up job waits this long for its retry (0 = cancel at once).
-    max_uploads: int = 12
-    upload_idle_timeout_seconds: float = 30.0
-    resume_grace_seconds: float = 30.0
-
-    def __post_init__(self) -> None:
-        _at_least(self, 1, "max_upload_mb", "max_queue", "max_uploads")
-        _at_least(self, 0, "resume_grace_seconds")
-        if self.upload_idle_timeout_seconds <= 0:
-            raise SettingsError(f"UPLOAD_IDLE_TIMEOUT_SECONDS must be positive, got {self.upload_idle_timeout_seconds}")
+    max_uploads: Positive = 12
+    upload_idle_timeout_seconds: PositiveSeconds = 30.0
+    resume_grace_seconds: Seconds = 30.0
 
     @property
     def max_upload_bytes(self) -> int:
@@ -147,19 +139,12 @@ class SpeakerSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "0.0.0.0"
-    port: int = 8000
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
     api_key: str = ""
-    keepalive_seconds: float = 15.0
+    keepalive_seconds: PositiveSeconds = 15.0
     default_response_format: ResponseFormat = "json"
     log_level: LogLevel = "INFO"
     log_json: bool = False
-
-    def __post_init__(self) -> None:
-        _at_least(self, 1, "port")
-        if self.port > 65535:
-            raise SettingsError(f"PORT must be at most 65535, got {self.port}")
-        if self.keepalive_seconds <= 0:
-            raise SettingsError(f"KEEPALIVE_SECONDS must be positive, got {self.keepalive_seconds}")
 
     @property
     def auth_enabled(self) -> bool:
@@ -169,16 +154,11 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
 class RealtimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Live dictation over WebSocket (/v1/realtime): how many sessions, how long, how often partial text."""
 
-    realtime_max_sessions: int = 4  # live sessions at once; more are refused
-    realtime_idle_timeout_s: float = 60.0  # a session with no client event for this long is closed
-    realtime_max_session_s: float = 3600.0  # the longest a session may last
-    realtime_partial_interval_ms: int = 500  # re-decode the growing utterance at most this often
-
-    def __post_init__(self) -> None:
-        _at_least(self, 0, "realtime_max_sessions")
-        _at_least(self, 100, "realtime_partial_interval_ms")
-        if self.realtime_idle_timeout_s <= 0 or self.realtime_max_session_s <= 0:
-            raise SettingsError("REALTIME_IDLE_TIMEOUT_S and REALTIME_MAX_SESSION_S must be positive")
+    realtime_max_sessions: Count = 4  # live sessions at once; more are refused
+    realtime_idle_timeout_s: PositiveSeconds = 60.0  # a session with no client event for this long is closed
+    realtime_max_session_s: PositiveSeconds = 3600.0  # the longest a session may last
+    # re-decode the growing utterance at most this often
+    realtime_partial_interval_ms: Annotated[int, msgspec.Meta(ge=100)] = 500
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,14 +173,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     speakers: SpeakerSettings = msgspec.field(default_factory=SpeakerSettings)
 
     realtime: RealtimeSettings = msgspec.field(default_factory=RealtimeSettings)
-
-
-def _at_least(group: msgspec.Struct, minimum: int, *names: str) -> None:
-    for name in names:
-        value = getattr(group, name)
-        if value < minimum:
-            qualifier = "at least 1" if minimum == 1 else f"{minimum} or more"
-            raise SettingsError(f"{name.upper()} must be {qualifier}, got {value}")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -273,4 +245,12 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         # (at `$.limits`) already names its variables.
         message, _, where = str(exc).rpartition(" - at ")
         variable = where.strip("`").removeprefix("$.").partition(".")[2].upper()
+        bound = _BOUND.fullmatch(message)
+        if variable and bound:
+            relation, limit = bound.groups()
+            raise SettingsError(f"{variable} must be {_RELATIONS[relation]} {limit}, got {merged[variable]}") from None
         raise SettingsError(f"{variable}: {message}" if variable else message or str(exc)) from None
+
+
+_BOUND = re.compile(r"Expected `\w+` (>=|<=|>|<) (\S+)")
+_RELATIONS = {">=": "at least", "<=": "at most", ">": "greater than", "<": "less than"}

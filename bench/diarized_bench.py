@@ -76,11 +76,10 @@ def cpu_seconds() -> float:
 
 
 def child(fmt: str, path: Path, model: str, models_dir: str, threads: int) -> dict[str, float]:
-    import msgspec
-
     from app.api.deps import Services
     from app.diarization.speakers import split_by_speaker
     from app.settings import load_settings
+    from app.transcription.request import TranscriptionRequest
     from app.worker.cancel import CancelToken
 
     env = {"MODEL": model, "ALLOWED_MODELS": model, "NUM_THREADS": str(threads), "LOG_LEVEL": "WARNING"}
@@ -92,22 +91,19 @@ def child(fmt: str, path: Path, model: str, models_dir: str, threads: int) -> di
         cancel = CancelToken()
         await services.runner.run(lambda: services.transcriber.engine(model), cancel)  # load, not timed
         await services.runner.run(services.diarizer.encoder, cancel)
-        spec = services.transcriber.job(model, None, None, "transcribe")
+        plan = services.transcriber.plan(TranscriptionRequest(model=model, words=fmt != "json"))
         started, cpu_started = time.monotonic(), cpu_seconds()
+        transcript = (await services.transcriber.transcribe(path, plan, cancel)).transcript
         if fmt == "json":
-            spec = msgspec.structs.replace(spec, words=False)
-            transcript, summary = await services.transcriber.transcribe(path, spec, cancel)
             segments = len(transcript.segments)
         else:
-            spec = msgspec.structs.replace(spec, words=True)
-            transcript, summary = await services.transcriber.transcribe(path, spec, cancel)
             turns = await services.diarizer.who_spoke(path, [], cancel=cancel)
             segments = len(split_by_speaker(transcript.segments, turns.segments, turns.names))
         seconds = time.monotonic() - started
         return {
             "seconds": seconds,
             "cpu_seconds": cpu_seconds() - cpu_started,
-            "rtf": seconds / summary.duration,
+            "rtf": seconds / transcript.duration,
             "segments": float(segments),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }

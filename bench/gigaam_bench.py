@@ -87,6 +87,7 @@ def engine_settings(threads: int, quantization: str | None, optimize: bool) -> A
 
 
 def run_engine(chunks: list[np.ndarray], threads: int, variant: Variant, head: str) -> dict[str, float]:
+    from app.engines.protocol import Decoding
     from app.engines.registry import MODELS as REGISTRY
     from app.engines.registry import prepare_model
 
@@ -96,9 +97,9 @@ def run_engine(chunks: list[np.ndarray], threads: int, variant: Variant, head: s
     entry = REGISTRY[f"v3_{head}"]
     engine = entry.loader(entry, prepare_model(entry, engines), engines, batch_size=batch)
     load_s = time.perf_counter() - started
-    engine.transcribe(chunks[:1], language="ru")
+    engine.transcribe(chunks[:1], Decoding(language="ru"))
     started = time.perf_counter()
-    engine.transcribe(chunks, language="ru")
+    engine.transcribe(chunks, Decoding(language="ru"))
     return {"load_s": load_s, "seconds": time.perf_counter() - started}
 
 

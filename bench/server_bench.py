@@ -285,7 +285,7 @@ def server_child(path: Path, model: str, models_dir: Path | None) -> None:
 def direct_child(path: Path, torch_engine: bool = False) -> None:
     """Inside the fresh subprocess: load the engine (ours, or with `torch_engine` the torch implementation of GigaAM,
     bench/torch_gigaam.py), run the pipeline as the server does, print JSON."""
-    from app.engines.protocol import Engine
+    from app.engines.protocol import Decoding, Engine
     from app.engines.registry import find_model, load_engine
     from app.settings import load_settings
     from app.transcription.pipeline import TranscriptionRun
@@ -303,17 +303,15 @@ def direct_child(path: Path, torch_engine: bool = False) -> None:
         engine = load_engine(settings.engines.model, settings.engines, settings.hub)
     loaded = time.monotonic()
     info = find_model(settings.engines.model, settings.engines.models_dir).info
-    # As Transcriber.job: a single-language model gets its language, others detect it.
+    # As Transcriber.plan: a single-language model gets its language, others detect it.
     language = next(iter(info.languages)) if info.languages is not None and len(info.languages) == 1 else None
     run = TranscriptionRun(
         path,
         engine,
-        language=language,
-        task="transcribe",
-        prompt=None,
+        # what the server's streamed json request asks of the engine (no word timings)
+        Decoding(language=language, words=False),
         audio=settings.audio,
         cancel=CancelToken(),
-        words=False,  # what the server's streamed json request asks of the engine (no word timings)
     )
     chars = sum(len(segment.text) for segment in run.segments())
     ended = time.monotonic()

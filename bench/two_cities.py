@@ -45,6 +45,7 @@ def main() -> None:
             settings = load_settings({**env, "MODELS_DIR": str(Path(tmp) / "models")}, None)
             configure_threads(settings.engines.num_threads)
             engine = load_engine(args.model, settings.engines, settings.hub)
+            from app.engines.protocol import Decoding
             from app.transcription.pipeline import TranscriptionRun
 
             payload = AUDIO_FILE.read_bytes()
@@ -63,9 +64,7 @@ def main() -> None:
                 run = TranscriptionRun(
                     AUDIO_FILE,
                     engine,
-                    language="en",
-                    task="transcribe",
-                    prompt=None,
+                    Decoding(language="en"),
                     audio=settings.audio,
                     cancel=CancelToken(),
                 )

@@ -10,16 +10,16 @@ from app.api.forms import Form
 from app.api.params import (
     MAX_NAME_CHARS,
     SPEAKER_NAME,
+    TranscriptionFields,
     finite,
-    is_reflector_form,
-    language_code,
+    form_fields,
     parse_bool,
-    parse_keywords,
     parse_known_speakers,
     parse_number,
     parse_options,
-    plan_upload,
+    transcription_request,
 )
+from app.api.reflector_params import is_reflector_form, language_code, plan_upload
 from app.errors import InvalidInput
 
 
@@ -92,24 +92,40 @@ def _form(tmp_path: Path, fields: dict[str, list[str]]) -> Form:
 def test_an_empty_list_field_is_no_item(tmp_path: Path) -> None:
     """Swagger UI's "Try it out" (like HTML forms) sends an empty list as one empty field: that is no item."""
     form = _form(tmp_path, {"timestamp_granularities[]": [""], "known_speaker_names[]": [""], "keywords[]": [""]})
-    options = parse_options(form, "verbose_json")
+    fields = form_fields(form, TranscriptionFields)
+    options = parse_options(fields, "verbose_json")
     assert (options.words, options.segments) == (False, True)  # as if none was sent
-    assert parse_known_speakers(form) is None
-    assert parse_keywords(form) == ()
+    assert parse_known_speakers(form, fields) is None
+    assert transcription_request(form, fields, "transcribe", options).keywords == ()
+
+
+def test_fields_convert_into_their_types_and_refusals_name_the_field(tmp_path: Path) -> None:
+    form = _form(tmp_path, {"temperature": ["0.5"], "stream": ["yes"], "timestamp_granularities": ["word"]})
+    fields = form_fields(form, TranscriptionFields)
+    assert (fields.temperature, fields.stream, fields.timestamp_granularities) == (0.5, True, ["word"])
+    for name, value in [("temperature", "2"), ("response_format", "docx"), ("stream", "maybe")]:
+        with pytest.raises(InvalidInput) as caught:
+            form_fields(_form(tmp_path, {name: [value]}), TranscriptionFields)
+        assert caught.value.about == name
+
+
+def known(tmp_path: Path, names: list[str]):  # type: ignore[no-untyped-def]
+    form = _form(tmp_path, {"known_speaker_names[]": names})
+    return parse_known_speakers(form, form_fields(form, TranscriptionFields))
 
 
 @pytest.mark.parametrize("name", ["Alice", " Bob ", "Zoë Ω", "a" * MAX_NAME_CHARS])
 def test_speaker_names_the_contract_allows_are_taken(tmp_path: Path, name: str) -> None:
     assert SPEAKER_NAME.fullmatch(name)
-    known = parse_known_speakers(_form(tmp_path, {"known_speaker_names[]": [name]}))
-    assert known is not None and known.names == (name.strip(),)
+    speakers = known(tmp_path, [name])
+    assert speakers is not None and speakers.names == (name.strip(),)
 
 
 @pytest.mark.parametrize("name", [" ", "\t", "a\nb", "x\x00", "\x85", "a" * (MAX_NAME_CHARS + 1)])
 def test_speaker_names_the_contract_refuses_are_refused(tmp_path: Path, name: str) -> None:
     assert len(name) > MAX_NAME_CHARS or not SPEAKER_NAME.fullmatch(name)
     with pytest.raises(InvalidInput, match="known_speaker_names"):
-        parse_known_speakers(_form(tmp_path, {"known_speaker_names[]": [name]}))
+        known(tmp_path, [name])
 
 
 @pytest.mark.parametrize("code", ["en", " EN ", "deu"])

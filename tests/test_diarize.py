@@ -11,17 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.diarization.diarize import (
-    DiarizationSegment,
-    Embedded,
-    _Window,
-    cluster,
-    cluster_bounded,
-    diarize,
-    mel_filterbank,
-    mel_frames,
-    speaker_turns,
-)
+from app.diarization.clustering import cluster, cluster_bounded
+from app.diarization.diarize import DiarizationSegment, Embedded, _Window, diarize, speaker_turns
+from app.diarization.features import mel_filterbank, mel_frames
 from app.diarization.speaker_encoder import SpeakerEncoder
 from app.errors import Cancelled
 from app.worker.cancel import CancelToken

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
 from app.engines.onnx_asr import plan_batches, tokens_to_words
-from app.engines.protocol import ChunkResult
+from app.engines.protocol import ChunkResult, Decoding
 from app.engines.registry import MODELS
 from app.errors import InvalidInput, ModelUnavailable
 from app.weights.store import model_dir
@@ -74,35 +74,35 @@ def check_structure(results: list[ChunkResult], chunks: list[np.ndarray]) -> Non
 def test_transcribes_real_audio_with_word_timestamps(tiny_gigaam_models_dir: Path, chunks) -> None:
     engine = load("v3_ctc", tiny_gigaam_models_dir, num_threads=2)
     assert engine.info == MODELS["v3_ctc"].info
-    results = engine.transcribe(chunks, language="ru")
+    results = engine.transcribe(chunks, Decoding(language="ru"))
     check_structure(results, chunks)
     assert results[4].segments == ()  # too short
     assert sum(len(s.words) for r in results for s in r.segments) > 10  # the random model does emit "words"
-    assert engine.transcribe([], language=None) == []
+    assert engine.transcribe([], Decoding(language=None)) == []
 
 
 def test_batching_matches_single_chunk_results(tiny_gigaam_models_dir: Path, chunks) -> None:
     single = load("v3_ctc", tiny_gigaam_models_dir, num_threads=2)
     batched = load("v3_ctc", tiny_gigaam_models_dir, num_threads=2, batch_size=4)
     same_length = [chunks[0], chunks[0].copy(), chunks[0][::-1].copy()]
-    one_by_one = single.transcribe(same_length, language=None)
-    together = batched.transcribe(same_length, language=None)
+    one_by_one = single.transcribe(same_length, Decoding(language=None))
+    together = batched.transcribe(same_length, Decoding(language=None))
     assert [r.segments[0].text for r in together] == [r.segments[0].text for r in one_by_one]
-    check_structure(batched.transcribe(chunks, language="ru"), chunks)
+    check_structure(batched.transcribe(chunks, Decoding(language="ru")), chunks)
 
 
 def test_int8_variant_loads_and_transcribes(tiny_gigaam_models_dir: Path, chunks) -> None:
     engine = load("v3_ctc", tiny_gigaam_models_dir, quantization="int8", num_threads=1)
-    check_structure(engine.transcribe(chunks[:2], language="ru"), chunks[:2])
+    check_structure(engine.transcribe(chunks[:2], Decoding(language="ru")), chunks[:2])
 
 
 def test_rejects_other_language_and_translation(tiny_gigaam_models_dir: Path, chunks) -> None:
     engine = load("v3_ctc", tiny_gigaam_models_dir, num_threads=1)
     with pytest.raises(InvalidInput) as exc:
-        engine.transcribe(chunks[:1], language="en")
+        engine.transcribe(chunks[:1], Decoding(language="en"))
     assert exc.value.about == "language"
     with pytest.raises(InvalidInput):
-        engine.transcribe(chunks[:1], language="ru", task="translate")
+        engine.transcribe(chunks[:1], Decoding(language="ru", task="translate"))
 
 
 @pytest.mark.parametrize("name", ["v3_ctc", "nvidia/parakeet-tdt-0.6b-v2"])
@@ -159,7 +159,7 @@ def test_fetches_missing_files_from_the_hub(tmp_path: Path, gigaam_hub: FakeHub,
     engine = load("v3_ctc", tmp_path, quantization="int8", endpoint=gigaam_hub.url)
     assert (folder / "v3_ctc.int8.onnx").is_file()
     assert [p for p, _ in gigaam_hub.cdn_requests()] == ["/cdn/istupakov/gigaam-v3-onnx/v3_ctc.int8.onnx"]
-    check_structure(engine.transcribe(chunks[:1], language="ru"), chunks[:1])
+    check_structure(engine.transcribe(chunks[:1], Decoding(language="ru")), chunks[:1])
 
 
 def test_hub_without_the_repo_is_unavailable(tmp_path: Path, gigaam_hub: FakeHub) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from app.audio.decode import decode_all
 from app.engines.onnx_graph import CACHE_DIR, optimized_folder
+from app.engines.protocol import Decoding
 from app.engines.registry import MODELS, load_engine
 from app.settings import EngineSettings
 from app.weights.cli import main as download_main
@@ -106,7 +107,7 @@ def test_rewrite_is_built_once_and_rebuilt_when_the_weights_change(
 def test_rnnt_engine_transcribes_through_the_rewrite(models: Path, quantization: str) -> None:
     engine = load_engine("v3_rnnt", settings_for(models, quantization))
     audio = decode_all(AUDIO / "two_cities.wav")[: 10 * 16000]
-    (result,) = engine.transcribe([audio], language="ru")
+    (result,) = engine.transcribe([audio], Decoding(language="ru"))
     words = [w for s in result.segments for w in s.words]
     assert sum(len(w.word) for w in words) > 20  # the random joint emits a letter on about half the frames
     assert all(0.0 <= w.start <= w.end <= 10.0 for w in words)

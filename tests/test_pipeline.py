@@ -9,6 +9,7 @@ import pytest
 
 from app.audio.buffer import AudioBuffer
 from app.audio.decode import decode_all
+from app.engines.protocol import Decoding
 from app.errors import Cancelled, InvalidInput
 from app.settings import AudioSettings
 from app.transcription.pipeline import TranscriptionRun
@@ -32,9 +33,9 @@ class CountingEngine:
     def info(self):
         return self.engine.info
 
-    def transcribe(self, chunks, **kwargs):
+    def transcribe(self, chunks, decoding):
         self.calls.append(len(chunks))
-        return self.engine.transcribe(chunks, **kwargs)
+        return self.engine.transcribe(chunks, decoding)
 
 
 def held_samples(monkeypatch) -> list[int]:
@@ -54,9 +55,7 @@ def transcription(path, audio, engine=None, cancel=None, language=None, window_s
     return TranscriptionRun(
         path,
         engine or tiny_en(),
-        language=language,
-        task="transcribe",
-        prompt=None,
+        Decoding(language=language),
         audio=audio,
         cancel=cancel or CancelToken(),
         window_seconds=window_seconds,
@@ -161,7 +160,7 @@ def test_buffer_stays_bounded_on_long_audio(tmp_path, monkeypatch):
     chunks = [chunk for chunk, _ in r.chunk_stream()]
     assert r.duration == pytest.approx(audio.size / 16000)
     assert max(held) <= (5.0 + audio_settings.vad_strict_limit) * 16000
-    assert r.buffer.size == 0
+    assert r.stream is not None and r.stream.buffer.size == 0
     assert len(chunks) >= 14
     assert all(c.duration <= audio_settings.vad_strict_limit for c in chunks)
     # the 40 s of silence is in no chunk

@@ -324,25 +324,25 @@ def _services(model: str, allowed: str) -> Any:
 
 @pytest.mark.parametrize("requested", [None, "", "whisper-1", "nvidia/parakeet-tdt-0.6b-v2", "tiny.en"])
 def test_reflector_names_mean_the_server_model(requested: str | None) -> None:
-    from app.api.reflector import reflector_job
+    from app.api.reflector import reflector_plan
 
-    job = reflector_job(_services("tiny.en", "tiny.en"), requested, None)
-    assert (job.model, job.language) == ("tiny.en", "en")
+    plan = reflector_plan(_services("tiny.en", "tiny.en"), requested, None)
+    assert (plan.model, plan.decoding.language) == ("tiny.en", "en")
 
 
 def test_an_allowed_reflector_name_is_used_as_is() -> None:
-    from app.api.reflector import reflector_job
+    from app.api.reflector import reflector_plan
 
     services = _services("tiny.en", "tiny.en,nvidia/parakeet-tdt-0.6b-v2")
-    assert reflector_job(services, "nvidia/parakeet-tdt-0.6b-v2", "en").model == "nvidia/parakeet-tdt-0.6b-v2"
-    assert reflector_job(services, None, None).model == "tiny.en"
+    assert reflector_plan(services, "nvidia/parakeet-tdt-0.6b-v2", "en").model == "nvidia/parakeet-tdt-0.6b-v2"
+    assert reflector_plan(services, None, None).model == "tiny.en"
 
 
 def test_omitted_language_is_the_models_own_when_it_has_no_english() -> None:
-    from app.api.reflector import reflector_job
+    from app.api.reflector import reflector_plan
     from app.errors import InvalidInput
 
     services = _services("v3_ctc", "v3_ctc")
-    assert reflector_job(services, None, None).language == "ru"
+    assert reflector_plan(services, None, None).decoding.language == "ru"
     with pytest.raises(InvalidInput, match="only supports Russian"):
-        reflector_job(services, None, "en")
+        reflector_plan(services, None, "en")

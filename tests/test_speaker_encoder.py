@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.diarization.diarize import SAMPLE_RATE, WINDOW_FRAMES, RegionStream, _audio_blocks, _region_windows
+from app.diarization.diarize import SAMPLE_RATE, WINDOW_FRAMES, _region_windows, audio_blocks, padded_regions
 from app.diarization.speaker_encoder import EMBED_BATCH, SpeakerEncoder
 from app.errors import ModelUnavailable
 from tests.server import AUDIO
@@ -23,8 +23,7 @@ RECORDINGS = ["endgame_nagg_nell.wav", "two_cities.wav", "beckett.wav"]
 
 def diarization_windows(path: Path) -> list[np.ndarray]:
     """The mel windows `diarize()` embeds for a recording (same regions, same 1.6 s / 0.8 s windows)."""
-    stream = RegionStream()
-    found = [region for block in _audio_blocks(path) for region in stream.feed(block)] + stream.finish()
+    found = list(padded_regions(audio_blocks(path)))
     mels: list[np.ndarray] = []
     for index, (start, end, audio) in enumerate(found):
         mels.extend(_region_windows(index, start / SAMPLE_RATE, end / SAMPLE_RATE, audio)[1])

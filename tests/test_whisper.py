@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from app.audio.decode import decode_all
+from app.engines.protocol import Decoding
 from app.engines.registry import prepare_model, whisper_entry
 from app.errors import InvalidInput, ModelUnavailable
 from app.settings import EngineSettings
@@ -27,7 +28,7 @@ def test_tiny_en_info():
 
 def test_transcribe_fills_segments_and_words():
     audio = decode_all(BECKETT)
-    (result,) = tiny_en().transcribe([audio], language=None)
+    (result,) = tiny_en().transcribe([audio], Decoding(language=None))
     assert result.language == "en"
     assert word_error_rate(BECKETT.with_suffix(".txt").read_text(), " ".join(s.text for s in result.segments)) <= 0.2
     for segment in result.segments:
@@ -48,8 +49,8 @@ def test_without_words_no_alignment_is_done_and_the_text_stays():
     # a whole utterance that ends in silence, as the chunker cuts them (word alignment also moves where Whisper
     # resumes decoding inside a window, so text cut off mid-word at a chunk's end may differ)
     audio = decode_all(BECKETT)
-    (with_words,) = tiny_en().transcribe([audio], language="en")
-    (without,) = tiny_en().transcribe([audio], language="en", words=False)
+    (with_words,) = tiny_en().transcribe([audio], Decoding(language="en"))
+    (without,) = tiny_en().transcribe([audio], Decoding(language="en", words=False))
     assert " ".join(s.text for s in without.segments) == " ".join(s.text for s in with_words.segments)
     assert all(s.words for s in with_words.segments) and not any(s.words for s in without.segments)
 
@@ -95,7 +96,7 @@ def test_fetches_a_missing_model_from_the_hub(tmp_path, hub: FakeHub):
     for path in folder.iterdir():
         assert path.read_bytes() == (shipped / path.name).read_bytes()
     assert engine.info.name == "base.en" and engine.info.languages == frozenset({"en"})
-    (result,) = engine.transcribe([decode_all(BECKETT)], language=None)
+    (result,) = engine.transcribe([decode_all(BECKETT)], Decoding(language=None))
     assert word_error_rate(BECKETT.with_suffix(".txt").read_text(), " ".join(s.text for s in result.segments)) <= 0.2
 
     hub.requests.clear()  # a complete model never touches the network, even with the hub gone

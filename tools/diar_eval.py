@@ -276,7 +276,8 @@ def conversation_set(
 
 
 def main(argv: list[str]) -> int:
-    from app.diarization.diarize import DISTANCE_THRESHOLD, diarize
+    from app.diarization.clustering import DISTANCE_THRESHOLD
+    from app.diarization.diarize import diarize
     from app.diarization.speaker_encoder import SpeakerEncoder
 
     parser = argparse.ArgumentParser(prog="python -m tools.diar_eval")

@@ -36,15 +36,8 @@ from litestar.openapi.spec import (
 from app.api.deps import Services
 from app.api.errors import HTTP_ERRORS, Unauthorized
 from app.api.jobs import CLIENT_CLOSED_REQUEST, MODEL_HEADER, ClientGone
-from app.api.params import (
-    LANGUAGE_CODE,
-    REFLECTOR_DEFAULT_MODELS,
-    FromUrlBody,
-    ReflectorForm,
-    TranscriptionForm,
-    TranslateBody,
-    TranslationForm,
-)
+from app.api.params import TranscriptionForm, TranslationForm
+from app.api.reflector_params import LANGUAGE_CODE, REFLECTOR_DEFAULT_MODELS, FromUrlBody, ReflectorForm, TranslateBody
 from app.api.url_fetch import HTTP_URL_PATTERN
 from app.diarization.diarize import DiarizationSegment
 from app.errors import (

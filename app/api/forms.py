@@ -8,13 +8,17 @@ owns the returned `Form` and must call `close()` (it removes the temp directory)
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from python_multipart.exceptions import MultipartParseError
@@ -217,3 +221,32 @@ async def read_form(request: AnyRequest, *, max_bytes: int) -> Form:
         form.close()
         raise
     return form
+
+
+# A data URL in a form field (OpenAI's `known_speaker_references[]`): `data:audio/wav;base64,...`.
+DATA_URL = re.compile(rb"^data:(?P<mime>[\w.+/-]*)(?P<params>(?:;[\w.+-]+=[\w.+-]+)*)(?P<base64>;base64)?,")
+
+
+def decode_data_url(path: Path, param: str) -> Path:
+    """Replace a file holding a data URL (`data:audio/wav;base64,...`) with the bytes it carries; returns the path.
+    A refusal names the list field `param`."""
+    raw = path.read_bytes().strip()
+    match = DATA_URL.match(raw[:256])
+    if match is None:
+        raise InvalidInput(
+            f"Each of '{param}[]' must be a data URL such as 'data:audio/wav;base64,...'",
+            about=param,
+        )
+    payload = raw[match.end() :]
+    try:
+        data = base64.b64decode(payload, validate=True) if match.group("base64") else _percent_decoded(payload)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(f"A '{param}[]' data URL is not valid base64", about=param) from None
+    if not data:
+        raise InvalidInput(f"A '{param}[]' data URL carries no audio", about=param)
+    path.write_bytes(data)
+    return path
+
+
+def _percent_decoded(payload: bytes) -> bytes:
+    return unquote_to_bytes(payload)

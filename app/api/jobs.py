@@ -4,7 +4,7 @@
         form = await read_form(request)
         job.admit()                                     # then a queue slot (QueueFull when none is left)
         job.uses_model(name)
-        result = await job.run(services.transcriber.transcribe(path, job_spec, job.cancel))
+        result = await job.run(services.transcriber.transcribe(path, plan, job.cancel))
         job.finished(audio_seconds, processing_seconds)
 
 `run` stops the work when the client hangs up (a worker job at its next batch boundary, through `job.cancel`; plain
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from app.api.requests import AnyRequest, RequestRecord, record_of, services_of
 from app.api.resume import SharedJob
 from app.errors import Cancelled, InvalidInput, UploadStalled
-from app.transcription.service import Job, Routed
+from app.transcription.request import Plan
 from app.worker.cancel import CancelToken
 
 T = TypeVar("T")
@@ -122,14 +122,15 @@ class RequestJob:
     def uses_model(self, name: str) -> None:
         self._record.model = name
 
-    def routed(self, routed: Routed) -> Job:
-        """The job whose model `Transcriber.route` chose; a detection is logged and counted."""
-        self._record.model = routed.job.model
-        if routed.detection is not None:
-            self._record.detected_language = routed.detection.language or "none"
-            self._record.detection_seconds = routed.detection.seconds
-            self.services.metrics.language_detected(routed.detection.language, routed.detection.seconds)
-        return routed.job
+    def routed(self, plan: Plan) -> Plan:
+        """`plan` once `Transcriber.route` chose its model: the log line names it; a detection is logged and
+        counted."""
+        self._record.model = plan.model
+        if plan.detection is not None:
+            self._record.detected_language = plan.detection.language or "none"
+            self._record.detection_seconds = plan.detection.seconds
+            self.services.metrics.language_detected(plan.detection.language, plan.detection.seconds)
+        return plan
 
     def finished(self, audio_seconds: float | None, processing_seconds: float) -> None:
         self._record.audio_seconds = audio_seconds

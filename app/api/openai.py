@@ -6,7 +6,7 @@ Reflector's form too).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -17,38 +17,56 @@ from litestar.response import Stream
 from app import render
 from app.api import contract
 from app.api.errors import describe
-from app.api.forms import Form
+from app.api.forms import Form, decode_data_url
 from app.api.jobs import MODEL_HEADER, RequestJob
 from app.api.params import (
+    KNOWN_REFERENCES,
+    TIMED_FORMATS,
     KnownSpeakers,
     Options,
-    decode_data_url,
-    parse_chunking,
-    parse_keywords,
+    TranscriptionFields,
+    form_fields,
     parse_known_speakers,
     parse_options,
     single_file,
+    transcription_request,
 )
 from app.api.requests import AnyRequest, services_of
 from app.api.resume import one_item
 from app.api.sse import sse_response
 from app.audio.decode import probe_audio
+from app.diarization.service import Diarizer
 from app.diarization.speakers import KnownVoice, load_known_voices, split_by_speaker
 from app.errors import AppError, Cancelled, InvalidInput
 from app.settings import AUTO_MODEL
-from app.transcript import DiarizedSegment, Segment, Task, Transcript
-from app.transcription.service import Job, RunSummary
+from app.transcript import DiarizedSegment, Segment, Task
+from app.transcription.request import Plan
+from app.transcription.service import RunSummary, Transcribed, Transcriber
 from app.worker.cancel import CancelToken
 
 log = structlog.get_logger("app.api")
-TIMED_FORMATS = ("verbose_json", "srt", "vtt", "diarized_json")
 TEXT_MEDIA = {"text": "text/plain; charset=utf-8", "srt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
 INTERNAL_ERROR = render.ErrorBody("Internal server error", "server_error", None, "internal_error")
 
 
-def render_transcript(
-    transcript: Transcript, options: Options, diarized: Sequence[DiarizedSegment] = ()
-) -> Response[bytes | str]:
+class BySpeaker(msgspec.Struct, frozen=True):
+    """A transcription's segments split and labelled by speaker (diarized_json), with the diarizer's time."""
+
+    segments: tuple[DiarizedSegment, ...]
+    processing_seconds: float
+
+
+class DiarizedTranscript(msgspec.Struct, frozen=True):
+    transcribed: Transcribed
+    by_speaker: BySpeaker
+
+
+Answer = Transcribed | DiarizedTranscript
+StreamItem = Segment | BySpeaker | RunSummary
+
+
+def render_answer(answer: Answer, options: Options) -> Response[bytes | str]:
+    transcript = answer.transcript if isinstance(answer, Transcribed) else answer.transcribed.transcript
     match options.response_format:
         case "json":
             return Response(render.render_json(transcript), media_type="application/json")
@@ -65,84 +83,98 @@ def render_transcript(
         case "vtt":
             return Response(render.render_vtt(transcript), media_type=TEXT_MEDIA["vtt"])
         case "diarized_json":  # the transcript's segments split and labelled by speaker
-            body = render.render_diarized_json(diarized, transcript.duration)
-            return Response(body, media_type="application/json")
+            segments = answer.by_speaker.segments if isinstance(answer, DiarizedTranscript) else ()
+            return Response(render.render_diarized_json(segments, transcript.duration), media_type="application/json")
 
 
 async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[bytes | str] | Stream:
-    """Validate the OpenAI form and transcribe its file (the job holds the queue slot and the form's files)."""
+    """Validate the OpenAI form and transcribe its file (the job holds the queue slot and the form's files).
+
+    One way down for every format: the request is planned once; the same request retried (same bytes, model,
+    parameters) attaches to its running work (issue 14), else new work starts (routed first: MODEL=auto chooses
+    the model now, so that a stream's header can name it); the answer is rendered or streamed from that work."""
     services = job.services
     settings = services.settings
-    options = parse_options(form, settings.http.default_response_format)
+    fields = form_fields(form, TranscriptionFields)  # a translation's language, if sent, is not used
+    options = parse_options(fields, settings.http.default_response_format)
     diarized = options.response_format == "diarized_json"
     if diarized and task == "translate":
         raise InvalidInput("response_format 'diarized_json' is for transcriptions only", about="response_format")
-    known = parse_known_speakers(form)
+    known = parse_known_speakers(form, fields)
     if known is not None and not diarized:
         raise InvalidInput("known_speaker_names[] needs response_format=diarized_json", about="known_speaker_names")
     upload = single_file(form)
-    language = None if task == "translate" else form.first("language")
-    keywords = parse_keywords(form)
-    spec = services.transcriber.job(form.first("model"), language, form.first("prompt"), task, keywords)
-    # Word timings (Whisper's costly alignment) only for the timed formats: they also make Whisper's segments, and
-    # so a stream's segment events, follow the speech more finely. json and text need none. diarized_json splits
-    # segments at speaker changes by word times.
-    spec = msgspec.structs.replace(spec, words=options.response_format in TIMED_FORMATS, chunking=parse_chunking(form))
-    job.uses_model(spec.model)
-    # The same request retried (same bytes, model, parameters) attaches to its job (issue 14); else a new one starts.
-    # diarized_json is not resumable: its speaker step reads the upload after the transcription (ADR 32).
-    key = None if diarized else form.request_key(f"{task}:openai")
-    shared = None if key is None else job.resume(key)
-    if shared is None:
+    plan = services.transcriber.plan(transcription_request(form, fields, task, options))
+    job.uses_model(plan.model)
+    key = form.request_key(f"{task}:openai")
+    work = job.resume(key)
+    if work is None:
         # Refuse what cannot be decoded (or is declared too long) now, with a plain 400, before queueing or streaming.
         await asyncio.to_thread(probe_audio, upload.path, float(settings.audio.max_audio_seconds))
+        voices = await asyncio.to_thread(known_voices, known, settings.speakers.speakers_dir) if known else []
         job.admit()
-        # MODEL=auto: the model is chosen now (detecting the language if needed), so a stream's header can name it.
-        spec = job.routed(await job.run(services.transcriber.route(upload.path, spec, job.cancel)))
-    if diarized:
-        return await answer_diarized(job, upload.path, spec, options, known)
-    if shared is None:
-        assert key is not None
+        plan = job.routed(await job.run(services.transcriber.route(upload.path, plan, job.cancel)))
         cancel = CancelToken()
-        work: AsyncIterator[Segment | RunSummary | tuple[Transcript, RunSummary]]
-        if options.stream:
-            work = services.transcriber.stream(upload.path, spec, cancel)
-        else:
-            work = one_item(services.transcriber.transcribe(upload.path, spec, cancel))
-        shared = job.share(key, work, cancel, model=spec.model)
-    headers = {MODEL_HEADER: shared.model}  # the model that transcribed the answer
+        speakers = SpeakerStep(services.diarizer, upload.path, voices, cancel) if diarized else None
+        items = transcription_work(services.transcriber, upload.path, plan, cancel, options.stream, speakers)
+        work = job.share(key, items, cancel, model=plan.model)
+    headers = {MODEL_HEADER: work.model}  # the model that transcribed the answer
     if options.stream:
-        events = transcript_events(job, shared.follow(), timed=options.response_format in TIMED_FORMATS)
+        timed = options.response_format in TIMED_FORMATS and not diarized  # diarized: speaker segments at the end
+        events = transcript_events(job, work.follow(), timed=timed)
         return sse_response(
             events, keepalive_seconds=settings.http.keepalive_seconds, owned=job.hand_over(), headers=headers
         )
-    transcript, summary = await job.run(shared.result(), on_worker=False)
-    job.finished(summary.duration, summary.processing_seconds)
-    response = render_transcript(transcript, options)
+    answer: Answer = await job.run(work.result(), on_worker=False)
+    transcribed = answer if isinstance(answer, Transcribed) else answer.transcribed
+    speaker_seconds = answer.by_speaker.processing_seconds if isinstance(answer, DiarizedTranscript) else 0.0
+    job.finished(transcribed.transcript.duration, transcribed.processing_seconds + speaker_seconds)
+    response = render_answer(answer, options)
     response.headers.update(headers)
     return response
 
 
-async def answer_diarized(
-    job: RequestJob, path: Path, spec: Job, options: Options, known: KnownSpeakers | None
-) -> Response[bytes | str] | Stream:
-    """diarized_json: the transcription with word timings, then who said what (the diarizer on the same file)."""
-    services, settings = job.services, job.services.settings
-    headers = {MODEL_HEADER: spec.model}
-    voices = await asyncio.to_thread(known_voices, known, settings.speakers.speakers_dir) if known else []
-    speakers = SpeakerStep(job, path, voices)
-    if options.stream:
-        items = services.transcriber.stream(path, spec, job.cancel)
-        events = transcript_events(job, items, timed=False, speakers=speakers)
-        return sse_response(
-            events, keepalive_seconds=settings.http.keepalive_seconds, owned=job.hand_over(), headers=headers
-        )
-    transcript, summary = await job.run(services.transcriber.transcribe(path, spec, job.cancel))
-    by_speaker = await job.run(speakers(list(transcript.segments)))
-    job.finished(summary.duration, summary.processing_seconds + speakers.processing_seconds)
-    response = render_transcript(transcript, options, by_speaker)
-    response.headers.update(headers)
-    return response
+def transcription_work(
+    transcriber: Transcriber,
+    path: Path,
+    plan: Plan,
+    cancel: CancelToken,
+    stream: bool,
+    speakers: SpeakerStep | None,
+) -> AsyncIterator[Answer] | AsyncIterator[StreamItem]:
+    """The work of one upload as a resumable job's items: one answer, or a stream's segments (then, with
+    `speakers`, the segments by speaker) and its summary."""
+    if not stream:
+        return one_item(_answer(transcriber, path, plan, cancel, speakers))
+    items = transcriber.stream(path, plan, cancel)
+    return items if speakers is None else _with_speakers(items, speakers)
+
+
+async def _answer(
+    transcriber: Transcriber, path: Path, plan: Plan, cancel: CancelToken, speakers: SpeakerStep | None
+) -> Answer:
+    transcribed = await transcriber.transcribe(path, plan, cancel)
+    if speakers is None:
+        return transcribed
+    return DiarizedTranscript(transcribed, await speakers(list(transcribed.transcript.segments)))
+
+
+async def _with_speakers(
+    items: AsyncGenerator[Segment | RunSummary], speakers: SpeakerStep
+) -> AsyncIterator[StreamItem]:
+    heard: list[Segment] = []
+    try:
+        async for item in items:
+            if isinstance(item, RunSummary):
+                by_speaker = await speakers(heard)
+                yield by_speaker
+                processing = item.processing_seconds + by_speaker.processing_seconds
+                yield msgspec.structs.replace(item, processing_seconds=processing)
+                continue
+            heard.append(item)
+            yield item
+    finally:
+        await items.aclose()
 
 
 def known_voices(known: KnownSpeakers, speakers_dir: Path) -> list[KnownVoice]:
@@ -150,7 +182,7 @@ def known_voices(known: KnownSpeakers, speakers_dir: Path) -> list[KnownVoice]:
     references = (
         None
         if known.references is None
-        else [decode_data_url(f.path) if f.filename == "" else f.path for f in known.references]
+        else [decode_data_url(f.path, KNOWN_REFERENCES) if f.filename == "" else f.path for f in known.references]
     )
     return load_known_voices(known.names, references, speakers_dir)
 
@@ -158,44 +190,37 @@ def known_voices(known: KnownSpeakers, speakers_dir: Path) -> list[KnownVoice]:
 class SpeakerStep:
     """Who said what in a finished transcription of `path`: its segments split by speaker and labelled."""
 
-    def __init__(self, job: RequestJob, path: Path, voices: list[KnownVoice]) -> None:
-        self.job = job
+    def __init__(self, diarizer: Diarizer, path: Path, voices: list[KnownVoice], cancel: CancelToken) -> None:
+        self.diarizer = diarizer
         self.path = path
         self.voices = voices
-        self.processing_seconds = 0.0
+        self.cancel = cancel
 
-    async def __call__(self, segments: list[Segment]) -> list[DiarizedSegment]:
-        turns = await self.job.services.diarizer.who_spoke(self.path, self.voices, cancel=self.job.cancel)
-        self.processing_seconds = turns.processing_seconds
-        return split_by_speaker(segments, turns.segments, turns.names)
+    async def __call__(self, segments: list[Segment]) -> BySpeaker:
+        turns = await self.diarizer.who_spoke(self.path, self.voices, cancel=self.cancel)
+        labelled = split_by_speaker(segments, turns.segments, turns.names)
+        return BySpeaker(tuple(labelled), turns.processing_seconds)
 
 
 async def transcript_events(
-    job: RequestJob,
-    items: AsyncGenerator[Segment | RunSummary],
-    *,
-    timed: bool,
-    speakers: SpeakerStep | None = None,
+    job: RequestJob, items: AsyncGenerator[StreamItem], *, timed: bool
 ) -> AsyncGenerator[bytes]:
     """A delta per segment (plus a segment event for timed formats), then done and [DONE]; an error event instead
-    when the work fails; a hang-up stops the work. With `speakers` (diarized_json), the segment events come once
-    the transcription is done: one per diarized segment, with its speaker."""
+    when the work fails; a hang-up stops the work. Segments by speaker (diarized_json) come as segment events once
+    the transcription is done, one per diarized segment, with its speaker."""
     joiner = render.DeltaJoiner()
     texts: list[str] = []
-    heard: list[Segment] = []
     index = 0
     try:
         async for item in items:
+            if isinstance(item, BySpeaker):
+                for number, segment in enumerate(item.segments):
+                    yield render.sse_speaker_segment(number, segment)
+                continue
             if isinstance(item, RunSummary):
-                processing = item.processing_seconds
-                if speakers is not None:
-                    diarized = await speakers(heard)
-                    for number, segment in enumerate(diarized):
-                        yield render.sse_speaker_segment(number, segment)
-                    processing += speakers.processing_seconds
                 yield render.sse_done("".join(texts), render.usage_seconds(item.duration))
                 yield render.SSE_DONE
-                job.finished(item.duration, processing)
+                job.finished(item.duration, item.processing_seconds)
                 continue
             delta = joiner.push(item.text)
             if delta:
@@ -203,8 +228,6 @@ async def transcript_events(
                 yield render.sse_delta(delta)
             if timed:
                 yield render.sse_segment(index, item)
-            if speakers is not None:
-                heard.append(item)
             index += 1
     except (Cancelled, asyncio.CancelledError, GeneratorExit):
         job.hung_up()

@@ -150,7 +150,9 @@ def _state(session_id: str, request: SessionRequest, config: LiveConfig) -> wire
         audio=wire.AudioState(
             wire.AudioInputState(
                 format=wire.AudioFormat(request.format_type, request.rate),
-                transcription=wire.TranscriptionState(config.job.model, config.job.language, config.job.prompt),
+                transcription=wire.TranscriptionState(
+                    config.plan.model, config.plan.decoding.language, config.plan.decoding.prompt
+                ),
                 turn_detection=None
                 if turn is None
                 else wire.TurnDetectionState(turn.threshold, turn.prefix_padding_ms, turn.silence_duration_ms),
@@ -380,7 +382,7 @@ async def realtime(socket: WebSocket[Any, Any, Any]) -> None:
             seconds=round(time.monotonic() - started, 3),
             audio_seconds=round(connection.live.audio_seconds, 2),
             utterances=connection.live.utterances,
-            model=connection.config.job.model,
+            model=connection.config.plan.model,
         )
 
 

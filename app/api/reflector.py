@@ -25,17 +25,8 @@ from app.api import contract
 from app.api.deps import Services
 from app.api.forms import Form, body_chunks
 from app.api.jobs import MODEL_HEADER, RequestJob
-from app.api.params import (
-    REFLECTOR_DEFAULT_MODELS,
-    FromUrlBody,
-    TranslateBody,
-    finite,
-    language_code,
-    parse_number,
-    plan_upload,
-    read_json,
-    required_text,
-)
+from app.api.params import finite, parse_number, read_json, required_text
+from app.api.reflector_params import REFLECTOR_DEFAULT_MODELS, FromUrlBody, TranslateBody, language_code, plan_upload
 from app.api.requests import AnyRequest
 from app.api.resume import one_item, request_key
 from app.api.tempfiles import request_workdir
@@ -45,7 +36,7 @@ from app.diarization.diarize import DiarizationSegment
 from app.errors import InvalidInput
 from app.render.reflector import TranslatedText, reflector_transcript, render_transcript, render_upload
 from app.settings import AUTO_MODEL
-from app.transcription.service import Job
+from app.transcription.request import Plan, TranscriptionRequest
 from app.worker.cancel import CancelToken
 
 JSON = "application/json"
@@ -55,7 +46,7 @@ class DiarizationBody(msgspec.Struct, frozen=True):
     diarization: tuple[DiarizationSegment, ...]
 
 
-def reflector_job(services: Services, model: str | None, language: str | None) -> Job:
+def reflector_plan(services: Services, model: str | None, language: str | None) -> Plan:
     """Model: Reflector's default names map to MODEL unless allowed by name. Language: omitted means "en" (seed
     002) when the model knows English, else the model's own language (a Russian-only GigaAM server still works)."""
     name = (model or "").strip()
@@ -67,7 +58,7 @@ def reflector_job(services: Services, model: str | None, language: str | None) -
     # MODEL=auto detects an omitted language instead (ADR 16's "en" was for a model that needs one)
     if not requested and resolved != AUTO_MODEL and transcriber.model_info(resolved).supports("en"):
         requested = "en"
-    return transcriber.job(resolved, requested or None, None, "transcribe")
+    return transcriber.plan(TranscriptionRequest(model=resolved, language=requested or None))
 
 
 async def fetch_audio(job: RequestJob, url: str, workdir: Path) -> tuple[Path, float | None]:
@@ -88,10 +79,10 @@ async def fetch_audio(job: RequestJob, url: str, workdir: Path) -> tuple[Path, f
 async def answer_upload(job: RequestJob, form: Form) -> Response[bytes | str]:
     """Reflector's multipart form: `file`, or `files`/`files[]` (+ `batch`); the job holds the slot and the form."""
     job.admit()
-    plan = plan_upload(form.fields, [f.field for f in form.files])
-    spec = reflector_job(job.services, plan.model, form.first("language"))
-    job.uses_model(spec.model)
-    files = [form.files[i] for i in plan.file_indices]
+    upload_plan = plan_upload(form.fields, [f.field for f in form.files])
+    plan = reflector_plan(job.services, upload_plan.model, form.first("language"))
+    job.uses_model(plan.model)
+    files = [form.files[i] for i in upload_plan.file_indices]
     for upload in files:  # every file must decode before any is queued
         await asyncio.to_thread(probe_audio, upload.path, float(job.services.settings.audio.max_audio_seconds))
     results = []
@@ -99,17 +90,17 @@ async def answer_upload(job: RequestJob, form: Form) -> Response[bytes | str]:
     audio = processing = 0.0
     transcriber = job.services.transcriber
     for upload in files:
-        routed = job.routed(await job.run(transcriber.route(upload.path, spec, job.cancel)))
-        transcript, summary = await job.run(transcriber.transcribe(upload.path, routed, job.cancel))
-        results.append(reflector_transcript(transcript.words, filename=upload.filename))
+        routed = job.routed(await job.run(transcriber.route(upload.path, plan, job.cancel)))
+        transcribed = await job.run(transcriber.transcribe(upload.path, routed, job.cancel))
+        results.append(reflector_transcript(transcribed.transcript.words, filename=upload.filename))
         models.append(routed.model)
-        audio += summary.duration
-        processing += summary.processing_seconds
+        audio += transcribed.transcript.duration
+        processing += transcribed.processing_seconds
     job.finished(audio, processing)
     model_names = ",".join(dict.fromkeys(models))
     job.uses_model(model_names)
     return Response(
-        render_upload(results, multiple=plan.multiple), media_type=JSON, headers={MODEL_HEADER: model_names}
+        render_upload(results, multiple=upload_plan.multiple), media_type=JSON, headers={MODEL_HEADER: model_names}
     )
 
 
@@ -124,12 +115,12 @@ async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
         job.audio_from_url()
         body = await read_json(request, FromUrlBody, required="audio_file_url") or FromUrlBody()
         url = required_text(body.audio_file_url, "audio_file_url")
-        spec = reflector_job(job.services, body.model, body.language)
-        job.uses_model(spec.model)
+        plan = reflector_plan(job.services, body.model, body.language)
+        job.uses_model(plan.model)
         offset = finite(body.timestamp_offset or 0.0, "timestamp_offset")
         # Reflector retries too: the same URL, model and language attach to the running job (the offset only shifts
         # the rendering of each answer), without downloading again.
-        fields = {"audio_file_url": [url], "model": [spec.model], "language": [spec.language or ""]}
+        fields = {"audio_file_url": [url], "model": [plan.model], "language": [plan.decoding.language or ""]}
         key = request_key("transcribe:reflector-url", fields, [])
         shared = job.resume(key)
         if shared is None:
@@ -137,12 +128,12 @@ async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
             workdir = job.resources.enter_context(request_workdir())
             path, _ = await fetch_audio(job, url, workdir)
             transcriber = job.services.transcriber
-            spec = job.routed(await job.run(transcriber.route(path, spec, job.cancel)))
+            plan = job.routed(await job.run(transcriber.route(path, plan, job.cancel)))
             cancel = CancelToken()
-            shared = job.share(key, one_item(transcriber.transcribe(path, spec, cancel)), cancel, model=spec.model)
-        transcript, summary = await job.run(shared.result(), on_worker=False)
-        job.finished(summary.duration, summary.processing_seconds)
-        result = reflector_transcript(transcript.words, timestamp_offset=offset)
+            shared = job.share(key, one_item(transcriber.transcribe(path, plan, cancel)), cancel, model=plan.model)
+        transcribed = await job.run(shared.result(), on_worker=False)
+        job.finished(transcribed.transcript.duration, transcribed.processing_seconds)
+        result = reflector_transcript(transcribed.transcript.words, timestamp_offset=offset)
         return Response(render_transcript(result), media_type=JSON, headers={MODEL_HEADER: shared.model})
 
 

@@ -10,7 +10,7 @@ from litestar.response import Stream
 from app.api import contract, openai, reflector
 from app.api.forms import read_form
 from app.api.jobs import RequestJob
-from app.api.params import is_reflector_form
+from app.api.reflector_params import is_reflector_form
 from app.api.requests import AnyRequest
 from app.transcript import Task
 

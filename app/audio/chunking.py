@@ -24,7 +24,17 @@ import math
 import msgspec
 
 from app.audio.types import SAMPLE_RATE
-from app.audio.vad import SpeechRegion
+from app.audio.vad import VAD_MIN_SILENCE, SpeechRegion
+
+CHUNK_PADDING = 0.2  # seconds of context added around each chunk (never past the middle of a pause)
+
+
+class Chunking(msgspec.Struct, frozen=True, kw_only=True):
+    """One request's VAD and chunker choices (OpenAI's `chunking_strategy`); the defaults are the server's own."""
+
+    threshold: float | None = None  # Silero speech probability; None: VAD_THRESHOLD
+    min_silence_seconds: float = VAD_MIN_SILENCE  # a pause this long ends a speech region
+    padding_seconds: float = CHUNK_PADDING  # context added around each chunk (never past the middle of a pause)
 
 
 class Chunk(msgspec.Struct, frozen=True):

@@ -29,6 +29,8 @@ from app.worker.threads import ort_session_options
 
 WINDOW = 512
 CONTEXT = 64
+VAD_MIN_SPEECH = 0.25  # seconds: shorter speech is ignored (the file pipeline and live dictation)
+VAD_MIN_SILENCE = 0.1  # seconds: the file pipeline's default pause that ends a speech region
 Probabilities = npt.NDArray[np.float32]
 
 

@@ -1,4 +1,5 @@
-"""Average-linkage agglomerative clustering on cosine distance, in numpy.
+"""Speaker clustering: average-linkage agglomerative clustering on cosine distance in numpy, and the policy that
+turns embeddings of encoder windows into speakers (`cluster`, `cluster_bounded`: cut, fold, split; ADR 18).
 
 It computes what SciPy's `linkage(x, method="average", metric="cosine")` cut by `fcluster(criterion="distance")`
 computes (and `criterion="maxclust"` when too many clusters remain), so the runtime needs no SciPy (about 140 MB of
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
 
 
 def average_linkage_labels(
@@ -104,3 +107,123 @@ def two_means(embeddings: npt.NDArray[np.floating], restarts: int = 4, iteration
         if score > best_score:
             best, best_score = labels, score
     return best if best is not None else np.zeros(n, np.int64)
+
+
+DISTANCE_THRESHOLD = 0.40
+MIN_CLUSTER_S = 1.0  # a cluster covering less speech than this is folded into the nearest larger one
+MAX_SPEAKERS = 12
+# A cluster is split in two (once) when both halves cover >= SPLIT_MIN_SIDE_S of speech, their centroids are at
+# most SPLIT_MAX_COSINE alike, and consecutive windows of one region fall on the same side at least SPLIT_COHERENCE
+# of the time over >= SPLIT_MIN_PAIRS such pairs: a second voice comes in turns, noise in one voice does not.
+SPLIT_MAX_COSINE = 0.93  # halves of one voice: >= 0.93 once large; two voices alike: 0.77-0.93
+SPLIT_COHERENCE = 0.95
+SPLIT_MIN_PAIRS = 10
+SPLIT_MIN_SIDE_S = 3.0
+# Clustering memory and time are quadratic in the windows clustered: beyond this many (~13 min of speech), blocks of
+# consecutive windows spread over the file are clustered and every other window joins its nearest centroid.
+MAX_CLUSTERED = 1000
+SAMPLE_BLOCK = 10
+
+
+def cluster(
+    embeddings: FloatArray,
+    durations: FloatArray,
+    threshold: float = DISTANCE_THRESHOLD,
+    follows: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[np.int64]:
+    """Cluster labels 0..k-1 for L2-normalised embeddings in time order; k estimated, never given.
+
+    Average linkage cut at `threshold`, small clusters folded into their nearest neighbour, then clusters that hold
+    two voices taking turns are split (`_split_mixed`; needs `follows`: row i is the window right after row i-1 in
+    the same speech region).
+    """
+    n = len(embeddings)
+    if n <= 1:
+        return np.zeros(n, np.int64)
+    labels = _fold_small(embeddings, durations, average_linkage_labels(embeddings, threshold, MAX_SPEAKERS))
+    if follows is not None:
+        labels = _split_mixed(embeddings, durations, follows, labels)
+    _, dense = np.unique(labels, return_inverse=True)
+    return np.asarray(dense, dtype=np.int64)
+
+
+def cluster_bounded(
+    embeddings: FloatArray,
+    durations: FloatArray,
+    follows: npt.NDArray[np.bool_],
+    threshold: float = DISTANCE_THRESHOLD,
+    max_clustered: int = MAX_CLUSTERED,
+) -> npt.NDArray[np.int64]:
+    """`cluster` on at most ~`max_clustered` windows: blocks of SAMPLE_BLOCK consecutive windows evenly spread over
+    the file are clustered (so turn coherence can still be seen), the others take their nearest centroid.
+
+    Memory: the clustering matrix is at most `max_clustered`^2 float64 (8 MB at 1000, ~2x that while it is
+    built), whatever the file's length; the embeddings themselves are 1 kB per window (~4.6 MB per hour).
+    """
+    n = len(embeddings)
+    stride = -(-n // max_clustered)
+    if stride <= 1:
+        return cluster(embeddings, durations, threshold, follows)
+    sample = np.flatnonzero((np.arange(n) // SAMPLE_BLOCK) % stride == 0)
+    sample_follows = follows[sample] & (np.diff(sample, prepend=-2) == 1)
+    sample_labels = cluster(embeddings[sample], durations[sample], threshold, sample_follows)
+    sums = np.stack([embeddings[sample[sample_labels == c]].sum(axis=0) for c in range(int(sample_labels.max()) + 1)])
+    centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
+    labels = np.asarray(np.argmax(embeddings @ centroids.T, axis=1), dtype=np.int64)
+    labels[sample] = sample_labels
+    return labels
+
+
+def _fold_small(embeddings: FloatArray, durations: FloatArray, labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Fold clusters that cover too little speech into the nearest larger cluster (by centroid cosine)."""
+    labels = labels.copy()
+    while True:
+        ids = np.unique(labels)
+        if len(ids) <= 1:
+            return labels
+        cover = {int(c): float(durations[labels == c].sum()) for c in ids}
+        small = min(cover, key=lambda c: cover[c])
+        if cover[small] >= MIN_CLUSTER_S:
+            return labels
+        centroids = {int(c): embeddings[labels == c].mean(axis=0) for c in ids}
+        mine = centroids[small] / max(float(np.linalg.norm(centroids[small])), 1e-9)
+        best = max(
+            (c for c in centroids if c != small),
+            key=lambda c: float(mine @ centroids[c]) / max(float(np.linalg.norm(centroids[c])), 1e-9),
+        )
+        labels[labels == small] = best
+
+
+def _split_mixed(
+    embeddings: FloatArray, durations: FloatArray, follows: npt.NDArray[np.bool_], labels: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Split clusters that hold two voices, once each.
+
+    Average linkage merges voices that sound alike (two synthetic voices of one engine, two readers) because their
+    windows are nearly as close as one voice's noisy windows are to each other. A two-means split of such a cluster
+    follows the turns (consecutive windows of a region land on the same side) and its halves' centroids are clearly
+    apart; a split of one voice scatters and its halves stay close. Splitting the halves again over-split long
+    recordings of few voices (5-7 speakers for 4 on a 10 min input) for no gain on the tuning conversations.
+    """
+    labels = labels.copy()
+    next_id = int(labels.max()) + 1
+    for current in np.unique(labels).tolist():
+        members = np.flatnonzero(labels == current)
+        if len(members) < 4:
+            continue
+        side = two_means(embeddings[members])
+        sums = np.stack([embeddings[members[side == k]].sum(axis=0) for k in (0, 1)])
+        centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
+        adjacent = (np.diff(members) == 1) & follows[members[1:]]
+        pairs = int(adjacent.sum())
+        agree = float(np.mean(side[1:][adjacent] == side[:-1][adjacent])) if pairs else 0.0
+        covers = [float(durations[members[side == k]].sum()) for k in (0, 1)]
+        if (
+            pairs >= SPLIT_MIN_PAIRS
+            and agree >= SPLIT_COHERENCE
+            and float(centroids[0] @ centroids[1]) <= SPLIT_MAX_COSINE
+            and min(covers) >= SPLIT_MIN_SIDE_S
+        ):
+            labels[members[side == 1]] = next_id
+            next_id += 1
+    return labels

@@ -28,44 +28,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from app.audio.buffer import AudioBuffer
 from app.audio.decode import AudioDecoder
+from app.audio.regions import RegionStream, padded
 from app.audio.types import SAMPLE_RATE
 from app.audio.types import Audio as FloatArray
 from app.audio.vad import SpeechRegion, SpeechSegmenter, load_vad
-from app.diarization.clustering import average_linkage_labels, two_means
-from app.diarization.speaker_encoder import EMBED_BATCH, EMBEDDING_SIZE
+from app.diarization.clustering import DISTANCE_THRESHOLD, cluster_bounded
+from app.diarization.features import mel_frames, normalize_volume
+from app.diarization.speaker_encoder import EMBED_BATCH, EMBEDDING_SIZE, SpeakerEmbedder
 from app.worker.cancel import CancelToken
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
-
 
 WINDOW_FRAMES = 160  # 1.6 s of 10 ms mel frames: the encoder's native partial utterance
 STEP_FRAMES = 80
 MIN_REGION_S = 0.25  # regions shorter than this get no embedding of their own
-DISTANCE_THRESHOLD = 0.40
-MIN_CLUSTER_S = 1.0  # a cluster covering less speech than this is folded into the nearest larger one
 MERGE_GAP_S = 0.5
-MAX_SPEAKERS = 12
-# A cluster is split in two (once) when both halves cover >= SPLIT_MIN_SIDE_S of speech, their centroids are at
-# most SPLIT_MAX_COSINE alike, and consecutive windows of one region fall on the same side at least SPLIT_COHERENCE
-# of the time over >= SPLIT_MIN_PAIRS such pairs: a second voice comes in turns, noise in one voice does not.
-SPLIT_MAX_COSINE = 0.93  # halves of one voice: >= 0.93 once large; two voices alike: 0.77-0.93
-SPLIT_COHERENCE = 0.95
-SPLIT_MIN_PAIRS = 10
-SPLIT_MIN_SIDE_S = 3.0
-# Clustering memory and time are quadratic in the windows clustered: beyond this many (~13 min of speech), blocks of
-# consecutive windows spread over the file are clustered and every other window joins its nearest centroid.
-MAX_CLUSTERED = 1000
-SAMPLE_BLOCK = 10
 SPEECH_PAD_S = 0.1  # added around each speech region (never overlapping the previous one)
 MIN_SPEECH_S = 0.2
 MIN_SILENCE_S = 0.3  # a pause this long ends a region (short turns of a dialogue stay apart)
@@ -78,133 +61,13 @@ class DiarizationSegment(msgspec.Struct, frozen=True):
     speaker: int
 
 
-# --- features -------------------------------------------------------------------------------------------------
-
-
-def _hz_to_mel(freq: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Slaney's mel scale (librosa's default, htk=False)."""
-    f_sp = 200.0 / 3
-    mels = freq / f_sp
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    log_part = freq >= min_log_hz
-    mels[log_part] = min_log_mel + np.log(freq[log_part] / min_log_hz) / logstep
-    return mels
-
-
-def _mel_to_hz(mels: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    f_sp = 200.0 / 3
-    freqs = f_sp * mels
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    log_part = mels >= min_log_mel
-    freqs[log_part] = min_log_hz * np.exp(logstep * (mels[log_part] - min_log_mel))
-    return freqs
-
-
-def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = 400, n_mels: int = 40) -> FloatArray:
-    """Slaney-normalised triangular mel filters, equal to `librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)`."""
-    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    edges = _hz_to_mel(np.array([0.0, sr / 2.0]))
-    mel_f = _mel_to_hz(np.linspace(edges[0], edges[1], n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = mel_f[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
-    return weights.astype(np.float32)
-
-
-_FILTERS = mel_filterbank()
-_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)).astype(np.float32)  # periodic Hann
-
-
-def mel_frames(wav: FloatArray) -> FloatArray:
-    """Power mel spectrogram as Resemblyzer computes it (25 ms window, 10 ms hop, centred): (frames, 40)."""
-    padded = np.pad(wav.astype(np.float32), 200, mode="constant")
-    count = 1 + (len(padded) - 400) // 160
-    frames = np.lib.stride_tricks.sliding_window_view(padded, 400)[::160][:count]
-    spectrum = np.fft.rfft(frames * _WINDOW, axis=1)  # complex64 from float32 input (numpy >= 2)
-    power = np.square(spectrum.real) + np.square(spectrum.imag)  # |X|^2 without a square root and back
-    # einsum, not `@`: this small product in BLAS wakes OpenBLAS's thread pool once per region, which cost ~50x
-    # more (1.3 s vs 0.02 s per 1000 s of speech) on a busy 2-core machine; einsum's single loop costs ~0.14 s.
-    return np.asarray(np.einsum("fb,mb->fm", power, _FILTERS), dtype=np.float32)
-
-
-def normalize_volume(wav: FloatArray, target_dbfs: float = -30.0) -> FloatArray:
-    """Raise quiet audio to `target_dbfs` RMS (never lowers it), as Resemblyzer's preprocessing does."""
-    rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) if len(wav) else 0.0
-    if rms <= 1e-9:
-        return wav
-    change_db = target_dbfs - 20 * float(np.log10(rms))
-    if change_db <= 0:
-        return wav
-    gain = np.float32(10 ** (change_db / 20))
-    return np.asarray(wav * gain, dtype=np.float32)
-
-
-# --- the encoder ---------------------------------------------------------------------------------------------
-
-
-class SpeakerEmbedder(Protocol):
-    """A loaded speaker encoder: log-mel windows in, one L2-normalised 256-d embedding per window out."""
-
-    def embed(self, mels: Sequence[FloatArray]) -> FloatArray: ...
-
-
-# --- the pipeline ---------------------------------------------------------------------------------------------
-
-
 class _Window(msgspec.Struct):
     region: int
     start: float
     end: float
 
 
-class RegionStream:
-    """Padded Silero speech regions with their audio, as soon as each is final, from blocks of any size.
-
-    Only the audio that a future region may still need is kept (from the segmenter's horizon minus the padding),
-    so memory does not grow with the length of the file.
-    """
-
-    def __init__(self, threshold: float = 0.5) -> None:
-        self._vad = load_vad().stream()
-        self._segmenter = SpeechSegmenter(
-            threshold=threshold, min_speech_seconds=MIN_SPEECH_S, min_silence_seconds=MIN_SILENCE_S
-        )
-        self._buffer = AudioBuffer()
-        self._pad = round(SPEECH_PAD_S * SAMPLE_RATE)
-        self._last_end = 0  # padded end of the previous region: padding never overlaps it
-        self.total = 0  # samples fed
-
-    def feed(self, block: FloatArray) -> list[tuple[int, int, FloatArray]]:
-        self._buffer.append(block)
-        self.total += block.size
-        found = self._take(self._segmenter.push(self._vad.feed(block)))
-        keep_from = max(0, self._segmenter.horizon - self._pad)
-        self._buffer.drop_before(min(keep_from, self._buffer.end))
-        return found
-
-    def finish(self) -> list[tuple[int, int, FloatArray]]:
-        return self._take(self._segmenter.push(self._vad.finish()) + self._segmenter.finish(self.total))
-
-    def _take(self, regions: list[SpeechRegion]) -> list[tuple[int, int, FloatArray]]:
-        out: list[tuple[int, int, FloatArray]] = []
-        for region in regions:
-            start = max(region.start - self._pad, self._last_end, 0)
-            end = min(region.end + self._pad, self.total)
-            if end <= start:
-                continue
-            out.append((start, end, self._buffer.slice(start, end)))
-            self._last_end = end
-        return out
-
-
-def _audio_blocks(source: Path | str | FloatArray) -> Iterator[FloatArray]:
+def audio_blocks(source: Path | str | FloatArray) -> Iterator[FloatArray]:
     """16 kHz mono float32 blocks of a file (decoded incrementally) or of an array."""
     if isinstance(source, np.ndarray):
         audio = source.astype(np.float32, copy=False)
@@ -216,11 +79,37 @@ def _audio_blocks(source: Path | str | FloatArray) -> Iterator[FloatArray]:
         yield from decoder.blocks(BLOCK_SECONDS)
 
 
+def padded_regions(
+    blocks: Iterable[FloatArray], threshold: float = 0.5, cancel: CancelToken | None = None
+) -> Iterator[tuple[int, int, FloatArray]]:
+    """Speech regions (start, end in samples, with SPEECH_PAD_S padding that never overlaps the previous region)
+    with their audio, each as soon as it is final; only the audio a future region may still need is held."""
+    segmenter = SpeechSegmenter(threshold=threshold, min_speech_seconds=MIN_SPEECH_S, min_silence_seconds=MIN_SILENCE_S)
+    stream = RegionStream(load_vad().stream(), segmenter)
+    pad = round(SPEECH_PAD_S * SAMPLE_RATE)
+    last_end = 0
+
+    def take(regions: list[SpeechRegion]) -> Iterator[tuple[int, int, FloatArray]]:
+        nonlocal last_end
+        for region in regions:
+            start, end = padded(region, pad, pad, not_before=last_end, end=stream.end)
+            if end > start:
+                yield start, end, stream.audio(start, end)
+                last_end = end
+
+    for block in blocks:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        yield from take(stream.feed(block))
+        stream.release_before(stream.horizon - pad)
+    yield from take(stream.finish())
+
+
 def speech_regions(audio: FloatArray, threshold: float = 0.5) -> list[tuple[float, float]]:
     """Speech regions in seconds (Silero VAD with short silences split, small padding)."""
-    stream = RegionStream(threshold)
-    found = [r for block in _audio_blocks(audio) for r in stream.feed(block)] + stream.finish()
-    return [(start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end, _ in found]
+    return [
+        (start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end, _ in padded_regions(audio_blocks(audio), threshold)
+    ]
 
 
 def _region_windows(region: int, start: float, end: float, audio: FloatArray) -> tuple[list[_Window], list[FloatArray]]:
@@ -234,110 +123,6 @@ def _region_windows(region: int, start: float, end: float, audio: FloatArray) ->
         offsets.append(n - WINDOW_FRAMES)
     windows = [_Window(region, start + off / 100, min(end, start + (off + WINDOW_FRAMES) / 100)) for off in offsets]
     return windows, [mel[off : off + WINDOW_FRAMES] for off in offsets]
-
-
-def cluster(
-    embeddings: FloatArray,
-    durations: FloatArray,
-    threshold: float = DISTANCE_THRESHOLD,
-    follows: npt.NDArray[np.bool_] | None = None,
-) -> npt.NDArray[np.int64]:
-    """Cluster labels 0..k-1 for L2-normalised embeddings in time order; k estimated, never given.
-
-    Average linkage cut at `threshold`, small clusters folded into their nearest neighbour, then clusters that hold
-    two voices taking turns are split (`_split_mixed`; needs `follows`: row i is the window right after row i-1 in
-    the same speech region).
-    """
-    n = len(embeddings)
-    if n <= 1:
-        return np.zeros(n, np.int64)
-    labels = _fold_small(embeddings, durations, average_linkage_labels(embeddings, threshold, MAX_SPEAKERS))
-    if follows is not None:
-        labels = _split_mixed(embeddings, durations, follows, labels)
-    _, dense = np.unique(labels, return_inverse=True)
-    return np.asarray(dense, dtype=np.int64)
-
-
-def cluster_bounded(
-    embeddings: FloatArray,
-    durations: FloatArray,
-    follows: npt.NDArray[np.bool_],
-    threshold: float = DISTANCE_THRESHOLD,
-    max_clustered: int = MAX_CLUSTERED,
-) -> npt.NDArray[np.int64]:
-    """`cluster` on at most ~`max_clustered` windows: blocks of SAMPLE_BLOCK consecutive windows evenly spread over
-    the file are clustered (so turn coherence can still be seen), the others take their nearest centroid.
-
-    Memory: the clustering matrix is at most `max_clustered`^2 float64 (8 MB at 1000, ~2x that while it is
-    built), whatever the file's length; the embeddings themselves are 1 kB per window (~4.6 MB per hour).
-    """
-    n = len(embeddings)
-    stride = -(-n // max_clustered)
-    if stride <= 1:
-        return cluster(embeddings, durations, threshold, follows)
-    sample = np.flatnonzero((np.arange(n) // SAMPLE_BLOCK) % stride == 0)
-    sample_follows = follows[sample] & (np.diff(sample, prepend=-2) == 1)
-    sample_labels = cluster(embeddings[sample], durations[sample], threshold, sample_follows)
-    sums = np.stack([embeddings[sample[sample_labels == c]].sum(axis=0) for c in range(int(sample_labels.max()) + 1)])
-    centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
-    labels = np.asarray(np.argmax(embeddings @ centroids.T, axis=1), dtype=np.int64)
-    labels[sample] = sample_labels
-    return labels
-
-
-def _fold_small(embeddings: FloatArray, durations: FloatArray, labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Fold clusters that cover too little speech into the nearest larger cluster (by centroid cosine)."""
-    labels = labels.copy()
-    while True:
-        ids = np.unique(labels)
-        if len(ids) <= 1:
-            return labels
-        cover = {int(c): float(durations[labels == c].sum()) for c in ids}
-        small = min(cover, key=lambda c: cover[c])
-        if cover[small] >= MIN_CLUSTER_S:
-            return labels
-        centroids = {int(c): embeddings[labels == c].mean(axis=0) for c in ids}
-        mine = centroids[small] / max(float(np.linalg.norm(centroids[small])), 1e-9)
-        best = max(
-            (c for c in centroids if c != small),
-            key=lambda c: float(mine @ centroids[c]) / max(float(np.linalg.norm(centroids[c])), 1e-9),
-        )
-        labels[labels == small] = best
-
-
-def _split_mixed(
-    embeddings: FloatArray, durations: FloatArray, follows: npt.NDArray[np.bool_], labels: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
-    """Split clusters that hold two voices, once each.
-
-    Average linkage merges voices that sound alike (two synthetic voices of one engine, two readers) because their
-    windows are nearly as close as one voice's noisy windows are to each other. A two-means split of such a cluster
-    follows the turns (consecutive windows of a region land on the same side) and its halves' centroids are clearly
-    apart; a split of one voice scatters and its halves stay close. Splitting the halves again over-split long
-    recordings of few voices (5-7 speakers for 4 on a 10 min input) for no gain on the tuning conversations.
-    """
-    labels = labels.copy()
-    next_id = int(labels.max()) + 1
-    for current in np.unique(labels).tolist():
-        members = np.flatnonzero(labels == current)
-        if len(members) < 4:
-            continue
-        side = two_means(embeddings[members])
-        sums = np.stack([embeddings[members[side == k]].sum(axis=0) for k in (0, 1)])
-        centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
-        adjacent = (np.diff(members) == 1) & follows[members[1:]]
-        pairs = int(adjacent.sum())
-        agree = float(np.mean(side[1:][adjacent] == side[:-1][adjacent])) if pairs else 0.0
-        covers = [float(durations[members[side == k]].sum()) for k in (0, 1)]
-        if (
-            pairs >= SPLIT_MIN_PAIRS
-            and agree >= SPLIT_COHERENCE
-            and float(centroids[0] @ centroids[1]) <= SPLIT_MAX_COSINE
-            and min(covers) >= SPLIT_MIN_SIDE_S
-        ):
-            labels[members[side == 1]] = next_id
-            next_id += 1
-    return labels
 
 
 def _smooth(windows: list[_Window], labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -406,24 +191,21 @@ def embed_speech(
     pending: list[FloatArray] = []
     parts: list[FloatArray] = []
 
-    def add(found: list[tuple[int, int, FloatArray]], *, final: bool = False) -> None:
-        for start, end, audio in found:
-            regions.append((start / SAMPLE_RATE, end / SAMPLE_RATE))
-            more, mels = _region_windows(len(regions) - 1, *regions[-1], audio)
-            windows.extend(more)
-            pending.extend(mels)
-        if pending and (final or len(pending) >= EMBED_BATCH):  # embed as we go: 1 kB per window, not the audio
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            parts.append(encoder.embed(pending))
-            pending.clear()
-
-    stream = RegionStream()
-    for block in _audio_blocks(path_or_audio):
+    def embed_pending() -> None:
         if cancel is not None:
             cancel.raise_if_cancelled()
-        add(stream.feed(block))
-    add(stream.finish(), final=True)
+        parts.append(encoder.embed(pending))
+        pending.clear()
+
+    for start, end, audio in padded_regions(audio_blocks(path_or_audio), cancel=cancel):
+        regions.append((start / SAMPLE_RATE, end / SAMPLE_RATE))
+        more, mels = _region_windows(len(regions) - 1, *regions[-1], audio)
+        windows.extend(more)
+        pending.extend(mels)
+        if len(pending) >= EMBED_BATCH:  # embed as we go: 1 kB per window, not the audio
+            embed_pending()
+    if pending:
+        embed_pending()
     embeddings = np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
     return Embedded(regions, windows, embeddings)
 

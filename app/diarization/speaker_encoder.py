@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -69,3 +70,9 @@ class SpeakerEncoder:
     def close(self) -> None:
         """Drop the session (its memory goes with the last reference)."""
         self._session = None
+
+
+class SpeakerEmbedder(Protocol):
+    """A loaded speaker encoder: log-mel windows in, one L2-normalised 256-d embedding per window out."""
+
+    def embed(self, mels: Sequence[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]: ...

@@ -20,15 +20,9 @@ import numpy as np
 
 from app.audio.decode import AudioDecoder, decode_all
 from app.audio.types import SAMPLE_RATE, Audio
-from app.diarization.diarize import (
-    BLOCK_SECONDS,
-    STEP_FRAMES,
-    WINDOW_FRAMES,
-    DiarizationSegment,
-    SpeakerEmbedder,
-    mel_frames,
-    normalize_volume,
-)
+from app.diarization.diarize import BLOCK_SECONDS, STEP_FRAMES, WINDOW_FRAMES, DiarizationSegment
+from app.diarization.features import mel_frames, normalize_volume
+from app.diarization.speaker_encoder import SpeakerEmbedder
 from app.errors import InvalidInput
 from app.transcript import DiarizedSegment, Segment, Word, join_segments
 from app.worker.cancel import CancelToken

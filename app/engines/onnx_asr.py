@@ -22,10 +22,10 @@ import onnxruntime as rt
 from app.audio.types import SAMPLE_RATE, Audio
 from app.engines.devices import onnx_providers, resolve_device
 from app.engines.onnx_graph import optimized_folder
-from app.engines.protocol import ChunkResult, ModelInfo
+from app.engines.protocol import ChunkResult, Decoding, ModelInfo
 from app.errors import InvalidInput, ModelUnavailable
 from app.settings import EngineSettings
-from app.transcript import Segment, Task, Word
+from app.transcript import Segment, Word
 from app.worker.threads import ort_session_options
 
 if TYPE_CHECKING:
@@ -118,17 +118,11 @@ class OnnxAsrEngine:
     def info(self) -> ModelInfo:
         return self._info
 
-    def transcribe(
-        self,
-        chunks: Sequence[Audio],
-        *,
-        language: str | None,
-        task: Task = "transcribe",
-        prompt: str | None = None,
-        words: bool = True,  # token timestamps come with the decoding: words are always given
-        keywords: Sequence[str] = (),  # CTC/RNN-T greedy decoding has no cheap way to favour words: ignored
-    ) -> list[ChunkResult]:
-        if task != "transcribe":
+    def transcribe(self, chunks: Sequence[Audio], decoding: Decoding) -> list[ChunkResult]:
+        # Token timestamps come with the decoding, so words are always given; CTC/RNN-T greedy decoding has no cheap
+        # way to favour words, so keywords are ignored.
+        language = decoding.language
+        if decoding.task != "transcribe":
             raise InvalidInput(f"Model {self._info.name!r} cannot translate", about="model")
         if language is not None and not self._info.supports(language):
             raise InvalidInput(

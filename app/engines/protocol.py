@@ -34,6 +34,22 @@ class ModelInfo(msgspec.Struct, frozen=True):
         return ", ".join(sorted(display_name(code) for code in self.languages))
 
 
+class Decoding(msgspec.Struct, frozen=True, kw_only=True):
+    """How a request's chunks are decoded: the one value every engine receives with them.
+
+    `language`: an ISO code, or None to let the model detect it. `keywords`: words or names to favour (best effort;
+    an engine without a way to favour words ignores them). `words=False` says no caller needs word timings: an engine
+    may skip work it does only for them (Whisper's word alignment costs about as much again as its decoding);
+    segments then may carry no words.
+    """
+
+    language: str | None = None
+    task: Task = "transcribe"
+    prompt: str | None = None
+    words: bool = True
+    keywords: tuple[str, ...] = ()
+
+
 class ChunkResult(msgspec.Struct, frozen=True):
     """What an engine heard in one chunk: chunk-relative segments and, if it detected it, the language."""
 
@@ -47,21 +63,6 @@ class Engine(Protocol):
     @property
     def info(self) -> ModelInfo: ...
 
-    def transcribe(
-        self,
-        chunks: Sequence[Audio],
-        *,
-        language: str | None,
-        task: Task = "transcribe",
-        prompt: str | None = None,
-        words: bool = True,
-        keywords: Sequence[str] = (),
-    ) -> list[ChunkResult]:
-        """Recognise each chunk (at most 30 s each); one result per chunk, in order.
-
-        `keywords`: words or names to favour (best effort; an engine without a way to favour words ignores them).
-
-        `words=False` says no caller needs word timings: an engine may skip work it does only for them (Whisper's
-        word alignment costs about as much again as its decoding); segments then may carry no words.
-        """
+    def transcribe(self, chunks: Sequence[Audio], decoding: Decoding) -> list[ChunkResult]:
+        """Recognise each chunk (at most 30 s each) as `decoding` says; one result per chunk, in order."""
         ...

@@ -1,7 +1,7 @@
 """Whisper through faster-whisper (CTranslate2): chunks of 16 kHz mono float32 in, segments with words out.
 
     engine = load_engine("tiny.en", engines)          # app.engines.registry: find, prepare, load
-    results = engine.transcribe([chunk1, chunk2], language="en")
+    results = engine.transcribe([chunk1, chunk2], Decoding(language="en"))
 
 Where the weights come from (the bundled `tiny.en`, the hub, or an operator's conversion in MODELS_DIR) is the
 registry's business; `load_whisper` gets a complete folder.
@@ -18,10 +18,10 @@ import numpy as np
 
 from app.audio.types import Audio
 from app.engines.devices import resolve_device
-from app.engines.protocol import ChunkResult, ModelInfo
+from app.engines.protocol import ChunkResult, Decoding, ModelInfo
 from app.errors import ModelUnavailable
 from app.settings import EngineSettings
-from app.transcript import Segment, Task, Word
+from app.transcript import Segment, Word
 
 if TYPE_CHECKING:
     from app.engines.registry import ModelEntry
@@ -51,24 +51,10 @@ class WhisperEngine:
     def english_only(self) -> bool:
         return self._info.languages == frozenset({"en"})
 
-    def transcribe(
-        self,
-        chunks: Sequence[Audio],
-        *,
-        language: str | None,
-        task: Task = "transcribe",
-        prompt: str | None = None,
-        words: bool = True,
-        keywords: Sequence[str] = (),
-    ) -> list[ChunkResult]:
+    def transcribe(self, chunks: Sequence[Audio], decoding: Decoding) -> list[ChunkResult]:
         if self.english_only:
-            language, task = "en", "transcribe"
-        # faster-whisper puts hotwords before the prompt in the decoder's previous-text context (when no prefix).
-        hotwords = ", ".join(keywords) or None
-        return [
-            self._transcribe_one(chunk, language=language, task=task, prompt=prompt, words=words, hotwords=hotwords)
-            for chunk in chunks
-        ]
+            decoding = Decoding(language="en", prompt=decoding.prompt, words=decoding.words, keywords=decoding.keywords)
+        return [self._transcribe_one(chunk, decoding) for chunk in chunks]
 
     def detect_language(self, audio: Audio) -> tuple[str, float]:
         """The language of (at most 30 s of) speech and its probability, from Whisper's first decoder step."""
@@ -79,16 +65,15 @@ class WhisperEngine:
         )
         return str(language), float(probability)
 
-    def _transcribe_one(
-        self, chunk: Audio, *, language: str | None, task: Task, prompt: str | None, words: bool, hotwords: str | None
-    ) -> ChunkResult:
+    def _transcribe_one(self, chunk: Audio, decoding: Decoding) -> ChunkResult:
         segments, info = self.model.transcribe(
             np.ascontiguousarray(chunk, dtype=np.float32),
-            language=language,
-            task=task,
-            initial_prompt=prompt or None,
-            hotwords=hotwords,
-            word_timestamps=words,
+            language=decoding.language,
+            task=decoding.task,
+            initial_prompt=decoding.prompt or None,
+            # faster-whisper puts hotwords before the prompt in the decoder's previous-text context (when no prefix).
+            hotwords=", ".join(decoding.keywords) or None,
+            word_timestamps=decoding.words,
             vad_filter=False,
             beam_size=self.beam_size,
             condition_on_previous_text=False,

@@ -28,16 +28,16 @@ import msgspec
 import numpy as np
 import structlog
 
-from app.audio.buffer import AudioBuffer
+from app.audio.regions import RegionStream
 from app.audio.types import SAMPLE_RATE, Audio
-from app.audio.vad import SileroVad, SpeechRegion, SpeechSegmenter, VadStream, load_vad
+from app.audio.vad import VAD_MIN_SPEECH, SileroVad, SpeechRegion, SpeechSegmenter, load_vad
 from app.errors import AppError, Cancelled, InvalidInput
 from app.transcript import join_segments
-from app.transcription.service import Job, Transcriber
+from app.transcription.request import Plan, TranscriptionRequest
+from app.transcription.service import Transcriber
 from app.worker.cancel import CancelToken
 
 log = structlog.get_logger("app.live")
-VAD_MIN_SPEECH = 0.25  # seconds: shorter speech is not an utterance
 END_PADDING = 0.2  # seconds of audio kept after the end of speech
 MANUAL_PIECE_SECONDS = 28.0  # a hand-committed buffer is decoded in pieces of at most this length
 MIN_COMMIT_SECONDS = 0.1  # OpenAI refuses to commit less than 100 ms of audio
@@ -54,7 +54,7 @@ class TurnDetection(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
-    job: Job
+    plan: Plan
     turn_detection: TurnDetection | None = msgspec.field(default_factory=TurnDetection)
     input_rate: int = 24000
 
@@ -184,8 +184,8 @@ class LiveTranscriber:
         input_rate: int,
     ) -> LiveConfig:
         """Check a session's settings (InvalidInput names the field) before any audio is taken."""
-        job = self.transcriber.live_job(self.transcriber.job(model, language, prompt, "transcribe"))
-        job = msgspec.structs.replace(job, words=False)
+        request = TranscriptionRequest(model=model, language=language, prompt=prompt, words=False)
+        plan = self.transcriber.live_plan(request)
         if input_rate not in INPUT_RATES:
             raise InvalidInput(
                 f"Unsupported audio rate {input_rate}; use one of {', '.join(map(str, INPUT_RATES))}",
@@ -208,12 +208,12 @@ class LiveTranscriber:
                     about="audio.input.turn_detection",
                     code="invalid_value",
                 )
-        return LiveConfig(job=job, turn_detection=turn_detection, input_rate=input_rate)
+        return LiveConfig(plan=plan, turn_detection=turn_detection, input_rate=input_rate)
 
     async def decode(
         self,
         audio: Audio,
-        job: Job,
+        plan: Plan,
         cancel: CancelToken,
         *,
         preview: bool = False,
@@ -226,11 +226,11 @@ class LiveTranscriber:
         def work() -> str | None:
             if unless is not None and unless():
                 return None
-            engine = transcriber.engine(job.model)
+            engine = transcriber.engine(plan.model)
             texts: list[str] = []
             step = int(MANUAL_PIECE_SECONDS * SAMPLE_RATE)
             pieces = [audio[i : i + step] for i in range(0, max(audio.size, 1), step)]
-            results = engine.transcribe(pieces, language=job.language, prompt=job.prompt, words=False)
+            results = engine.transcribe(pieces, plan.decoding)
             for result in results:
                 texts.extend(segment.text.strip() for segment in result.segments)
             return join_segments(texts)
@@ -246,7 +246,7 @@ class LiveSession:
         self.live = live
         self.emit = emit
         self.cancel = CancelToken()
-        self.buffer = AudioBuffer()
+        self.stream = RegionStream(None, None)
         self.audio_seconds = 0.0
         self.utterances = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -255,27 +255,26 @@ class LiveSession:
         self._open: _Utterance | None = None
         self._pending_start: int | None = None  # manual mode: where the uncommitted buffer starts
         self.config = config
-        self._reset_stream()
+        self._restart_detection()
         self.live.transcriber.runner.live_sessions += 1
         self._counted = True
 
-    def _reset_stream(self) -> None:
+    def _restart_detection(self) -> None:
+        """Speech detection afresh from the current end of the audio (the audio held stays)."""
         self._resampler = PcmResampler(self.config.input_rate)
         td = self.config.turn_detection
-        self._vad: VadStream | None = self.live.vad().stream() if td is not None else None
-        self._segmenter = (
-            SpeechSegmenter(
+        if td is None:
+            self.stream.restart(None, None)
+        else:
+            segmenter = SpeechSegmenter(
                 threshold=td.threshold,
                 min_speech_seconds=VAD_MIN_SPEECH,
                 min_silence_seconds=td.silence_duration_ms / 1000,
                 max_speech_seconds=MANUAL_PIECE_SECONDS - td.prefix_padding_ms / 1000 - END_PADDING,
                 split_search_from_seconds=10.0,
             )
-            if td is not None
-            else None
-        )
-        self._vad_origin = self.buffer.end  # the VAD's sample 0 is this sample of the session
-        self._pending_start = self.buffer.end
+            self.stream.restart(self.live.vad().stream(), segmenter)
+        self._pending_start = self.stream.end
 
     def reconfigure(self, config: LiveConfig) -> None:
         """session.update: new settings apply to audio from now on (an open utterance is dropped)."""
@@ -285,7 +284,7 @@ class LiveSession:
         self.config = config
         if changed_stream:
             self._abandon_open()
-            self._reset_stream()
+            self._restart_detection()
 
     @property
     def _prefix(self) -> int:
@@ -293,7 +292,8 @@ class LiveSession:
         return round((td.prefix_padding_ms if td else 0) * SAMPLE_RATE / 1000)
 
     async def append(self, pcm: bytes) -> None:
-        if (self.buffer.size + len(pcm) // 2 * SAMPLE_RATE / self.config.input_rate) > MAX_BUFFER_SECONDS * SAMPLE_RATE:
+        held = self.stream.end - self.stream.held_from + len(pcm) // 2 * SAMPLE_RATE / self.config.input_rate
+        if held > MAX_BUFFER_SECONDS * SAMPLE_RATE:
             raise InvalidInput(
                 f"The input audio buffer would hold more than {MAX_BUFFER_SECONDS:g} s of uncommitted audio:"
                 " commit it (input_audio_buffer.commit) or clear it",
@@ -303,52 +303,49 @@ class LiveSession:
         audio = self._resampler.feed(pcm)
         if audio.size == 0:
             return
-        self.buffer.append(audio)
         self.audio_seconds += audio.size / SAMPLE_RATE
-        if self._vad is None or self._segmenter is None:
+        stream = self.stream
+        if not stream.detects_speech:
+            stream.feed(audio)
             return
-        vad, segmenter = self._vad, self._segmenter
-        probabilities = await asyncio.to_thread(vad.feed, audio)
-        regions = segmenter.push(probabilities)
-        for region in regions:
+        # The VAD (~0.1 ms per 32 ms window) runs beside the worker, so speech stops are seen on time.
+        for region in await asyncio.to_thread(stream.feed, audio):
             self._speech_ended(region)
-        start = segmenter.next_start
+        start = stream.next_start
         if start is not None and self._open is None:
-            self._speech_began(self._vad_origin + start)
+            self._speech_began(start)
         if self._open is not None:
             self._maybe_partial(self._open)
-        keep = self._vad_origin + segmenter.horizon - self._prefix
+        keep = stream.horizon - self._prefix
         if self._open is not None:
             keep = min(keep, self._open.start - self._prefix)
-        self.buffer.drop_before(max(0, min(keep, self.buffer.end)))
+        stream.release_before(keep)
 
     def _speech_began(self, start: int) -> None:
         self._open = _Utterance(new_item_id(), start)
         self.emit(SpeechStarted(self._open.item_id, _ms(start)))
 
     def _speech_ended(self, region: SpeechRegion) -> None:
-        start, end = self._vad_origin + region.start, self._vad_origin + region.end
+        start, end = region.start, region.end
         utterance = self._open
         if utterance is None or utterance.start != start:
             utterance = _Utterance(new_item_id(), start)
             self.emit(SpeechStarted(utterance.item_id, _ms(start)))
         self._open = None
         self.emit(SpeechStopped(utterance.item_id, _ms(end)))
-        audio_from = max(start - self._prefix, self.buffer.end - self.buffer.size)
-        audio_to = min(end + round(END_PADDING * SAMPLE_RATE), self.buffer.end)
-        self._commit(utterance, self.buffer.slice(audio_from, audio_to))
+        self._commit(utterance, self.stream.audio(start - self._prefix, end + round(END_PADDING * SAMPLE_RATE)))
 
     def commit(self) -> None:
         """input_audio_buffer.commit: the audio not yet committed becomes an item now."""
         if self._open is not None:  # server VAD had an utterance open: end it here
             utterance = self._open
             self._open = None
-            audio = self.buffer.slice(max(utterance.start - self._prefix, self._buffer_start), self.buffer.end)
-            self._reset_stream()
+            audio = self.stream.audio(utterance.start - self._prefix, self.stream.end)
+            self._restart_detection()
             self._commit(utterance, audio)
             return
-        start = max(self._pending_start or 0, self._buffer_start)
-        audio = self.buffer.slice(start, self.buffer.end)
+        start = max(self._pending_start or 0, self.stream.held_from)
+        audio = self.stream.audio(start, self.stream.end)
         if audio.size < MIN_COMMIT_SECONDS * SAMPLE_RATE:
             held_ms = audio.size * 1000 / SAMPLE_RATE
             raise InvalidInput(
@@ -357,19 +354,15 @@ class LiveSession:
                 about=None,
                 code="input_audio_buffer_commit_empty",
             )
-        self._reset_stream()
+        self._restart_detection()
         self._commit(_Utterance(new_item_id(), start), audio)
 
     def clear(self) -> None:
         """input_audio_buffer.clear: forget uncommitted audio (and an open utterance)."""
         self._abandon_open()
-        self.buffer.drop_before(self.buffer.end)
-        self._reset_stream()
+        self.stream.release_before(self.stream.end)
+        self._restart_detection()
         self.emit(Cleared())
-
-    @property
-    def _buffer_start(self) -> int:
-        return self.buffer.end - self.buffer.size
 
     def _abandon_open(self) -> None:
         if self._open is not None:
@@ -392,7 +385,7 @@ class LiveSession:
 
     async def _finalise(self, utterance: _Utterance, audio: Audio, previous: asyncio.Task[None] | None) -> None:
         try:
-            text = await self.live.decode(audio, self.config.job, self.cancel) or ""
+            text = await self.live.decode(audio, self.config.plan, self.cancel) or ""
         except Cancelled:
             return  # the session is closing
         except Exception as exc:  # a model that cannot load, or a bug: this utterance fails, the session goes on
@@ -412,20 +405,20 @@ class LiveSession:
         self.emit(Completed(utterance.item_id, text, audio.size / SAMPLE_RATE))
 
     def _maybe_partial(self, utterance: _Utterance) -> None:
-        end = self.buffer.end
+        end = self.stream.end
         interval = round(self.live.partial_interval * SAMPLE_RATE)
         if utterance.partial_running or end - utterance.partial_until < interval or end - utterance.start < interval:
             return
 
         utterance.partial_running = True
         utterance.partial_until = end
-        audio = self.buffer.slice(max(utterance.start - self._prefix, self._buffer_start), end)
+        audio = self.stream.audio(utterance.start - self._prefix, end)
         self._track(asyncio.get_running_loop().create_task(self._partial(utterance, audio)))
 
     async def _partial(self, utterance: _Utterance, audio: Audio) -> None:
         try:
             text = await self.live.decode(
-                audio, self.config.job, self.cancel, preview=True, unless=lambda: utterance.finished
+                audio, self.config.plan, self.cancel, preview=True, unless=lambda: utterance.finished
             )
         except (AppError, Cancelled):
             return  # the final decode reports failures

@@ -1,4 +1,5 @@
-"""Audio file -> decoded 16 kHz windows -> Silero VAD -> chunks -> engine batches -> absolute segments.
+"""Audio file -> decoded 16 kHz windows -> speech regions (`app.audio.regions`) -> chunks -> engine batches ->
+absolute segments.
 
 Memory stays bounded: the file is decoded one window (`window_seconds`) at a time, and a buffer keeps only the
 audio that may still become part of a chunk (the open chunk, or the open speech region, plus a little padding).
@@ -16,66 +17,49 @@ from pathlib import Path
 
 import msgspec
 
-from app.audio.buffer import AudioBuffer
-from app.audio.chunking import Chunk, Chunker
+from app.audio.chunking import Chunk, Chunker, Chunking
 from app.audio.decode import AudioDecoder
+from app.audio.regions import RegionStream
 from app.audio.types import SAMPLE_RATE, Audio
-from app.audio.vad import SileroVad, SpeechSegmenter, load_vad
-from app.engines.protocol import Engine
+from app.audio.vad import VAD_MIN_SPEECH, SileroVad, SpeechSegmenter, load_vad
+from app.engines.protocol import Decoding, Engine
 from app.settings import AudioSettings
-from app.transcript import Segment, Task, Word
+from app.transcript import Segment, Word
 from app.worker.cancel import CancelToken
 
 WINDOW_SECONDS = 60.0  # decode window
-CHUNK_PADDING = 0.2  # seconds of context added around each chunk (never past the middle of a pause)
-VAD_MIN_SPEECH = 0.25  # Silero: shorter speech is ignored
-VAD_MIN_SILENCE = 0.1  # Silero: a pause must last this long to end a speech region
-
-
-class Chunking(msgspec.Struct, frozen=True, kw_only=True):
-    """One request's VAD and chunker choices (OpenAI's `chunking_strategy`); the defaults are the server's own."""
-
-    threshold: float | None = None  # Silero speech probability; None: VAD_THRESHOLD
-    min_silence_seconds: float = VAD_MIN_SILENCE  # a pause this long ends a speech region
-    padding_seconds: float = CHUNK_PADDING  # context added around each chunk (never past the middle of a pause)
 
 
 class TranscriptionRun:
+    """One file through decode -> region stream -> chunker -> engine batches, on the worker thread."""
+
     def __init__(
         self,
         path: Path,
         engine: Engine,
+        decoding: Decoding,
         *,
-        language: str | None,
-        task: Task,
-        prompt: str | None,
         audio: AudioSettings,
         cancel: CancelToken,
-        vad: SileroVad | None = None,
-        words: bool = True,
-        keywords: tuple[str, ...] = (),
         chunking: Chunking | None = None,
+        vad: SileroVad | None = None,
         window_seconds: float = WINDOW_SECONDS,
         between_batches: Callable[[], None] | None = None,
         small_batches: Callable[[], bool] | None = None,
     ) -> None:
         self.path = path
         self.engine = engine
-        self.requested_language = language
-        self.task: Task = task
-        self.prompt = prompt
+        self.decoding = decoding
         self.audio = audio
         self.window_seconds = window_seconds
         self.cancel = cancel
         self.vad = vad
-        self.words = words  # False: the caller needs no word timings (see Engine.transcribe)
-        self.keywords = keywords
         self.chunking = chunking or Chunking()
         # Padding on both sides must leave room for speech inside the strict limit.
         self.padding = min(self.chunking.padding_seconds, audio.vad_strict_limit / 4)
         self.duration = 0.0
-        self.language: str | None = language
-        self.buffer = AudioBuffer()
+        self.language: str | None = decoding.language
+        self.stream: RegionStream | None = None  # the speech-region stream of the current pass
         # Called before each batch on the worker thread: the Runner runs waiting live utterances there.
         self.between_batches = between_batches
         # True while live work may arrive: batches of one chunk, so live work waits at most one chunk's decode.
@@ -104,32 +88,27 @@ class TranscriptionRun:
         )
 
     def chunk_stream(self) -> Generator[tuple[Chunk, Audio], None, None]:
-        """Decode -> VAD -> chunker: each finished chunk with its audio, in order, as soon as it is final."""
-        vad = (self.vad or load_vad()).stream()
-        segmenter = self._segmenter()
+        """Decode -> speech regions -> chunker: each finished chunk with its audio, in order, as soon as it is
+        final. Only the open chunk's audio is held (`Chunker.keep_from`)."""
+        stream = self.stream = RegionStream((self.vad or load_vad()).stream(), self._segmenter())
         chunker = self._chunker()
-        buffer = self.buffer
 
         def cut(chunks: list[Chunk]) -> list[tuple[Chunk, Audio]]:
-            return [(chunk, buffer.slice(chunk.start, chunk.end)) for chunk in chunks]
+            return [(chunk, stream.audio(chunk.start, chunk.end)) for chunk in chunks]
 
         with AudioDecoder(self.path, max_seconds=self.audio.max_audio_seconds) as decoder:
             for block in decoder.blocks(self.window_seconds):
-                buffer.append(block)
+                regions = stream.feed(block)
                 self.duration = decoder.decoded_seconds
-                done = [chunk for region in segmenter.push(vad.feed(block)) for chunk in chunker.push(region)]
-                done += chunker.advance(
-                    segmenter.horizon, next_start=segmenter.next_start, min_end=segmenter.min_future_end
-                )
+                done = [chunk for region in regions for chunk in chunker.push(region)]
+                done += chunker.advance(stream.horizon, next_start=stream.next_start, min_end=stream.min_future_end)
                 ready = cut(done)
-                buffer.drop_before(min(chunker.keep_from(segmenter.horizon), buffer.end))
+                stream.release_before(chunker.keep_from(stream.horizon))
                 yield from ready
-            total = decoder.decoded_samples
-            self.duration = total / SAMPLE_RATE
-        regions = segmenter.push(vad.finish()) + segmenter.finish(total)
-        done = [chunk for region in regions for chunk in chunker.push(region)] + chunker.finish(total)
+            self.duration = decoder.decoded_samples / SAMPLE_RATE
+        done = [chunk for region in stream.finish() for chunk in chunker.push(region)] + chunker.finish(stream.end)
         ready = cut(done)
-        buffer.drop_before(buffer.end)
+        stream.release_before(stream.end)
         yield from ready
 
     def first_speech(self) -> Audio | None:
@@ -162,14 +141,7 @@ class TranscriptionRun:
         if self.between_batches is not None:
             self.between_batches()
         self.cancel.raise_if_cancelled()
-        results = self.engine.transcribe(
-            [audio for _, audio in batch],
-            language=self.requested_language,
-            task=self.task,
-            prompt=self.prompt,
-            words=self.words,
-            keywords=self.keywords,
-        )
+        results = self.engine.transcribe([audio for _, audio in batch], self.decoding)
         if len(results) != len(batch):
             raise RuntimeError(f"engine returned {len(results)} results for {len(batch)} chunks")
         for (chunk, _), result in zip(batch, results, strict=True):

@@ -1,6 +1,7 @@
 """Transcription as the API layer asks for it: resolve and check the model, run the pipeline on the worker.
 
-No HTTP here: routes hand in a file path and parameters, and get back a `Transcript` or a stream of segments.
+No HTTP here: routes hand in a `TranscriptionRequest` once (`plan`), then a file path with the plan, and get back a
+`Transcribed` or a stream of segments (see `app/transcription/request.py` for the flow).
 """
 
 from __future__ import annotations
@@ -11,77 +12,40 @@ from pathlib import Path
 
 import msgspec
 
-from app.engines.protocol import Engine, ModelInfo
+from app.engines.protocol import Decoding, Engine, ModelInfo
 from app.engines.registry import find_model, prepare_model
 from app.engines.whisper import WhisperEngine
 from app.errors import InvalidInput, ModelUnavailable
-from app.languages import CODE_BY_NAME, LANGUAGES, display_name
+from app.languages import display_name
 from app.settings import AUTO_MODEL, Settings
 from app.transcript import Segment, Task, Transcript
-from app.transcription.pipeline import Chunking, TranscriptionRun
+from app.transcription.pipeline import TranscriptionRun
+from app.transcription.request import Detection, Plan, TranscriptionRequest, normalise_language
 from app.transcription.routing import AutoRouter, auto_router
 from app.worker.cancel import CancelToken
 from app.worker.residency import ModelKey, Residency
 from app.worker.runner import Runner
 
-# Names OpenAI clients send that mean "the server's default model".
 # Detection decodes in short windows: it stops at the end of the first chunk (chunks do not depend on the window;
 # measured on a 10 min file: 0.05 s to the first chunk instead of 0.3 s with the pipeline's 60 s window).
 DETECTION_WINDOW_SECONDS = 10.0
+# Names OpenAI clients send that mean "the server's default model".
 DEFAULT_MODEL_ALIASES = frozenset({"", "whisper-1", "default", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"})
 
 
+class Transcribed(msgspec.Struct, frozen=True):
+    """A finished transcription and the worker time it took."""
+
+    transcript: Transcript
+    processing_seconds: float
+
+
 class RunSummary(msgspec.Struct, frozen=True):
-    """What is only known once all audio has been read; the last item of a stream."""
+    """What is only known once all audio has been read: the last item of a stream."""
 
     duration: float
     language: str
     processing_seconds: float
-
-
-class Job(msgspec.Struct, frozen=True, kw_only=True):
-    model: str  # AUTO_MODEL until `Transcriber.route` has chosen the model
-    language: str | None = None
-    prompt: str | None = None
-    task: Task = "transcribe"
-    words: bool = True  # whether the answer shows word timings (else Whisper skips its word alignment)
-    keywords: tuple[str, ...] = ()  # words or names to favour (Whisper: hotwords; others: ignored)
-    chunking: Chunking | None = None  # the request's VAD/chunker choices; None: the server's settings
-
-
-class Detection(msgspec.Struct, frozen=True):
-    """The language a model detected in a file's first speech (None: the file has no speech)."""
-
-    model: str
-    language: str | None
-    probability: float
-    seconds: float
-
-
-class Routed(msgspec.Struct, frozen=True):
-    """A job with its model chosen; `detection` when the language had to be detected to choose it."""
-
-    job: Job
-    detection: Detection | None = None
-
-
-def normalise_language(language: str | None) -> str | None:
-    """'EN', 'en-US', 'english' -> 'en'; empty -> None (let the model detect it)."""
-    if language is None or not language.strip():
-        return None
-    value = language.strip().lower().replace("_", "-")
-    if value in CODE_BY_NAME:
-        return CODE_BY_NAME[value]
-    code = value.split("-", 1)[0]
-    if not code.isalpha() or not 2 <= len(code) <= 3:
-        raise InvalidInput(f"Invalid language '{language}': use an ISO-639-1 code such as 'en'", about="language")
-    if code not in LANGUAGES:  # no engine here knows it (Whisper's table covers them all); faster-whisper would raise
-        raise InvalidInput(
-            f"Unknown language '{language}': use an ISO-639-1 code such as 'en'",
-            about="language",
-            code="unsupported_language",
-        )
-    return code
 
 
 class Transcriber:
@@ -155,71 +119,66 @@ class Transcriber:
             )
         return name
 
-    def job(
-        self,
-        requested_model: str | None,
-        language: str | None,
-        prompt: str | None,
-        task: Task,
-        keywords: tuple[str, ...] = (),
-    ) -> Job:
-        """Validate a request's parameters before any audio is touched. With `auto` and no language, the model is
-        chosen later by `route` (after detection)."""
-        name = self.resolve_name(requested_model)
-        code = normalise_language(language)
-        job = Job(model=name, language=code, prompt=prompt or None, task=task, keywords=keywords)
+    def plan(self, request: TranscriptionRequest) -> Plan:
+        """Check a request before any audio is touched: its model resolved, its language normalised and supported.
+        With `auto` and no language, the model is chosen later by `route` (after detection)."""
+        name = self.resolve_name(request.model)
+        code = normalise_language(request.language)
+        decoding = Decoding(
+            language=code,
+            task=request.task,
+            prompt=request.prompt or None,
+            words=request.words,
+            keywords=request.keywords,
+        )
+        plan = Plan(model=name, decoding=decoding, chunking=request.chunking)
         if name != AUTO_MODEL:
-            return self._checked(job, language)
+            return self._checked(plan, request.language)
         router = self._router()
         if code is not None:
-            return self._checked(msgspec.structs.replace(job, model=self._route(router, code, task)), language)
-        if task == "translate" and not router.translators:
+            return self._checked(self._with_model(plan, self._route(router, code, request.task)), request.language)
+        if request.task == "translate" and not router.translators:
             raise InvalidInput(
                 "No model in AUTO_ROUTES can translate; route '*' to a multilingual Whisper model",
                 about="model",
                 code="translation_unsupported",
             )
-        return job
+        return plan
 
-    def live_job(self, job: Job) -> Job:
-        """`job` for live dictation: `auto` with no language has no file to detect it from, so it goes to the
-        catch-all route (`*`, a multilingual model that finds the language in each utterance itself)."""
-        if job.model != AUTO_MODEL:
-            return job
+    def live_plan(self, request: TranscriptionRequest) -> Plan:
+        """`plan(request)` for live dictation: `auto` with no language has no file to detect it from, so it goes to
+        the catch-all route (`*`, a multilingual model that finds the language in each utterance itself)."""
+        plan = self.plan(request)
+        if plan.routed:
+            return plan
         name = self._router().model_for("*")
         if name is None:
             raise InvalidInput(
                 "With MODEL=auto, live dictation needs a language (AUTO_ROUTES has no '*' route)", about="language"
             )
-        return self._checked(msgspec.structs.replace(job, model=name), None)
+        return self._checked(self._with_model(plan, name), None)
 
-    async def route(self, path: Path, job: Job, cancel: CancelToken) -> Routed:
-        """`job` with its model chosen: as it is unless it is `auto`; then by the language detected (on the worker,
+    async def route(self, path: Path, plan: Plan, cancel: CancelToken) -> Plan:
+        """`plan` with its model chosen: as it is unless it is `auto`; then by the language detected (on the worker,
         from the file's first speech) with the detector model."""
-        if job.model != AUTO_MODEL:
-            return Routed(job)
+        if plan.routed:
+            return plan
         detection = await self.runner.run(lambda: self._detect(path, cancel), cancel)
         router = self._router()
         if detection.language is None:  # no speech: no segments whichever model runs; take the catch-all
-            fallback = router.translator_for(None) if job.task == "translate" else router.model_for("*")
+            fallback = router.translator_for(None) if plan.decoding.task == "translate" else router.model_for("*")
             name = fallback or next(iter(router.routes.values()))
         else:
-            name = self._route(router, detection.language, job.task)
-        routed = msgspec.structs.replace(job, model=name, language=detection.language)
-        return Routed(self._checked(routed, detection.language), detection)
+            name = self._route(router, detection.language, plan.decoding.task)
+        decoding = msgspec.structs.replace(plan.decoding, language=detection.language)
+        routed = msgspec.structs.replace(plan, model=name, decoding=decoding, detection=detection)
+        return self._checked(routed, detection.language)
 
     def _detect(self, path: Path, cancel: CancelToken) -> Detection:
         started = time.monotonic()
         engine = self.detector()
         run = TranscriptionRun(
-            path,
-            engine,
-            language=None,
-            task="transcribe",
-            prompt=None,
-            audio=self.audio,
-            cancel=cancel,
-            window_seconds=DETECTION_WINDOW_SECONDS,
+            path, engine, Decoding(), audio=self.audio, cancel=cancel, window_seconds=DETECTION_WINDOW_SECONDS
         )
         speech = run.first_speech()
         cancel.raise_if_cancelled()
@@ -252,66 +211,68 @@ class Transcriber:
             )
         return name
 
-    def _checked(self, job: Job, language_as_given: str | None) -> Job:
-        """`job` if its model can do its language and task (the one language given to the single-language model
-        it runs, else unchanged)."""
-        info = self.model_info(job.model)
-        code = job.language
+    @staticmethod
+    def _with_model(plan: Plan, name: str) -> Plan:
+        return msgspec.structs.replace(plan, model=name)
+
+    def _checked(self, plan: Plan, language_as_given: str | None) -> Plan:
+        """`plan` if its model can do its language and task (with the one language of a single-language model
+        filled in)."""
+        info = self.model_info(plan.model)
+        decoding = plan.decoding
+        code = decoding.language
         if code is not None and not info.supports(code):
             raise InvalidInput(
                 f"Model '{info.name}' only supports {info.language_names()}; got language='{language_as_given}'",
                 about="language",
                 code="unsupported_language",
             )
-        if job.task == "translate" and not info.can_translate:
+        if decoding.task == "translate" and not info.can_translate:
             raise InvalidInput(
                 f"Model '{info.name}' cannot translate; use a multilingual Whisper model for /v1/audio/translations",
                 about="model",
                 code="translation_unsupported",
             )
         if code is None and info.languages is not None and len(info.languages) == 1:
-            code = next(iter(info.languages))
-        return msgspec.structs.replace(job, language=code)
+            decoding = msgspec.structs.replace(decoding, language=next(iter(info.languages)))
+        return msgspec.structs.replace(plan, decoding=decoding)
 
-    def _run(self, path: Path, job: Job, cancel: CancelToken) -> TranscriptionRun:
-        if job.model == AUTO_MODEL:
-            raise RuntimeError("an auto job must be routed (Transcriber.route) before it runs")
-        engine = self.engine(job.model)
+    def _run(self, path: Path, plan: Plan, cancel: CancelToken) -> TranscriptionRun:
+        if not plan.routed:
+            raise RuntimeError("an auto plan must be routed (Transcriber.route) before it runs")
         return TranscriptionRun(
             path,
-            engine,
-            language=job.language,
-            task=job.task,
-            prompt=job.prompt,
+            self.engine(plan.model),
+            plan.decoding,
             audio=self.audio,
             cancel=cancel,
-            words=job.words,
-            keywords=job.keywords,
-            chunking=job.chunking,
+            chunking=plan.chunking,
             between_batches=self.runner.serve_live,
             small_batches=lambda: self.runner.live_sessions > 0,
         )
 
-    async def transcribe(self, path: Path, job: Job, cancel: CancelToken) -> tuple[Transcript, RunSummary]:
-        def work() -> tuple[Transcript, RunSummary]:
+    async def transcribe(self, path: Path, plan: Plan, cancel: CancelToken) -> Transcribed:
+        def work() -> Transcribed:
             started = time.monotonic()
-            run = self._run(path, job, cancel)
+            run = self._run(path, plan, cancel)
             segments = tuple(run.segments())
-            language = run.language or job.language or "en"
-            transcript = Transcript(language=language, duration=run.duration, segments=segments, task=job.task)
-            return transcript, RunSummary(run.duration, language, time.monotonic() - started)
+            language = run.language or plan.decoding.language or "en"
+            transcript = Transcript(
+                language=language, duration=run.duration, segments=segments, task=plan.decoding.task
+            )
+            return Transcribed(transcript, time.monotonic() - started)
 
         return await self.runner.run(work, cancel)
 
-    def stream(self, path: Path, job: Job, cancel: CancelToken) -> AsyncGenerator[Segment | RunSummary]:
+    def stream(self, path: Path, plan: Plan, cancel: CancelToken) -> AsyncGenerator[Segment | RunSummary]:
         """Segments as each batch finishes, then one RunSummary."""
 
         def produce(emit: Callable[[Segment | RunSummary], None]) -> None:
             started = time.monotonic()
-            run = self._run(path, job, cancel)
+            run = self._run(path, plan, cancel)
             for segment in run.segments():
                 emit(segment)
-            language = run.language or job.language or "en"
+            language = run.language or plan.decoding.language or "en"
             emit(RunSummary(run.duration, language, time.monotonic() - started))
 
         return self.runner.stream(produce, cancel)
