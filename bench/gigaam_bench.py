@@ -87,6 +87,8 @@ def engine_settings(threads: int, quantization: str | None, optimize: bool) -> A
 
 
 def run_engine(chunks: list[np.ndarray], threads: int, variant: Variant, head: str) -> dict[str, float]:
+    import msgspec
+
     from app.engines.protocol import Decoding
     from app.engines.registry import MODELS as REGISTRY
     from app.engines.registry import prepare_model
@@ -95,7 +97,7 @@ def run_engine(chunks: list[np.ndarray], threads: int, variant: Variant, head: s
     engines = engine_settings(threads, variant.quantization, variant.optimize)
     batch = variant.batch
     entry = REGISTRY[f"v3_{head}"]
-    engine = entry.loader(entry, prepare_model(entry, engines), engines, batch_size=batch)
+    engine = msgspec.structs.replace(entry.loader, batch_size=batch)(prepare_model(entry, engines), engines)
     load_s = time.perf_counter() - started
     engine.transcribe(chunks[:1], Decoding(language="ru"))
     started = time.perf_counter()

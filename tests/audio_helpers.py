@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 
 import av
+import msgspec
 import numpy as np
 
 from tests.server import AUDIO as SHARED
@@ -53,7 +54,8 @@ def load(name: str, models_dir: Path, *, quantization: str = "none", num_threads
 
     engines = EngineSettings(models_dir=models_dir, quantization=quantization, num_threads=num_threads, device="cpu")  # type: ignore[arg-type]
     entry = find_model(name, models_dir)
-    return entry.loader(entry, prepare_model(entry, engines, HubSettings(hf_endpoint=endpoint)), engines, **kw)
+    loader = msgspec.structs.replace(entry.loader, **kw)
+    return loader(prepare_model(entry, engines, HubSettings(hf_endpoint=endpoint)), engines)
 
 
 def weights_folder(name: str, models_dir: Path, *, quantization: str = "none", endpoint: str = "") -> Path:

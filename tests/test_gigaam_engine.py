@@ -14,7 +14,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
-from app.engines.onnx_asr import plan_batches, tokens_to_words
+from app.engines.onnx_asr import OnnxAsrLoader, plan_batches, tokens_to_words
 from app.engines.protocol import ChunkResult, Decoding
 from app.engines.registry import MODELS
 from app.errors import InvalidInput, ModelUnavailable
@@ -176,10 +176,10 @@ def test_spec_table_matches_onnx_asr_file_names() -> None:
     onnx_entries = [entry for entry in MODELS.values() if entry.info.family in ("gigaam", "parakeet")]
     assert len(onnx_entries) == 7  # six GigaAM, one Parakeet
     for entry in onnx_entries:
-        name, spec = entry.name, entry.weights
-        assert entry.onnx_asr_name is not None and spec is not None and entry.frame_seconds > 0
-        assert model_repos[entry.onnx_asr_name] == spec.repo
-        model_type = create_asr_resolver(entry.onnx_asr_name).model_type
+        name, spec, loader = entry.name, entry.weights, entry.loader
+        assert isinstance(loader, OnnxAsrLoader) and spec is loader.weights and loader.frame_seconds > 0
+        assert model_repos[loader.onnx_asr_name] == spec.repo
+        model_type = create_asr_resolver(loader.onnx_asr_name).model_type
         for quantization in (None, "int8"):
             ours = spec.files_for(quantization)
             for pattern in model_type._get_model_files(quantization).values():

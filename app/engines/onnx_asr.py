@@ -14,8 +14,9 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import msgspec
 import numpy as np
 import onnxruntime as rt
 
@@ -26,10 +27,8 @@ from app.engines.protocol import ChunkResult, Decoding, ModelInfo
 from app.errors import InvalidInput, ModelUnavailable
 from app.settings import EngineSettings
 from app.transcript import Segment, Word
+from app.weights.specs import ModelSpec
 from app.worker.threads import ort_session_options
-
-if TYPE_CHECKING:
-    from app.engines.registry import ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -159,29 +158,38 @@ class OnnxAsrEngine:
         return (Segment(start=words[0].start, end=words[-1].end, text=text, words=tuple(words)),)
 
 
-def cpu_graphs(entry: ModelEntry, folder: Path, engines: EngineSettings) -> AbstractContextManager[Path]:
-    """The folder to load `entry` from: its int8 graphs rewritten for onnxruntime's CPU kernels (built once, cached
-    in MODELS_DIR/.optimized) on the CPU with OPTIMIZE_GRAPHS on; `folder` itself otherwise (fp32 graphs run well
-    as published)."""
-    quantization = engines.onnx_quantization
-    if entry.weights is None or quantization is None or not engines.optimize_graphs:
-        return nullcontext(folder)
-    if resolve_device(engines.device) != "cpu":
-        return nullcontext(folder)
-    return optimized_folder(folder, entry.weights.files_for(quantization), quantization)
+class OnnxAsrLoader(msgspec.Struct, frozen=True, kw_only=True):
+    """How a GigaAM or Parakeet model loads through onnx-asr (a registry entry's loader)."""
+
+    info: ModelInfo
+    onnx_asr_name: str  # the name onnx-asr knows the model by
+    frame_seconds: float  # encoder frame: feature hop x subsampling
+    weights: ModelSpec  # its files (the int8 graphs to rewrite for the CPU are among them)
+    batch_size: int = 1
+
+    def cpu_graphs(self, folder: Path, engines: EngineSettings) -> AbstractContextManager[Path]:
+        """The folder to load from: the int8 graphs rewritten for onnxruntime's CPU kernels (built once, cached in
+        MODELS_DIR/.optimized) on the CPU with OPTIMIZE_GRAPHS on; `folder` itself otherwise (fp32 graphs run well
+        as published)."""
+        quantization = engines.onnx_quantization
+        if quantization is None or not engines.optimize_graphs or resolve_device(engines.device) != "cpu":
+            return nullcontext(folder)
+        return optimized_folder(folder, self.weights.files_for(quantization), quantization)
+
+    def __call__(self, folder: Path, engines: EngineSettings) -> OnnxAsrEngine:
+        return load_onnx_asr(self, folder, engines)
 
 
-def load_onnx_asr(entry: ModelEntry, folder: Path, engines: EngineSettings, *, batch_size: int = 1) -> OnnxAsrEngine:
+def load_onnx_asr(spec: OnnxAsrLoader, folder: Path, engines: EngineSettings) -> OnnxAsrEngine:
     """Build the onnxruntime sessions of a GigaAM or Parakeet model from its (complete) folder."""
     import onnx_asr
 
-    if entry.onnx_asr_name is None:
-        raise ValueError(f"{entry.name} is not an onnx-asr model")
+    name = spec.info.name
     started = time.perf_counter()
     try:
-        with cpu_graphs(entry, folder, engines) as load_from:
+        with spec.cpu_graphs(folder, engines) as load_from:
             model = onnx_asr.load_model(
-                entry.onnx_asr_name,
+                spec.onnx_asr_name,
                 load_from,
                 quantization=engines.onnx_quantization,
                 sess_options=session_options(engines.num_threads),
@@ -191,8 +199,7 @@ def load_onnx_asr(entry: ModelEntry, folder: Path, engines: EngineSettings, *, b
         raise
     except Exception as exc:  # corrupt or foreign files: say which folder, keep it one line
         raise ModelUnavailable(
-            f"Model {entry.name!r} in {folder} could not be loaded ({type(exc).__name__}): delete the folder to "
-            "re-fetch it"
+            f"Model {name!r} in {folder} could not be loaded ({type(exc).__name__}): delete the folder to re-fetch it"
         ) from exc
-    log.info("model loaded", extra={"model": entry.name, "seconds": round(time.perf_counter() - started, 2)})
-    return OnnxAsrEngine(entry.info, model.with_timestamps(), frame=entry.frame_seconds, batch_size=batch_size)
+    log.info("model loaded", extra={"model": name, "seconds": round(time.perf_counter() - started, 2)})
+    return OnnxAsrEngine(spec.info, model.with_timestamps(), frame=spec.frame_seconds, batch_size=spec.batch_size)

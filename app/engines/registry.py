@@ -4,21 +4,20 @@ all read it.
 
     entry = find_model("v3_ctc", settings.engines.models_dir)   # InvalidInput for a name nobody knows
     folder = prepare_model(entry, settings.engines, settings.hub)  # weights on disk (fetched if needed), once
-    engine = entry.loader(entry, folder, settings.engines)         # onnxruntime / CTranslate2 sessions
+    engine = entry.loader(folder, settings.engines)                # onnxruntime / CTranslate2 sessions
 
 Besides the table, any folder in MODELS_DIR holding a CTranslate2 Whisper conversion (`model.bin`) is a model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
-from app.engines.onnx_asr import load_onnx_asr
+from app.engines.onnx_asr import OnnxAsrLoader
 from app.engines.protocol import Engine, ModelInfo
-from app.engines.whisper import load_whisper, whisper_info
+from app.engines.whisper import WhisperLoader, whisper_info
 from app.errors import InvalidInput, ModelUnavailable
 from app.settings import EngineSettings, HubSettings
 from app.weights.specs import ModelSpec
@@ -27,10 +26,8 @@ from app.weights.store import ensure_model_files, model_dir
 
 class ModelEntry(msgspec.Struct, frozen=True, kw_only=True):
     info: ModelInfo  # name, family, languages, whether it translates
-    loader: Callable[[ModelEntry, Path, EngineSettings], Engine]
+    loader: OnnxAsrLoader | WhisperLoader  # (folder, engine settings) -> a loaded Engine
     weights: ModelSpec | None = None  # None: a conversion an operator put into MODELS_DIR (nothing to fetch)
-    onnx_asr_name: str | None = None  # the name onnx-asr knows the model by (GigaAM, Parakeet)
-    frame_seconds: float = 0.0  # encoder frame: feature hop x subsampling (onnx-asr models)
 
     @property
     def name(self) -> str:
@@ -41,29 +38,29 @@ def _gigaam(version: str, kind: str, vocab: str) -> ModelEntry:
     graphs = [f"{version}_{kind}{{q}}.onnx"]
     if kind.endswith("rnnt"):
         graphs = [f"{version}_{kind}_{part}{{q}}.onnx" for part in ("encoder", "decoder", "joint")]
-    name = f"{version}_{kind}"
-    return ModelEntry(
-        info=ModelInfo(name=name, family="gigaam", languages=frozenset({"ru"}), owned_by="salute-developers"),
-        loader=load_onnx_asr,
-        weights=ModelSpec(repo=f"istupakov/gigaam-{version}-onnx", files=(*graphs, vocab, "config.json")),
-        onnx_asr_name=f"gigaam-{version}-{kind.replace('_', '-')}",
-        frame_seconds=0.04,  # 10 ms feature hop x subsampling 4
+    info = ModelInfo(
+        name=f"{version}_{kind}", family="gigaam", languages=frozenset({"ru"}), owned_by="salute-developers"
     )
+    weights = ModelSpec(repo=f"istupakov/gigaam-{version}-onnx", files=(*graphs, vocab, "config.json"))
+    onnx_asr_name = f"gigaam-{version}-{kind.replace('_', '-')}"
+    # encoder frame: 10 ms feature hop x subsampling 4
+    loader = OnnxAsrLoader(info=info, onnx_asr_name=onnx_asr_name, frame_seconds=0.04, weights=weights)
+    return ModelEntry(info=info, loader=loader, weights=weights)
 
 
-PARAKEET = ModelEntry(
-    info=ModelInfo(
+def _parakeet() -> ModelEntry:
+    info = ModelInfo(
         name="nvidia/parakeet-tdt-0.6b-v2", family="parakeet", languages=frozenset({"en"}), owned_by="nvidia"
-    ),
-    loader=load_onnx_asr,
-    weights=ModelSpec(
+    )
+    weights = ModelSpec(
         repo="istupakov/parakeet-tdt-0.6b-v2-onnx",
         files=("encoder-model{q}.onnx", "decoder_joint-model{q}.onnx", "vocab.txt", "config.json"),
         fp32_only=("encoder-model.onnx.data",),
-    ),
-    onnx_asr_name="nemo-parakeet-tdt-0.6b-v2",
-    frame_seconds=0.08,  # 10 ms feature hop x subsampling 8
-)
+    )
+    # encoder frame: 10 ms feature hop x subsampling 8
+    loader = OnnxAsrLoader(info=info, onnx_asr_name="nemo-parakeet-tdt-0.6b-v2", frame_seconds=0.08, weights=weights)
+    return ModelEntry(info=info, loader=loader, weights=weights)
+
 
 # faster-whisper's `download_model` fetches these (faster_whisper/utils.py: allow_patterns). CTranslate2 needs
 # model.bin, config.json and vocabulary.{json,txt}; without tokenizer.json faster-whisper fetches one from the hub;
@@ -95,7 +92,7 @@ def whisper_entry(name: str, repo: str | None) -> ModelEntry:
         weights = ModelSpec(
             repo=repo, files=_WHISPER_FILES, optional=("preprocessor_config.json",), bundled=name == "tiny.en"
         )
-    return ModelEntry(info=whisper_info(name), loader=load_whisper, weights=weights)
+    return ModelEntry(info=whisper_info(name), loader=WhisperLoader(name=name), weights=weights)
 
 
 MODELS: dict[str, ModelEntry] = {
@@ -107,7 +104,7 @@ MODELS: dict[str, ModelEntry] = {
         _gigaam("v3", "e2e_rnnt", "v3_e2e_rnnt_vocab.txt"),
         _gigaam("v2", "ctc", "v2_vocab.txt"),
         _gigaam("v2", "rnnt", "v2_vocab.txt"),
-        PARAKEET,
+        _parakeet(),
         *(whisper_entry(name, repo) for name, repo in WHISPER_REPOS.items()),
     )
 }
@@ -144,4 +141,4 @@ def prepare_model(entry: ModelEntry, engines: EngineSettings, hub: HubSettings |
 def load_engine(name: str, engines: EngineSettings, hub: HubSettings | None = None) -> Engine:
     """Find, prepare and load `name` in one call (tests, benchmarks; the server goes through the residency)."""
     entry = find_model(name, engines.models_dir)
-    return entry.loader(entry, prepare_model(entry, engines, hub), engines)
+    return entry.loader(prepare_model(entry, engines, hub), engines)

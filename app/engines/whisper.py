@@ -4,7 +4,7 @@
     results = engine.transcribe([chunk1, chunk2], Decoding(language="en"))
 
 Where the weights come from (the bundled `tiny.en`, the hub, or an operator's conversion in MODELS_DIR) is the
-registry's business; `load_whisper` gets a complete folder.
+registry's business; `WhisperLoader` gets a complete folder.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import msgspec
 import numpy as np
 
 from app.audio.types import Audio
@@ -22,9 +23,6 @@ from app.engines.protocol import ChunkResult, Decoding, ModelInfo
 from app.errors import ModelUnavailable
 from app.settings import EngineSettings
 from app.transcript import Segment, Word
-
-if TYPE_CHECKING:
-    from app.engines.registry import ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +98,17 @@ def _segment(raw: Any) -> Segment:
     )
 
 
-def load_whisper(entry: ModelEntry, folder: Path, engines: EngineSettings, *, beam_size: int = 1) -> WhisperEngine:
+class WhisperLoader(msgspec.Struct, frozen=True, kw_only=True):
+    """How a faster-whisper model loads (a registry entry's loader)."""
+
+    name: str
+    beam_size: int = 1
+
+    def __call__(self, folder: Path, engines: EngineSettings) -> WhisperEngine:
+        return load_whisper(self.name, folder, engines, beam_size=self.beam_size)
+
+
+def load_whisper(name: str, folder: Path, engines: EngineSettings, *, beam_size: int = 1) -> WhisperEngine:
     """Load a faster-whisper model from its (complete) folder: int8 on CPU, int8_float16 on CUDA."""
     from faster_whisper import WhisperModel
 
@@ -116,7 +124,7 @@ def load_whisper(entry: ModelEntry, folder: Path, engines: EngineSettings, *, be
         )
     except (RuntimeError, ValueError, OSError) as exc:
         raise ModelUnavailable(f"Whisper model at {folder} could not be loaded: {exc}") from None
-    info = whisper_info(entry.name, multilingual=model.model.is_multilingual)
+    info = whisper_info(name, multilingual=model.model.is_multilingual)
     return WhisperEngine(model, info, beam_size=beam_size)
 
 

@@ -73,7 +73,7 @@ class Transcriber:
         return self.residency.get(
             ModelKey("speech", name),
             lambda: prepare_model(entry, self.engines, self.hub),
-            lambda folder: entry.loader(entry, folder, self.engines),
+            lambda folder: entry.loader(folder, self.engines),
         )
 
     def detector(self) -> WhisperEngine:
@@ -87,7 +87,7 @@ class Transcriber:
             engine = self.residency.get(
                 ModelKey("language", name),
                 lambda: prepare_model(entry, self.engines, self.hub),
-                lambda folder: entry.loader(entry, folder, self.engines),
+                lambda folder: entry.loader(folder, self.engines),
             )
         if not isinstance(engine, WhisperEngine) or engine.info.languages is not None:
             raise ModelUnavailable(

