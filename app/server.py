@@ -83,7 +83,7 @@ def create_app(settings: Settings) -> Litestar:
         state=State({"services": services}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[DefineMiddleware(RequestMiddleware, api_key=settings.http.api_key, metrics=services.metrics)],
-        request_max_body_size=None,  # uploads are limited while streaming (MAX_UPLOAD_MB), see app/api/uploads.py
+        request_max_body_size=None,  # uploads are limited while streaming (MAX_UPLOAD_MB), see app/api/forms.py
         openapi_config=openapi_config(
             "STT appliance",
             "0.1.0",

@@ -283,3 +283,29 @@ def test_a_client_that_never_retries_cancels_at_once(flaky_server: ServerProcess
     wait_for(lambda: queue(flaky_server)["admitted"] == 0, GRACE + 10, "the worker was not freed")
     assert time.monotonic() - hung_up <= 30.0 * Speed.seconds_per_audio_second + 1.0  # one batch, no grace
     assert metric(flaky_server, "stt_cancelled_total") == cancelled_before + 1
+
+
+def test_a_diarized_retry_resumes_with_its_speakers(flaky_server: ServerProcess, long_wav: Path) -> None:
+    """diarized_json goes the one way too: its speaker step is part of the shared work, so a retried stream gets
+    what was produced, then the segments by speaker, and the upload is removed only once they are done."""
+    url = f"{flaky_server.url}/v1/audio/transcriptions"
+    form = {"model": "whisper-1", "stream": "true", "response_format": "diarized_json"}
+    wav = long_wav.read_bytes()
+    first: list[str] = []
+    with httpx.stream("POST", url, files={"file": ("long.wav", wav)}, data=form, timeout=60) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                first.append(line)
+            if len(first) == 1:
+                break  # hang up after the first delta
+    resumed_before = metric(flaky_server, "stt_resumed_requests_total")
+    with httpx.stream("POST", url, files={"file": ("long.wav", wav)}, data=form, timeout=120) as response:
+        again = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert metric(flaky_server, "stt_resumed_requests_total") == resumed_before + 1
+    assert again[:1] == first and again[-1] == "data: [DONE]"
+    events = [json.loads(line[len("data: ") :]) for line in again[:-1]]
+    speakers = [e for e in events if e["type"] == "transcript.text.segment"]
+    assert speakers and all(e["speaker"] for e in speakers)  # every segment by speaker has its label
+    assert events[-1]["type"] == "transcript.text.done"
+    wait_for(lambda: queue(flaky_server)["admitted"] == 0, 10, "the diarized job kept its slot")
+    assert flaky_server.temp_entries() == []

@@ -28,7 +28,6 @@ class Services:
         self.live = LiveTranscriber(
             self.transcriber, partial_interval_seconds=settings.realtime.realtime_partial_interval_ms / 1000
         )
-        self.live_sessions = 0  # open /v1/realtime sessions (counted on the event loop)
         self.diarizer = Diarizer(self.runner, self.residency, num_threads=settings.engines.num_threads)
         catalog = TranslationCatalog(
             settings.engines.models_dir,

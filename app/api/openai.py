@@ -16,7 +16,7 @@ from litestar.response import Stream
 
 from app import render
 from app.api import contract
-from app.api.errors import describe
+from app.api.errors import describe, internal_error
 from app.api.forms import Form, decode_data_url
 from app.api.jobs import MODEL_HEADER, RequestJob
 from app.api.params import (
@@ -46,7 +46,6 @@ from app.worker.cancel import CancelToken
 
 log = structlog.get_logger("app.api")
 TEXT_MEDIA = {"text": "text/plain; charset=utf-8", "srt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
-INTERNAL_ERROR = render.ErrorBody("Internal server error", "server_error", None, "internal_error")
 
 
 class BySpeaker(msgspec.Struct, frozen=True):
@@ -240,7 +239,7 @@ async def transcript_events(
         else:
             log.error("stream_error", error_type=type(exc).__name__, exc_info=exc)
             job.failed(exc, 500)
-            yield render.sse_error(INTERNAL_ERROR)
+            yield render.sse_error(internal_error(job.request_id).body)
     finally:
         job.cancel.cancel()  # nothing more is read: a job still running stops at its next batch boundary
         await items.aclose()

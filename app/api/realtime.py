@@ -22,10 +22,10 @@ import structlog
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
+from app.api import realtime_wire as wire
 from app.api.deps import Services
 from app.api.errors import describe
 from app.errors import AppError, InvalidInput
-from app.render import realtime as wire
 from app.transcription.live import (
     Cleared,
     Committed,
@@ -314,10 +314,10 @@ class _Connection:
 
 
 def _session_limit_reached(services: Services) -> bool:
-    return services.live_sessions >= services.settings.realtime.realtime_max_sessions
+    return services.runner.live_sessions >= services.settings.realtime.realtime_max_sessions
 
 
-@websocket(ROUTE, name="realtime", opt={"exclude_from_auth": True})
+@websocket(ROUTE, name="realtime")
 async def realtime(socket: WebSocket[Any, Any, Any]) -> None:
     """OpenAI's Realtime transcription protocol (intent=transcription)."""
     services = cast(Services, socket.app.state.services)
@@ -349,8 +349,7 @@ async def realtime(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.send_text(wire.encode_event(_app_error(exc, None)))
         await socket.close(code=CLOSE_TRY_AGAIN_LATER)
         return
-    services.live_sessions += 1
-    services.metrics.set_live_sessions(services.live_sessions)
+    services.metrics.set_live_sessions(services.runner.live_sessions)
     started = time.monotonic()
     connection.send(wire.SessionCreated(_state(connection.session_id, connection.request, connection.config)))
     sender = asyncio.create_task(connection.sender())
@@ -372,8 +371,7 @@ async def realtime(socket: WebSocket[Any, Any, Any]) -> None:
         if connection.outcome != "closed_by_client":
             with contextlib.suppress(Exception):
                 await socket.close(code=1000)
-        services.live_sessions -= 1
-        services.metrics.set_live_sessions(services.live_sessions)
+        services.metrics.set_live_sessions(services.runner.live_sessions)
         services.metrics.live_session_ended(connection.outcome)
         log.info(
             "realtime_session",

@@ -185,7 +185,6 @@ def load_onnx_asr(spec: OnnxAsrLoader, folder: Path, engines: EngineSettings) ->
     import onnx_asr
 
     name = spec.info.name
-    started = time.perf_counter()
     try:
         with spec.cpu_graphs(folder, engines) as load_from:
             model = onnx_asr.load_model(
@@ -201,5 +200,4 @@ def load_onnx_asr(spec: OnnxAsrLoader, folder: Path, engines: EngineSettings) ->
         raise ModelUnavailable(
             f"Model {name!r} in {folder} could not be loaded ({type(exc).__name__}): delete the folder to re-fetch it"
         ) from exc
-    log.info("model loaded", extra={"model": name, "seconds": round(time.perf_counter() - started, 2)})
     return OnnxAsrEngine(spec.info, model.with_timestamps(), frame=spec.frame_seconds, batch_size=spec.batch_size)
