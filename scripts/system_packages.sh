@@ -5,10 +5,11 @@
 #   chromium + chromium-driver   the page's browser tests (headless)
 #   espeak-ng                    synthetic voices for diarization conversations
 #   strace                       the privacy test (no outbound connection)
+#   make                         the packaging tests run the Makefile's targets
 set -euo pipefail
 
-PACKAGES=(chromium chromium-driver espeak-ng strace)
-COMMANDS=(chromium chromedriver espeak-ng strace)  # the command each package provides
+PACKAGES=(chromium chromium-driver espeak-ng strace make)
+COMMANDS=(chromium chromedriver espeak-ng strace make)  # the command each package provides
 
 missing=()
 for i in "${!PACKAGES[@]}"; do

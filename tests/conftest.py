@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import app  # noqa: F401  (first: turns third-party telemetry off before onnxruntime can load)
+from tests.image import Image, build_image, uv_executable
 from tests.server import AUDIO, ServerProcess, static_files, tiny_server
 from tests.whisper_base import GERMAN, assemble_whisper_base
 
@@ -55,3 +56,9 @@ def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def speech_url(speech_dir: Path) -> Iterator[str]:
     with static_files(speech_dir) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    """The image the Dockerfile builds, carried out on folders (`tests/image.py`): about 30 s, once per session."""
+    return build_image(tmp_path_factory.mktemp("image"), uv_executable())

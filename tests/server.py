@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -31,12 +31,22 @@ class ServerProcess:
     """A running `python -m app` with the given settings; `url` is its base URL."""
 
     def __init__(
-        self, env: dict[str, str], *, log_path: Path, wrapper: list[str] | None = None, python: str = sys.executable
+        self,
+        env: dict[str, str],
+        *,
+        log_path: Path,
+        wrapper: list[str] | None = None,
+        python: str = sys.executable,
+        command: list[str] | None = None,
+        cwd: Path = ROOT,
+        base_env: Mapping[str, str] = os.environ,
     ) -> None:
+        """`command` (default: `python -m app`) runs in `cwd` with `base_env` (default: this process's environment)
+        and `env` over it."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
-            **os.environ,
+            **base_env,
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "NUM_THREADS": "2",
@@ -47,8 +57,8 @@ class ServerProcess:
         self.env = env
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [*(wrapper or []), python, "-m", "app"],
-            cwd=ROOT,
+            [*(wrapper or []), *(command or [python, "-m", "app"])],
+            cwd=cwd,
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

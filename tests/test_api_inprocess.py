@@ -180,9 +180,13 @@ def test_from_url_errors_name_audio_file_url(client: TestClient) -> None:  # typ
 
 
 def test_diarize_parameters(client: TestClient) -> None:  # type: ignore[type-arg]
-    error_of(client.post("/diarize", headers=AUTH), 400, "audio_file_url")
-    bad = client.post("/diarize", headers=AUTH, params={"audio_file_url": "http://example.com/a.wav", "timestamp": "x"})
-    error_of(bad, 400, "timestamp")
+    missing = error_of(client.post("/diarize", headers=AUTH), 400, "audio_file_url")
+    assert missing["message"] == "Missing required parameter: 'audio_file_url'"
+    error_of(client.post("/diarize", headers=AUTH, params={"audio_file_url": "ftp://x/a.wav"}), 400, "audio_file_url")
+    for bad in ("x", "soon", "nan", "inf"):
+        url = "http://example.com/a.wav"
+        response = client.post("/diarize", headers=AUTH, params={"audio_file_url": url, "timestamp": bad})
+        assert url not in str(error_of(response, 400, "timestamp")["message"])  # the request's URL is not repeated
 
 
 def test_translate_parameters(client: TestClient) -> None:  # type: ignore[type-arg]

@@ -1,26 +1,20 @@
-"""The runtime as the image installs it (`uv sync --frozen --no-dev`): small, torch-free, and on its own it
-transcribes and diarizes through the real server."""
+"""The runtime as the image installs it: `tests/image.py` carries out the Dockerfile (its build stage's `uv sync
+--frozen --no-dev` into the venv the runtime stage copies; the app from the `.dockerignore`-filtered context). It is
+small and torch-free, and on its own (its WORKDIR and ENV, nothing of the repository or of this environment) the
+server its CMD starts transcribes and diarizes, and its HEALTHCHECK tells a serving server from none."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.server import AUDIO, ROOT, ServerProcess, tiny_server
+from tests.image import Image, image_server
+from tests.server import AUDIO, ServerProcess, free_port
 
 MAX_VENV_MB = 750
-
-
-def _uv() -> str:
-    found = os.environ.get("UV") or shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
-    assert Path(found).is_file(), "uv not found (make test bootstraps it)"
-    return found
 
 
 def _size_mb(path: Path) -> float:
@@ -28,29 +22,31 @@ def _size_mb(path: Path) -> float:
 
 
 @pytest.fixture(scope="module")
-def runtime_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    venv = tmp_path_factory.mktemp("runtime") / "venv"
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
-    env.pop("VIRTUAL_ENV", None)
-    subprocess.run([_uv(), "sync", "--frozen", "--no-dev", "-q"], cwd=ROOT, env=env, check=True, timeout=600)
-    return venv / "bin" / "python"
-
-
-@pytest.fixture(scope="module")
-def runtime_server(runtime_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def runtime_server(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("runtime-server")
-    with tiny_server(tmp, python=str(runtime_python), ALLOW_PRIVATE_URLS="true") as server:
+    settings = {"MODEL": "tiny.en", "ALLOWED_MODELS": "tiny.en", "ALLOW_PRIVATE_URLS": "true"}
+    with image_server(image, tmp, **settings) as server:
         yield server
 
 
 @pytest.mark.slow
-def test_runtime_venv_is_small_and_has_no_torch(runtime_python: Path) -> None:
-    venv = runtime_python.parent.parent
+def test_runtime_venv_is_small_and_has_no_torch(image: Image) -> None:
+    venv = image.path("/opt/venv")
     assert _size_mb(venv) <= MAX_VENV_MB
     site = next(venv.glob("lib/python3*/site-packages"))
     for heavy in ("torch", "torchaudio", "triton", "numba", "llvmlite", "librosa", "gigaam", "resemblyzer", "hydra"):
         assert not (site / heavy).exists(), heavy
     assert not list(site.glob("nvidia*"))
+
+
+@pytest.mark.slow
+def test_the_image_runs_only_what_it_copied(image: Image) -> None:
+    found = image.run(["python", "-c", "import app, sys; print(app.__file__); print(sys.executable)"])
+    assert found.returncode == 0, found.stderr
+    app_file, python = found.stdout.split()
+    assert Path(app_file).is_relative_to(image.workdir) and Path(python).is_relative_to(image.path("/opt/venv"))
+    for absent in ("tests", "tools", "torch"):  # the repository's other folders and the dev tools are not there
+        assert image.run(["python", "-c", f"import {absent}"]).returncode != 0, absent
 
 
 @pytest.mark.slow
@@ -68,3 +64,9 @@ def test_runtime_venv_diarizes(runtime_server: ServerProcess, audio_url: str) ->
     )
     assert response.status_code == 200, response.text
     assert {turn["speaker"] for turn in response.json()["diarization"]} == {0, 1}
+
+
+@pytest.mark.slow
+def test_the_healthcheck_tells_a_serving_server_from_none(image: Image, runtime_server: ServerProcess) -> None:
+    assert image.run(image.health_cmd, PORT=str(runtime_server.port)).returncode == 0
+    assert image.run(image.health_cmd, PORT=str(free_port())).returncode != 0

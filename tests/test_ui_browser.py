@@ -46,6 +46,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+SUBTITLES = "/static/js/subtitles.js"  # the page's port of app/render/subtitles.py, imported as the page does
 SRT_TIME = r"(\d{2}):(\d{2}):(\d{2}),(\d{3})"
 
 
@@ -113,9 +114,14 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     b.close()
 
 
-def _open(browser: Browser, url: str, hosts: list[str], width: int = 1000, height: int = 900) -> Page:
+def _open(
+    browser: Browser, url: str, hosts: list[str], width: int = 1000, height: int = 900, errors: list[str] | None = None
+) -> Page:
     page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=True)
     page.on("request", lambda r: hosts.append(r.url))
+    if errors is not None:  # uncaught exceptions and console errors (a module that fails to load is one)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(url)
     return page
 
@@ -168,7 +174,8 @@ def _cancellations(base: str) -> float | None:
 
 def test_transcribe_file_live_and_download_srt(server: str, browser: Browser, tmp_path: Path) -> None:
     urls: list[str] = []
-    page = _open(browser, f"{server}/", urls)
+    errors: list[str] = []
+    page = _open(browser, f"{server}/", urls, errors=errors)
     page.wait_for_selector("#model option[value='tiny.en']", state="attached")
     page.set_input_files("#file", str(BECKETT))
     page.select_option("#format", "srt")
@@ -202,6 +209,7 @@ def test_transcribe_file_live_and_download_srt(server: str, browser: Browser, tm
     assert shot.stat().st_size < 300_000
     if os.environ.get("UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")
+    assert errors == []
     _only_local(urls)
     page.close()
 
@@ -302,7 +310,7 @@ def _segments_from_spec(spec: list) -> list[dict]:
 @given(spec=segment_strategy)
 def test_client_side_cues_keep_the_subtitle_limits(blank_page: Page, spec: list) -> None:
     segments = _segments_from_spec(spec)
-    cues = blank_page.evaluate("(segs) => window.sttSubtitles.buildCues(segs)", segments)
+    cues = blank_page.evaluate(f"async (segs) => (await import('{SUBTITLES}')).buildCues(segs)", segments)
     previous_end = 0
     for c in cues:
         start, end, lines = c["start"], c["end"], c["lines"]
@@ -317,7 +325,7 @@ def test_client_side_cues_keep_the_subtitle_limits(blank_page: Page, spec: list)
     assert " ".join(" ".join(c["lines"]) for c in cues).split() == " ".join(s["text"] for s in segments).split()
     assert cues[0]["start"] >= round(segments[0]["start"] * 1000)
     assert cues[-1]["end"] <= round(segments[-1]["end"] * 1000) + 1
-    srt = blank_page.evaluate("(segs) => window.sttSubtitles.toSrt(segs)", segments)
+    srt = blank_page.evaluate(f"async (segs) => (await import('{SUBTITLES}')).toSrt(segs)", segments)
     assert len(parse_srt(srt)) == len(cues)
 
 
@@ -335,7 +343,8 @@ def test_client_side_subtitles_equal_the_servers_for_segments_without_words(
         for i, s in enumerate(transcript.segments)
     ]
     srt, vtt = blank_page.evaluate(
-        "([segs, duration]) => [window.sttSubtitles.toSrt(segs, duration), window.sttSubtitles.toVtt(segs, duration)]",
+        f"async ([segs, duration]) => {{ const s = await import('{SUBTITLES}'); "
+        "return [s.toSrt(segs, duration), s.toVtt(segs, duration)]; }",
         [segments, transcript.duration],
     )
     assert srt == render_srt(transcript)

@@ -6,6 +6,7 @@ from app.api.metrics import Metrics
 from app.api.resume import ResumableJobs
 from app.diarization.service import Diarizer
 from app.settings import Settings
+from app.transcription.catalog import ModelCatalog
 from app.transcription.live import LiveTranscriber
 from app.transcription.service import Transcriber
 from app.translation.models import TranslationCatalog, hub_downloader
@@ -25,6 +26,10 @@ class Services:
         self.resumable = ResumableJobs(settings.limits.resume_grace_seconds, on_abandoned=self.metrics.cancelled)
         self.residency = Residency(settings.engines.max_loaded_models, on_change=self._model_changed)
         self.transcriber = Transcriber(settings, self.runner, self.residency)
+        # what is offered and what is resident: /v1/models, /health, the contract (SettingsError for an unknown model)
+        self.catalog = ModelCatalog(
+            settings.engines, self.transcriber.model_info, self.transcriber.router, self.residency
+        )
         self.live = LiveTranscriber(
             self.transcriber, partial_interval_seconds=settings.realtime.realtime_partial_interval_ms / 1000
         )

@@ -7,6 +7,8 @@ headers an error needs (Retry-After, WWW-Authenticate).
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 import structlog
 from litestar import Response
@@ -51,6 +53,8 @@ HTTP_ERRORS: tuple[tuple[type[AppError], int, str], ...] = (
     (ModelUnavailable, 503, "server_error"),
 )
 
+# Litestar's message for an absent required parameter (`litestar/_kwargs/extractors.py`); it carries no key otherwise
+MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '([^']+)'")
 _TYPES_BY_STATUS = {
     400: "invalid_request_error",
     401: "invalid_request_error",
@@ -112,17 +116,26 @@ def app_error_handler(request: AnyRequest, exc: AppError) -> Response[object]:
 
 def http_exception_handler(request: AnyRequest, exc: HTTPException) -> Response[object]:
     status = exc.status_code
+    message, param = exc.detail or "Request error", None
     if isinstance(exc, ValidationException):
         status = 400  # OpenAI answers 400 for bad parameters; never 422
-    message = exc.detail or "Request error"
-    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
-        details = "; ".join(
-            f"{item.get('key', '')}: {item.get('message', '')}" for item in exc.extra if isinstance(item, dict)
-        )
-        message = f"{message}: {details}" if details else message
+        message, param = refused_parameter(exc)
     _note(request, type(exc).__name__)
-    body = {"error": ErrorBody(message, error_type(status), None, None)}
+    body = {"error": ErrorBody(message, error_type(status), param, None)}
     return Response(body, status_code=status, headers=exc.headers or None)
+
+
+def refused_parameter(exc: ValidationException) -> tuple[str, str | None]:
+    """Litestar's refusal of a typed parameter as our message and `param`: each refused key with why (the first is
+    the param), or the missing one. Its own message would repeat the request's URL."""
+    items = [item for item in exc.extra if isinstance(item, dict)] if isinstance(exc.extra, list) else []
+    if items:
+        why = "; ".join(f"Invalid value for '{item.get('key', '')}': {item.get('message', '')}" for item in items)
+        return why, items[0].get("key")
+    missing = MISSING_PARAMETER.match(exc.detail or "")
+    if missing:
+        return f"Missing required parameter: '{missing.group(1)}'", missing.group(1)
+    return exc.detail or "Invalid request", None
 
 
 def client_gone_handler(request: AnyRequest, exc: ClientGone) -> Response[object]:

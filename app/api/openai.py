@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 import structlog
@@ -40,6 +41,7 @@ from app.diarization.speakers import KnownVoice, load_known_voices, split_by_spe
 from app.errors import AppError, Cancelled, InvalidInput
 from app.settings import AUTO_MODEL
 from app.transcript import DiarizedSegment, Segment, Task
+from app.transcription.catalog import AutoRouting, OfferedModel
 from app.transcription.request import Plan
 from app.transcription.service import RunSummary, Transcribed, Transcriber
 from app.worker.cancel import CancelToken
@@ -245,43 +247,56 @@ async def transcript_events(
         await items.aclose()
 
 
-@get("/v1/models", summary="List the models this server may use", operation_class=contract.MODELS)
-async def list_models(request: AnyRequest) -> dict[str, object]:
-    services = services_of(request)
-    data = []
-    for name in services.settings.engines.allowed_models:
-        info = services.transcriber.model_info(name)
-        data.append(
-            {
-                "id": name,
-                "object": "model",
-                "created": 0,
-                "owned_by": info.owned_by,
-                "family": info.family,
-                "languages": None if info.languages is None else sorted(info.languages),
-                "translation": info.can_translate,
-                "default": name == services.settings.engines.model,
-                "state": "loaded" if services.transcriber.is_resident(name) else "unloaded",
-            }
-        )
-    router = services.transcriber.router
-    if router is not None:
-        data.append(
-            {
-                "id": AUTO_MODEL,
-                "object": "model",
-                "created": 0,
-                "owned_by": "stt-appliance",
-                "family": AUTO_MODEL,
-                "languages": None if "*" in router.routes else sorted(router.routes),
-                "translation": bool(router.translators),
-                "default": services.settings.engines.model == AUTO_MODEL,
-                "state": "loaded" if services.transcriber.is_resident(AUTO_MODEL) else "unloaded",
-                "routes": router.routes,
-                "detector": router.detector,
-            }
-        )
-    return {"object": "list", "data": data}
+class ModelObject(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of GET /v1/models: OpenAI's model object, with what this server knows about the model."""
+
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    family: str
+    languages: list[str] | None  # None: any language
+    translation: bool
+    default: bool  # MODEL
+    state: Literal["loaded", "unloaded"]
+    routes: dict[str, str] | msgspec.UnsetType = msgspec.UNSET  # auto only: language (or `*`) -> model
+    detector: str | msgspec.UnsetType = msgspec.UNSET  # auto only: the model that detects the language
+
+
+class ModelList(msgspec.Struct, frozen=True, kw_only=True):
+    object: Literal["list"]
+    data: list[ModelObject]
+
+
+def model_object(model: OfferedModel, auto: AutoRouting | None) -> ModelObject:
+    """The catalog's entry as OpenAI's model object; `auto` also shows its routes and detector."""
+    routing = auto if model.name == AUTO_MODEL else None
+    return ModelObject(
+        id=model.name,
+        object="model",
+        created=0,
+        owned_by=model.owned_by,
+        family=model.family,
+        languages=None if model.languages is None else list(model.languages),
+        translation=model.can_translate,
+        default=model.default,
+        state="loaded" if model.resident else "unloaded",
+        routes=msgspec.UNSET if routing is None else routing.routes,
+        detector=msgspec.UNSET if routing is None else routing.detector,
+    )
+
+
+@get(
+    "/v1/models",
+    summary="List the models this server may use",
+    response_description="The models a request may name",
+    operation_class=contract.MODELS,
+)
+async def list_models(request: AnyRequest) -> ModelList:
+    catalog = services_of(request).catalog
+    auto = catalog.auto()
+    # The offered models only: OpenAI's names that mean MODEL (catalog.aliases) would be listed here (issue 22).
+    return ModelList(object="list", data=[model_object(model, auto) for model in catalog.models()])
 
 
 ROUTES = [list_models]

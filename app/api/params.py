@@ -45,17 +45,6 @@ def parse_bool(value: str | None, param: str) -> bool:
         raise InvalidInput(f"Invalid value for '{param}': expected true or false, got '{value}'", about=param) from None
 
 
-def parse_number(raw: str | None, param: str) -> float:
-    """A finite number; absent or empty is 0."""
-    if raw is None or not raw.strip():
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(f"Invalid value for '{param}': expected a number, got '{raw}'", about=param) from None
-    return finite(value, param)
-
-
 def finite(value: float, param: str) -> float:
     if not math.isfinite(value):
         raise InvalidInput(f"'{param}' must be a finite number", about=param)

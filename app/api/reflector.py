@@ -17,20 +17,29 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 from litestar import Response, post
+from litestar.params import Parameter
 
 from app.api import contract
 from app.api.deps import Services
 from app.api.forms import Form, body_chunks
 from app.api.jobs import MODEL_HEADER, RequestJob
-from app.api.params import finite, parse_number, read_json, required_text
-from app.api.reflector_params import REFLECTOR_DEFAULT_MODELS, FromUrlBody, TranslateBody, language_code, plan_upload
+from app.api.params import finite, read_json, required_text
+from app.api.reflector_params import (
+    LANGUAGE_CODE,
+    REFLECTOR_DEFAULT_MODELS,
+    FromUrlBody,
+    TranslateBody,
+    language_code,
+    plan_upload,
+)
 from app.api.requests import AnyRequest
 from app.api.resume import one_item, request_key
 from app.api.tempfiles import request_workdir
-from app.api.url_fetch import fetch_to_tempfile
+from app.api.url_fetch import HTTP_URL_PATTERN, fetch_to_tempfile
 from app.audio.decode import probe_audio
 from app.diarization.diarize import DiarizationSegment
 from app.errors import InvalidInput
@@ -137,17 +146,25 @@ async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
         return Response(render_transcript(result), media_type=JSON, headers={MODEL_HEADER: shared.model})
 
 
+AudioUrl = Annotated[str, Parameter(description="The audio's http(s) URL", pattern=HTTP_URL_PATTERN)]
+Seconds = Annotated[float, Parameter(description="Seconds added to every time")]
+LanguageCode = Annotated[
+    str | None, Parameter(description="ISO 639-1 (or -3) code (or in the JSON body)", pattern=LANGUAGE_CODE.pattern)
+]
+
+
 @post(
     "/diarize",
     status_code=200,
     summary="Who spoke when in audio at a URL (Reflector)",
+    response_description="Who spoke when",
     operation_class=contract.DIARIZE,
 )
-async def diarize_url(request: AnyRequest) -> Response[bytes]:
+async def diarize_url(request: AnyRequest, audio_file_url: AudioUrl, timestamp: Seconds = 0.0) -> DiarizationBody:
     with RequestJob(request) as job:
         job.audio_from_url()
-        url = required_text(request.query_params.get("audio_file_url"), "audio_file_url")
-        offset = parse_number(request.query_params.get("timestamp"), "timestamp")
+        url = required_text(audio_file_url, "audio_file_url")
+        offset = finite(timestamp, "timestamp")
         job.uses_model("diarization")
         async for _ in body_chunks(request):  # nothing is expected; read it so that a hang-up is seen
             pass
@@ -156,26 +173,36 @@ async def diarize_url(request: AnyRequest) -> Response[bytes]:
             path, duration = await fetch_audio(job, url, workdir)
             result = await job.run(job.services.diarizer.diarize(path, offset=offset, cancel=job.cancel))
         job.finished(duration, result.processing_seconds)
-        return Response(msgspec.json.encode(DiarizationBody(result.segments)), media_type=JSON)
+        return DiarizationBody(result.segments)
 
 
-@post("/translate", status_code=200, summary="Translate text (Reflector)", operation_class=contract.TRANSLATE)
-async def translate_text(request: AnyRequest) -> Response[bytes]:
+@post(
+    "/translate",
+    status_code=200,
+    summary="Translate text (Reflector)",
+    response_description="The text in both languages",
+    operation_class=contract.TRANSLATE,
+)
+async def translate_text(
+    request: AnyRequest,
+    text: Annotated[str | None, Parameter(description="The text (or in the JSON body)")] = None,
+    source_language: LanguageCode = None,
+    target_language: LanguageCode = None,
+) -> TranslatedText:
     with RequestJob(request) as job:
         body = await read_json(request, TranslateBody, required=None) or TranslateBody()
-        query = request.query_params
-        text = query.get("text", body.text)
+        text = body.text if text is None else text
         if text is None:
             raise InvalidInput("Missing required parameter: 'text'", about="text")
-        source = language_code(query.get("source_language") or body.source_language, "source_language")
-        target = language_code(query.get("target_language") or body.target_language, "target_language")
+        source = language_code(source_language or body.source_language, "source_language")
+        target = language_code(target_language or body.target_language, "target_language")
         if source == target:  # nothing to translate: Reflector reads text[target]
-            return Response(msgspec.json.encode(TranslatedText({source: text})), media_type=JSON)
+            return TranslatedText({source: text})
         job.admit()
         result = await job.run(job.services.translator.translate(text, source, target, job.cancel))
         job.uses_model(result.model)
         job.finished(None, result.processing_seconds)
-        return Response(msgspec.json.encode(TranslatedText({source: text, target: result.text})), media_type=JSON)
+        return TranslatedText({source: text, target: result.text})
 
 
 ROUTES = [transcriptions_from_url, diarize_url, translate_text]

@@ -6,6 +6,7 @@ Everything the page and the docs load is served from `app/static/` (Swagger UI i
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 
 from litestar import MediaType, Response, Router, get
@@ -16,6 +17,9 @@ from litestar.openapi.spec import Components, SecurityRequirement
 from litestar.static_files import create_static_files_router
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The page is ES modules, which browsers run only when served with a JavaScript MIME type: RFC 9239's, whatever the
+# host's /etc/mime.types says (Python's own table gives application/javascript before 3.12).
+mimetypes.add_type("text/javascript", ".js")
 SWAGGER_DIR = "/static/vendor/swagger-ui"
 
 # The page loads only what we serve; inline scripts and styles are not used by it.

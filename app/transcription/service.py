@@ -62,11 +62,6 @@ class Transcriber:
         """What `name` is and can do, without loading it."""
         return find_model(name, self.engines.models_dir).info
 
-    def is_resident(self, name: str) -> bool:
-        if name == AUTO_MODEL:
-            return self.router is not None and self.is_resident(self.router.detector)
-        return self.residency.holds(ModelKey("speech", name)) or self.residency.holds(ModelKey("language", name))
-
     def engine(self, name: str) -> Engine:
         """The loaded engine of `name` (a resident model of kind `speech`). Worker thread only."""
         entry = find_model(name, self.engines.models_dir)

@@ -1,0 +1,16 @@
+// The transcription page: ES modules, no framework, nothing loaded from elsewhere (the CSP allows only this
+// server's scripts). One module per concern: dom (elements, status), sse (the event parser), subtitles (the port of
+// app/render/subtitles.py), result (the panel), models (the menu and the key), file-job, dictation, downloads.
+
+import { setUpDictation } from "./dictation.js";
+import { setUpDownloads } from "./downloads.js";
+import { setUpFileJob } from "./file-job.js";
+import { loadModels, setUpKey } from "./models.js";
+import { setUpResult } from "./result.js";
+
+setUpFileJob();
+setUpKey();
+setUpResult();
+setUpDictation();
+setUpDownloads();
+loadModels();
