@@ -102,6 +102,19 @@ def encoded(tmp: Path, name: str, *, codec: str, rate: int, layout: str = "mono"
     return encode(tmp / name, speech(), codec=codec, rate=rate, layout=layout).read_bytes()
 
 
+def in_matroska(wav: bytes, tmp: Path) -> bytes:
+    """The WAV's PCM packets as they are, in an MKV."""
+    source, target = tmp / "source.wav", tmp / "remuxed.mkv"
+    source.write_bytes(wav)
+    with av.open(str(source)) as wav_file, av.open(str(target), "w") as mkv:
+        stream = mkv.add_stream_from_template(wav_file.streams.audio[0])
+        for packet in wav_file.demux(wav_file.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                mkv.mux(packet)
+    return target.read_bytes()
+
+
 def resampled_wav(rate: int) -> bytes:
     """The speech resampled to `rate` (real audio at that rate, not just a relabelled header)."""
     resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
@@ -198,6 +211,8 @@ CORPUS: tuple[Case, ...] = (
     Case("17_channels", _channels(17), "speech"),
     Case("64_channels", _channels(64), "speech"),
     Case("64_channels_extensible", _channels(64, extensible=True), "speech"),
+    Case("mkv_9_channels", lambda tmp: in_matroska(_channels(9)(tmp), tmp), "speech"),
+    Case("mkv_17_channels", lambda tmp: in_matroska(_channels(17)(tmp), tmp), "speech"),
     Case("0_channels", _header(channels=0), "refused"),
     Case("65535_channels", _header(channels=65535), "refused"),
     # rates: real audio at 8 and 96 kHz; headers below the floor (duration bombs) or beyond any hardware
