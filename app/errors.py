@@ -41,12 +41,25 @@ class SourceTimeout(SourceFailed):
     """The audio source did not answer (or finish sending) in time."""
 
 
-class QueueFull(AppError):
-    """Every queue slot is taken; worth retrying after `retry_after_seconds`."""
+class RetryLater(AppError):
+    """The server cannot take this now, but may soon: worth retrying after `retry_after_seconds`."""
 
     def __init__(self, message: str, *, retry_after_seconds: int, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after_seconds = retry_after_seconds
+
+
+class QueueFull(RetryLater):
+    """Every queue slot is taken."""
+
+
+class StorageFull(RetryLater):
+    """The disk holding request files is full (the files of requests in progress go when they end)."""
+
+
+class ShuttingDown(RetryLater):
+    """The server is stopping: work in progress is stopped, nothing new is taken (another instance, or this one
+    restarted, will)."""
 
 
 class ModelUnavailable(AppError):

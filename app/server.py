@@ -1,5 +1,6 @@
 """The app factory: settings in, a Litestar app out. Start-up cleans the temp folder and loads the default model
-(unless told not to); a janitor unloads idle models; shutdown unloads every model."""
+(unless told not to); a janitor unloads idle models; shutdown unloads every model and cleans the temp folder. A
+SIGTERM first reaches `Services.begin_shutdown` (`app/__main__.py`), which answers the requests in progress."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> Litestar:
                 unload = services.runner.run_internal(services.residency.unload_all)
                 await asyncio.wait_for(asyncio.wrap_future(unload), timeout=SHUTDOWN_UNLOAD_SECONDS)
             services.runner.shutdown()
+            clean_temp_root()  # whatever a request cut off by the exit left
 
     return Litestar(
         route_handlers=[

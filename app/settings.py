@@ -116,6 +116,9 @@ class LimitSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_uploads: Positive = 12
     upload_idle_timeout_seconds: PositiveSeconds = 30.0
     resume_grace_seconds: Seconds = 30.0
+    # Hostile clients (issue 26): a request body, or an audio_file_url download, must bring this many bytes per
+    # second on average over every UPLOAD_IDLE_TIMEOUT_SECONDS, else 408 (a download: 504); 0 = any progress will do.
+    upload_min_bytes_per_second: Count = 4096
 
     @property
     def max_upload_bytes(self) -> int:

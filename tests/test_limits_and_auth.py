@@ -87,9 +87,8 @@ def test_a_full_queue_answers_503_at_once(strict_server: ServerProcess, audio_di
     while httpx.get(f"{strict_server.url}/health").json()["queue"]["admitted"] == 0:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    started = time.monotonic()
     rejected = upload(strict_server, audio_dir / "beckett.wav", auth())
-    assert time.monotonic() - started < 5
+    assert worker.is_alive()  # at once: refused while the first job was still running, not after it
     assert_openai_error(rejected, 503)
     assert int(rejected.headers["retry-after"]) > 0
     worker.join(timeout=120)

@@ -38,6 +38,10 @@ def run(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
     return session.run(None, feeds)[0]
 
 
+def rms(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
 def speech_features(seconds: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
     """GigaAM v3 log-mel features of real speech, as onnx-asr computes them (batch of one)."""
     from onnx_asr.preprocessors.numpy_preprocessor import GigaamPreprocessorNumpy
@@ -62,6 +66,8 @@ def settings_for(models_dir: Path, quantization: str = "int8", **extra: object) 
 
 
 def test_int8_graph_loses_its_conv_integer_and_gives_the_same_tokens(models: Path, tmp_path: Path) -> None:
+    """int8 kernels differ between CPUs (VNNI, AVX2 without it), so the rewrite is judged against int8's own error on
+    this machine, measured here: the fp32 graph the int8 one was quantized from is the reference."""
     published = models / "v3_ctc" / "v3_ctc.int8.onnx"
     assert "ConvInteger" in ops(published)  # what quantize_dynamic makes of every Conv
     with optimized_folder(models / "v3_ctc", ["v3_ctc.int8.onnx", "v3_vocab.txt", "config.json"], "int8") as folder:
@@ -70,9 +76,19 @@ def test_int8_graph_loses_its_conv_integer_and_gives_the_same_tokens(models: Pat
         features, lengths = speech_features()
         feeds = {"features": features, "feature_lengths": lengths}
         before, after = run(published, feeds), run(rewritten, feeds)
-    assert after.shape == before.shape
-    assert (after.argmax(-1) == before.argmax(-1)).mean() >= 0.99
-    assert np.abs(np.exp(after) - np.exp(before)).max() < 0.05  # probabilities: same int8 weights, finer convs
+        exact = run(models / "v3_ctc" / "v3_ctc.onnx", feeds)  # fp32
+    assert after.shape == before.shape == exact.shape
+    # The same tokens, but where the published graph itself is not sure: a frame whose token changes is a near-tie,
+    # its two tokens closer (in the published logits) than int8 moved that frame's logits from fp32.
+    changed = after.argmax(-1) != before.argmax(-1)
+    noise = np.abs(before - exact).max(-1)
+    top = np.take_along_axis(before, before.argmax(-1)[..., None], -1)[..., 0]
+    chosen = np.take_along_axis(before, after.argmax(-1)[..., None], -1)[..., 0]
+    margin = top - chosen
+    assert (margin < noise)[changed].all(), f"tokens changed: margins {margin[changed]}, int8 noise {noise[changed]}"
+    # As close to the fp32 model as the published int8 graph (same int8 weights, finer convolutions): its error is of
+    # the order of int8's own, at most twice it.
+    assert rms(after, exact) <= 2 * rms(before, exact), (rms(after, exact), rms(before, exact))
 
 
 def test_fp32_graphs_have_nothing_to_rewrite_and_load_as_published(models: Path) -> None:

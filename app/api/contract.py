@@ -40,9 +40,11 @@ from app.errors import (
     InvalidInput,
     ModelUnavailable,
     QueueFull,
+    ShuttingDown,
     SourceFailed,
     SourceNotFound,
     SourceTimeout,
+    StorageFull,
     UploadStalled,
 )
 
@@ -94,25 +96,30 @@ ERROR_WHEN: Mapping[type[Exception], str] = {
     InvalidInput: "A parameter is missing or invalid, or the audio cannot be decoded (`param` names it)",
     Unauthorized: "API_KEY is set and the request has no or a wrong `Authorization: Bearer` key",
     SourceNotFound: "The audio URL answered 404",
-    UploadStalled: "The request body made no progress for UPLOAD_IDLE_TIMEOUT_SECONDS",
+    UploadStalled: (
+        "The request body came slower than UPLOAD_MIN_BYTES_PER_SECOND (or not at all) for UPLOAD_IDLE_TIMEOUT_SECONDS"
+    ),
     InputTooLarge: "The upload (or download) is larger than MAX_UPLOAD_MB, or the JSON body too large",
     ClientGone: "The client closed the connection before the answer (logged; nobody reads this)",
     SourceFailed: "The audio URL could not be fetched",
     QueueFull: "The queue (MAX_QUEUE) or the upload slots (MAX_UPLOADS) are full: retry after Retry-After seconds",
     ModelUnavailable: "The model cannot be loaded or fetched on this server",
-    SourceTimeout: "The audio URL did not answer within URL_TIMEOUT_SECONDS",
+    SourceTimeout: "The audio URL did not answer within URL_TIMEOUT_SECONDS (or sent too slowly)",
+    ShuttingDown: "The server is shutting down: retry after Retry-After seconds (on it once restarted, or another)",
+    StorageFull: "The server's storage is full (its TMPDIR): retry after Retry-After seconds",
 }
+RETRY_AFTER = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=0), description="Seconds to wait before retrying"
+)
 ERROR_HEADERS: Mapping[type[Exception], Headers] = {
     Unauthorized: {
         "WWW-Authenticate": OpenAPIHeader(
             schema=Schema(type=OpenAPIType.STRING), required=True, description="`Bearer realm=...`"
         )
     },
-    QueueFull: {
-        "Retry-After": OpenAPIHeader(
-            schema=Schema(type=OpenAPIType.INTEGER, minimum=0), description="Seconds to wait before retrying (503)"
-        )
-    },
+    QueueFull: {"Retry-After": RETRY_AFTER},
+    ShuttingDown: {"Retry-After": RETRY_AFTER},
+    StorageFull: {"Retry-After": RETRY_AFTER},
 }
 UPLOAD_ERRORS: tuple[type[Exception], ...] = (
     InvalidInput,
@@ -122,6 +129,8 @@ UPLOAD_ERRORS: tuple[type[Exception], ...] = (
     ClientGone,
     QueueFull,
     ModelUnavailable,
+    ShuttingDown,
+    StorageFull,
 )
 URL_ERRORS = (*UPLOAD_ERRORS, SourceNotFound, SourceFailed, SourceTimeout)
 

@@ -23,7 +23,11 @@ class Services:
             settings.limits.max_queue, max_uploads=settings.limits.max_uploads, on_reject=self.metrics.rejected
         )
         # jobs whose client hung up wait RESUME_GRACE_SECONDS for its retry; abandoned ones count as cancelled
-        self.resumable = ResumableJobs(settings.limits.resume_grace_seconds, on_abandoned=self.metrics.cancelled)
+        self.resumable = ResumableJobs(
+            settings.limits.resume_grace_seconds,
+            on_abandoned=self.metrics.cancelled,
+            admitted=lambda: self.runner.admitted,
+        )
         self.residency = Residency(settings.engines.max_loaded_models, on_change=self._model_changed)
         self.transcriber = Transcriber(settings, self.runner, self.residency)
         # what is offered and what is resident: /v1/models, /health, the contract (SettingsError for an unknown model)
@@ -46,3 +50,10 @@ class Services:
 
     def cancelled(self) -> None:
         self.metrics.cancelled()
+
+    def begin_shutdown(self) -> None:
+        """SIGTERM (or Ctrl-C): nothing new is taken, and every request in progress is answered now, in OpenAI's
+        shape (503 + Retry-After; a stream's error event), as its work stops at its next batch boundary. Then the
+        HTTP server's graceful shutdown has only those answers to wait for. Event loop only."""
+        self.runner.stop_all()
+        self.resumable.abandon_all()

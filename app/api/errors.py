@@ -22,9 +22,12 @@ from app.errors import (
     InvalidInput,
     ModelUnavailable,
     QueueFull,
+    RetryLater,
+    ShuttingDown,
     SourceFailed,
     SourceNotFound,
     SourceTimeout,
+    StorageFull,
     UploadStalled,
 )
 from app.render.sse import ErrorBody
@@ -50,6 +53,9 @@ HTTP_ERRORS: tuple[tuple[type[AppError], int, str], ...] = (
     (SourceTimeout, 504, "server_error"),
     (SourceFailed, 502, "server_error"),
     (QueueFull, 503, "server_error"),
+    (ShuttingDown, 503, "server_error"),
+    # 507 Insufficient Storage (RFC 4918) names the cause, where a 503 would read as "busy" (ADR 47).
+    (StorageFull, 507, "server_error"),
     (ModelUnavailable, 503, "server_error"),
 )
 
@@ -87,7 +93,7 @@ def describe(exc: AppError, *, audio_field: str = "file") -> HttpError:
     status, kind = next(((s, t) for cls, s, t in HTTP_ERRORS if isinstance(exc, cls)), (500, "server_error"))
     param = audio_field if exc.about == "audio" else exc.about
     headers: dict[str, str] = {}
-    if isinstance(exc, QueueFull):
+    if isinstance(exc, RetryLater):
         headers["Retry-After"] = str(exc.retry_after_seconds)
     if isinstance(exc, UploadStalled):
         headers["Connection"] = "close"  # the rest of the body will never be read

@@ -1,8 +1,9 @@
 """Streaming multipart/form-data: file parts go straight to a private temp directory as they arrive.
 
 The size limit is enforced while reading, so an oversized upload is refused (413) without ever holding the body in
-memory; a body that makes no progress for UPLOAD_IDLE_TIMEOUT_SECONDS is refused (408, `UploadStalled`). The caller
-owns the returned `Form` and must call `close()` (it removes the temp directory).
+memory; a body that stalls or trickles (see `body_chunks`) is refused (408, `UploadStalled`); a full disk
+is `StorageFull` (507). The temp directory is made with the first file part; the caller owns the returned `Form` and
+must call `close()` (it removes the directory). On any error the directory is gone before the error leaves.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import re
@@ -17,17 +19,21 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 import msgspec
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from app.api.pace import Pace
 from app.api.requests import AnyRequest, services_of
 from app.api.resume import request_key
-from app.api.tempfiles import new_workdir
+from app.api.tempfiles import new_workdir, storage_errors
 from app.errors import InputTooLarge, InvalidInput, UploadStalled
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 64
@@ -49,10 +55,17 @@ class UploadedFile(msgspec.Struct, frozen=True):
 
 
 class Form:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
+    def __init__(self) -> None:
+        self._workdir: Path | None = None
         self.fields: dict[str, list[str]] = {}
         self.files: list[UploadedFile] = []
+
+    @property
+    def workdir(self) -> Path:
+        """The request's private temp folder, made when the first file part arrives."""
+        if self._workdir is None:
+            self._workdir = new_workdir()
+        return self._workdir
 
     def first(self, name: str) -> str | None:
         values = self.fields.get(name)
@@ -69,7 +82,8 @@ class Form:
         return request_key(route, self.fields, [(f.field, f.filename, f.sha256) for f in self.files])
 
     def close(self) -> None:
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
 
 class _PartCollector:
@@ -90,6 +104,17 @@ class _PartCollector:
         self._size = 0
         self._value = bytearray()
         self._hash = hashlib.sha256()
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+        }
 
     def on_part_begin(self) -> None:
         self.parts += 1
@@ -153,7 +178,9 @@ class _PartCollector:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # a full disk fails the flush too; the file goes with the folder
+                self._file.close()
+            self._file = None
 
 
 def _too_large(max_bytes: int) -> InputTooLarge:
@@ -165,25 +192,39 @@ def _too_large(max_bytes: int) -> InputTooLarge:
 
 
 async def body_chunks(request: AnyRequest) -> AsyncIterator[bytes]:
-    """The request body as it arrives; `UploadStalled` when no byte came for UPLOAD_IDLE_TIMEOUT_SECONDS.
-
-    Slow but moving uploads go on: the clock restarts with every chunk."""
-    idle_seconds = services_of(request).settings.limits.upload_idle_timeout_seconds
+    """The request body as it arrives; `UploadStalled` when a window of UPLOAD_IDLE_TIMEOUT_SECONDS brought no byte,
+    or fewer than UPLOAD_MIN_BYTES_PER_SECOND on average (a trickle holding an upload slot). Slow but steady uploads
+    go on: every window that has its bytes starts the next."""
+    services = services_of(request)
+    limits = services.settings.limits
+    pace = Pace(
+        window_seconds=limits.upload_idle_timeout_seconds, min_bytes_per_second=limits.upload_min_bytes_per_second
+    )
     chunks = request.stream()
     try:
         while True:
             try:
-                chunk = await asyncio.wait_for(anext(chunks), idle_seconds)
+                chunk = await asyncio.wait_for(anext(chunks), pace.seconds_left())
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                raise UploadStalled(
-                    f"The upload made no progress for {idle_seconds:g} s (UPLOAD_IDLE_TIMEOUT_SECONDS)",
-                    code="upload_timeout",
-                ) from None
+                raise _too_slow(pace) from None
+            pace.received(len(chunk))
+            services.runner.refuse_if_stopping()  # the server is shutting down: answer now, not when it ends
             yield chunk
     finally:
         await chunks.aclose()
+
+
+def _too_slow(pace: Pace) -> UploadStalled:
+    window = f"{pace.window_seconds:g} s (UPLOAD_IDLE_TIMEOUT_SECONDS)"
+    if pace.min_bytes_per_second == 0:
+        return UploadStalled(f"The upload made no progress for {window}", code="upload_timeout")
+    return UploadStalled(
+        f"The upload is too slow: it brought less than {pace.min_bytes_per_second:g} bytes/s "
+        f"(UPLOAD_MIN_BYTES_PER_SECOND) over {window}",
+        code="upload_timeout",
+    )
 
 
 async def read_form(request: AnyRequest, *, max_bytes: int) -> Form:
@@ -194,25 +235,18 @@ async def read_form(request: AnyRequest, *, max_bytes: int) -> Form:
     # Form fields and part headers add a little to the body; refuse only what cannot fit.
     if request.content_length is not None and request.content_length > max_bytes + MAX_PARTS * MAX_FIELD_BYTES:
         raise _too_large(max_bytes)
-    form = Form(new_workdir())
+    form = Form()
     collector = _PartCollector(form, max_bytes)
-    parser = MultipartParser(
-        options[b"boundary"],
-        callbacks={
-            "on_part_begin": collector.on_part_begin,
-            "on_part_data": collector.on_part_data,
-            "on_part_end": collector.on_part_end,
-            "on_header_field": collector.on_header_field,
-            "on_header_value": collector.on_header_value,
-            "on_header_end": collector.on_header_end,
-            "on_headers_finished": collector.on_headers_finished,
-        },
-    )
     try:
-        async for chunk in body_chunks(request):
-            parser.write(chunk)
-        parser.finalize()
-    except MultipartParseError:
+        parser = MultipartParser(options[b"boundary"], callbacks=collector.callbacks())
+    except FormParserError as exc:  # a boundary the parser cannot use (longer than 256 bytes): nothing made yet
+        raise InvalidInput(f"The multipart/form-data boundary is unusable: {exc}") from None
+    try:
+        with storage_errors():
+            async for chunk in body_chunks(request):
+                parser.write(chunk)
+            parser.finalize()
+    except FormParserError:
         collector.close()
         form.close()
         raise InvalidInput("The multipart/form-data body is malformed") from None
@@ -244,7 +278,8 @@ def decode_data_url(path: Path, param: str) -> Path:
         raise InvalidInput(f"A '{param}[]' data URL is not valid base64", about=param) from None
     if not data:
         raise InvalidInput(f"A '{param}[]' data URL carries no audio", about=param)
-    path.write_bytes(data)
+    with storage_errors():
+        path.write_bytes(data)
     return path
 
 

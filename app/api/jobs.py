@@ -73,6 +73,7 @@ class RequestJob:
             self._upload.close()
             self.resources.enter_context(self.services.runner.admission())
             self._admitted = True
+            self.services.resumable.yield_to_waiting_work()  # a hung-up job in its grace must not hold this one
 
     def hand_over(self) -> contextlib.ExitStack:
         """The slot and files, for a response that outlives the handler (a stream), which must close them."""

@@ -3,7 +3,8 @@
 Auth happens before the handshake (`app/api/middleware.py`: a bearer header, or the browser subprotocol
 `openai-insecure-api-key.<key>`). A bad client event gets an `error` event in OpenAI's shape and the socket stays
 open. Limits: REALTIME_MAX_SESSIONS at once (more get an error event and close 1013), REALTIME_IDLE_TIMEOUT_S
-without a client event, REALTIME_MAX_SESSION_S in all. One log line per session, with no text.
+without a client event (not counting time in which committed audio is still being transcribed), REALTIME_MAX_SESSION_S
+in all, a prompt of 64 KB (as the upload form's). One log line per session, with no text.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from litestar.exceptions import WebSocketDisconnect
 from app.api import realtime_wire as wire
 from app.api.deps import Services
 from app.api.errors import describe
+from app.api.forms import MAX_FIELD_BYTES
 from app.errors import AppError, InvalidInput
 from app.transcription.live import (
     Cleared,
@@ -114,6 +116,14 @@ def _merge(current: SessionRequest, event: wire.SessionUpdate | wire.Transcripti
         if not isinstance(transcription.language, msgspec.UnsetType):
             updated.language = transcription.language
         if not isinstance(transcription.prompt, msgspec.UnsetType):
+            if transcription.prompt is not None and len(transcription.prompt.encode()) > MAX_FIELD_BYTES:
+                raise InvalidInput(
+                    f"The transcription prompt is longer than {MAX_FIELD_BYTES // 1024} KB",
+                    about="audio.input.transcription.prompt"
+                    if isinstance(event, wire.SessionUpdate)
+                    else "input_audio_transcription.prompt",
+                    code="string_above_max_length",
+                )
             updated.prompt = transcription.prompt
     if turn is None:
         updated.turn_detection = None
@@ -293,6 +303,8 @@ class _Connection:
                 message = await asyncio.wait_for(self.socket.receive(), timeout=max(timeout, 0.0))
             except TimeoutError:
                 expired = left <= self.settings.realtime_idle_timeout_s
+                if not expired and self.live.pending_samples:
+                    continue  # committed audio is still being transcribed: the session is not idle
                 self.outcome = "max_duration" if expired else "idle_timeout"
                 text = (
                     f"Session ended: it reached REALTIME_MAX_SESSION_S ({self.settings.realtime_max_session_s:g} s)"

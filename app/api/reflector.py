@@ -7,10 +7,11 @@
 - `POST /diarize?audio_file_url=...&timestamp=...`
 - `POST /translate?text=...` with source_language/target_language in the query string or a JSON body.
 
-Each route holds an upload slot while its body is read, then a queue slot (503 when either is full), validates,
-downloads into a private request directory that is removed on every path, runs all model work on the worker through
-a service, and renders with `app.render.reflector`. A client hang-up cancels the job (or the download) and is logged
-as 499; the URL transcription waits RESUME_GRACE_SECONDS for Reflector's retry first (`app/api/resume.py`).
+Each route holds an upload slot while its body is read and its audio downloaded (into a private request directory
+that is removed on every path), then a queue slot (503 when either is full); it validates, runs all model work on
+the worker through a service, and renders with `app.render.reflector`. A client hang-up cancels the job (or the
+download) and is logged as 499; the URL transcription waits RESUME_GRACE_SECONDS for Reflector's retry first
+(`app/api/resume.py`).
 """
 
 from __future__ import annotations
@@ -71,17 +72,22 @@ def reflector_plan(services: Services, model: str | None, language: str | None) 
 
 
 async def fetch_audio(job: RequestJob, url: str, workdir: Path) -> tuple[Path, float | None]:
-    """Download into `workdir` (a hang-up abandons the download) and check the file decodes: (path, declared s)."""
-    settings = job.services.settings
+    """Download into `workdir` (a hang-up abandons the download) and check the file decodes: (path, declared s).
+
+    Call it before `job.admit()`: a download is the request's upload, holding an upload slot and no queue slot (a
+    slow source must not keep jobs that are ready from running), at the pace every upload keeps."""
+    limits = job.services.settings.limits
     download = fetch_to_tempfile(
         url,
-        max_bytes=settings.limits.max_upload_bytes,
-        timeout_s=settings.limits.url_timeout_seconds,
-        allow_private=settings.limits.allow_private_urls,
+        max_bytes=limits.max_upload_bytes,
+        timeout_s=limits.url_timeout_seconds,
+        allow_private=limits.allow_private_urls,
         dest_dir=workdir,
+        min_bytes_per_second=limits.upload_min_bytes_per_second,
+        pace_window_seconds=limits.upload_idle_timeout_seconds,
     )
     path = await job.run(download, on_worker=False)
-    duration = await asyncio.to_thread(probe_audio, path, float(settings.audio.max_audio_seconds))
+    duration = await asyncio.to_thread(probe_audio, path, float(job.services.settings.audio.max_audio_seconds))
     return path, duration
 
 
@@ -133,9 +139,9 @@ async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
         key = request_key("transcribe:reflector-url", fields, [])
         shared = job.resume(key)
         if shared is None:
-            job.admit()
             workdir = job.resources.enter_context(request_workdir())
             path, _ = await fetch_audio(job, url, workdir)
+            job.admit()
             transcriber = job.services.transcriber
             plan = job.routed(await job.run(transcriber.route(path, plan, job.cancel)))
             cancel = CancelToken()
@@ -168,9 +174,9 @@ async def diarize_url(request: AnyRequest, audio_file_url: AudioUrl, timestamp: 
         job.uses_model("diarization")
         async for _ in body_chunks(request):  # nothing is expected; read it so that a hang-up is seen
             pass
-        job.admit()
         with request_workdir() as workdir:
             path, duration = await fetch_audio(job, url, workdir)
+            job.admit()
             result = await job.run(job.services.diarizer.diarize(path, offset=offset, cancel=job.cancel))
         job.finished(duration, result.processing_seconds)
         return DiarizationBody(result.segments)

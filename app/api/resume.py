@@ -7,6 +7,10 @@ queue slot, the temp files) until its work has stopped. Its items (a plain answe
 and summary) are kept in memory only while a request follows it, or for RESUME_GRACE_SECONDS after the last one
 left; they are never logged. A job nobody follows for the grace is cancelled (it stops at its next batch boundary);
 a finished job nobody took is dropped after the grace.
+
+The grace is only for a worker nobody else needs: a job nobody follows is cancelled at once when other work holds a
+queue slot (a request admitted while it waits, or one already waiting when its client leaves), so abandoned work
+never holds up waiting work.
 """
 
 from __future__ import annotations
@@ -116,6 +120,13 @@ class SharedJob(Generic[Item]):
         if self._timer is not None:
             self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_later(self.grace_seconds, self._grace_over)
+        if not self.done:
+            self._registry.yield_to_waiting_work()
+
+    @property
+    def unattended(self) -> bool:
+        """Still working, and nobody follows it (in its grace, or abandoned and not yet stopped)."""
+        return not self.done and self.followers == 0
 
     def _grace_over(self) -> None:
         self._timer = None
@@ -130,10 +141,19 @@ class SharedJob(Generic[Item]):
 class ResumableJobs:
     """Running and recently finished jobs by request key (one per app; in memory only)."""
 
-    def __init__(self, grace_seconds: float, *, on_abandoned: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        grace_seconds: float,
+        *,
+        on_abandoned: Callable[[], None] | None = None,
+        admitted: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """`admitted()`: how many queue slots are held (the Runner's count), shared jobs' included."""
         self.grace_seconds = grace_seconds
         self._on_abandoned = on_abandoned
+        self._admitted = admitted
         self._jobs: dict[str, SharedJob[Any]] = {}
+        self._working: set[SharedJob[Any]] = set()  # jobs whose work has not stopped: each holds a queue slot
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -158,6 +178,7 @@ class ResumableJobs:
         grace = self.grace_seconds if grace_seconds is None else min(grace_seconds, self.grace_seconds)
         job: SharedJob[Item] = SharedJob(self, key, cancel, grace)
         self._jobs[key] = job
+        self._working.add(job)
         task = asyncio.ensure_future(self._produce(job, items, owned))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -176,6 +197,7 @@ class ResumableJobs:
             except Exception as exc:
                 error = exc
             finally:
+                self._working.discard(job)
                 job._finish(error)
 
     def _forget(self, job: SharedJob[Any]) -> None:
@@ -188,6 +210,18 @@ class ResumableJobs:
         self._forget(job)
         if self._on_abandoned is not None:
             self._on_abandoned()
+
+    def yield_to_waiting_work(self) -> None:
+        """When other work holds a queue slot, cancel every job nobody follows (they stop at their next batch
+        boundary). Called when a request is admitted and when a job's last follower leaves."""
+        unattended = [job for job in self._working if job.unattended]
+        if unattended and self._admitted() > len(unattended):
+            for job in unattended:
+                if self._jobs.get(job.key) is job:  # not already abandoned (a stopping job is still working)
+                    if job._timer is not None:
+                        job._timer.cancel()
+                        job._timer = None
+                    self._abandon(job)
 
     def abandon_all(self) -> None:
         """At shutdown: stop every job nobody waits for."""

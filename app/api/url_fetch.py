@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from app.api.pace import Pace
+from app.api.tempfiles import storage_errors
 from app.errors import InputTooLarge, InvalidInput, SourceFailed, SourceNotFound, SourceTimeout
 
 MAX_REDIRECTS = 5
@@ -136,23 +138,29 @@ async def fetch_to_tempfile(
     allow_private: bool,
     dest_dir: Path | None = None,
     resolver: Resolver = resolve_host,
+    min_bytes_per_second: float = 0.0,
+    pace_window_seconds: float = 30.0,
 ) -> Path:
     """Download `url` into a new 0600 temp file and return its path; the caller deletes it.
 
-    `timeout_s` bounds the whole download (connect, every hop, the body). On any error the partial file is removed.
+    `timeout_s` bounds the whole download (connect, every hop, the body); the body must also keep a `Pace` (at least
+    `min_bytes_per_second` over every `pace_window_seconds`), so a dripping source is dropped early. On any error the
+    partial file is removed.
     Raises InvalidInput (bad scheme, unresolvable or refused address, too many redirects), SourceNotFound (source 404),
-    InputTooLarge (more than `max_bytes`), SourceTimeout or SourceFailed (other statuses, network).
+    InputTooLarge (more than `max_bytes`), SourceTimeout or SourceFailed (other statuses, network), StorageFull.
     """
     try:
         current = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
         raise InvalidInput("audio_file_url is not a valid URL", about="audio") from None
 
-    fd, name = tempfile.mkstemp(prefix="fetch-", suffix=_suffix(current), dir=dest_dir)  # mode 0600
+    with storage_errors():
+        fd, name = tempfile.mkstemp(prefix="fetch-", suffix=_suffix(current), dir=dest_dir)  # mode 0600
     path = Path(name)
     try:
         async with asyncio.timeout(timeout_s):
-            await _download(current, fd, max_bytes, timeout_s, allow_private, resolver)
+            pace = (min_bytes_per_second, pace_window_seconds)
+            await _download(current, fd, max_bytes, timeout_s, allow_private, resolver, pace)
     except TimeoutError:
         _discard(fd, path)
         raise SourceTimeout(f"The audio source did not respond within {timeout_s:g} s", about="audio") from None
@@ -170,7 +178,13 @@ def _discard(fd: int, path: Path) -> None:
 
 
 async def _download(
-    url: httpx.URL, fd: int, max_bytes: int, timeout_s: float, allow_private: bool, resolver: Resolver
+    url: httpx.URL,
+    fd: int,
+    max_bytes: int,
+    timeout_s: float,
+    allow_private: bool,
+    resolver: Resolver,
+    pace: tuple[float, float],
 ) -> None:
     timeout = httpx.Timeout(timeout_s)
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
@@ -194,27 +208,40 @@ async def _download(
                     raise SourceNotFound("Audio file not found", about="audio")
                 if not 200 <= response.status_code < 300:
                     raise SourceFailed(f"The audio source answered HTTP {response.status_code}", about="audio")
-                await _write_body(response, fd, max_bytes)
+                await _write_body(response, fd, max_bytes, Pace(min_bytes_per_second=pace[0], window_seconds=pace[1]))
                 return
             finally:
                 await response.aclose()
     raise InvalidInput(f"audio_file_url redirected more than {MAX_REDIRECTS} times", about="audio")
 
 
-async def _write_body(response: httpx.Response, fd: int, max_bytes: int) -> None:
+async def _write_body(response: httpx.Response, fd: int, max_bytes: int, pace: Pace) -> None:
     too_large = InputTooLarge(f"The audio file is larger than the limit of {max_bytes} bytes", about="audio")
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise too_large
     received = 0
+    chunks = response.aiter_raw()
     try:
-        async for chunk in response.aiter_raw():
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), pace.seconds_left())
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise SourceTimeout(
+                    f"The audio source sends too slowly: less than {pace.min_bytes_per_second:g} bytes/s over "
+                    f"{pace.window_seconds:g} s",
+                    about="audio",
+                ) from None
+            pace.received(len(chunk))
             received += len(chunk)
             if received > max_bytes:
                 raise too_large
             view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
+            with storage_errors():
+                while view:
+                    view = view[os.write(fd, view) :]
     except httpx.TimeoutException:
         raise TimeoutError from None
     except httpx.HTTPError as exc:

@@ -42,6 +42,7 @@ END_PADDING = 0.2  # seconds of audio kept after the end of speech
 MANUAL_PIECE_SECONDS = 28.0  # a hand-committed buffer is decoded in pieces of at most this length
 MIN_COMMIT_SECONDS = 0.1  # OpenAI refuses to commit less than 100 ms of audio
 MAX_BUFFER_SECONDS = 600.0  # uncommitted audio held at most (without turn detection the client must commit)
+MAX_PENDING_SECONDS = 600.0  # committed audio not yet transcribed, held at most per session
 INPUT_RATES = (8000, 16000, 24000, 44100, 48000)
 
 
@@ -229,10 +230,10 @@ class LiveTranscriber:
             engine = transcriber.engine(plan.model)
             texts: list[str] = []
             step = int(MANUAL_PIECE_SECONDS * SAMPLE_RATE)
-            pieces = [audio[i : i + step] for i in range(0, max(audio.size, 1), step)]
-            results = engine.transcribe(pieces, plan.decoding)
-            for result in results:
-                texts.extend(segment.text.strip() for segment in result.segments)
+            for start in range(0, max(audio.size, 1), step):
+                cancel.raise_if_cancelled()  # the session closed (its client left): stop at the next piece
+                for result in engine.transcribe([audio[start : start + step]], plan.decoding):
+                    texts.extend(segment.text.strip() for segment in result.segments)
             return join_segments(texts)
 
         return await transcriber.runner.run(work, cancel, lane="preview" if preview else "live")
@@ -254,6 +255,7 @@ class LiveSession:
         self._previous_item: str | None = None
         self._open: _Utterance | None = None
         self._pending_start: int | None = None  # manual mode: where the uncommitted buffer starts
+        self.pending_samples = 0  # committed audio whose transcription has not completed
         self.config = config
         self._restart_detection()
         self.live.transcriber.runner.live_sessions += 1
@@ -354,8 +356,19 @@ class LiveSession:
                 about=None,
                 code="input_audio_buffer_commit_empty",
             )
+        self._check_backlog(audio.size)
+        self.stream.release_before(self.stream.end)  # committed: the buffer holds only what is not
         self._restart_detection()
         self._commit(_Utterance(new_item_id(), start), audio)
+
+    def _check_backlog(self, samples: int) -> None:
+        if self.pending_samples + samples > MAX_PENDING_SECONDS * SAMPLE_RATE:
+            raise InvalidInput(
+                f"Committed audio still being transcribed would exceed {MAX_PENDING_SECONDS:g} s: wait for the "
+                "completed events before committing more (the audio stays in the input buffer)",
+                about=None,
+                code="transcription_backlog",
+            )
 
     def clear(self) -> None:
         """input_audio_buffer.clear: forget uncommitted audio (and an open utterance)."""
@@ -374,6 +387,12 @@ class LiveSession:
         self.emit(Committed(utterance.item_id, self._previous_item))
         self._previous_item = utterance.item_id
         self.utterances += 1
+        try:
+            self._check_backlog(audio.size)  # speech found by the VAD, faster than the worker transcribes it
+        except InvalidInput as exc:
+            self.emit(Failed(utterance.item_id, exc))
+            return
+        self.pending_samples += audio.size
         previous = self._last_final
         task = asyncio.get_running_loop().create_task(self._finalise(utterance, audio, previous))
         self._last_final = task
@@ -384,6 +403,12 @@ class LiveSession:
         task.add_done_callback(self._tasks.discard)
 
     async def _finalise(self, utterance: _Utterance, audio: Audio, previous: asyncio.Task[None] | None) -> None:
+        try:
+            await self._transcribe(utterance, audio, previous)
+        finally:
+            self.pending_samples -= audio.size
+
+    async def _transcribe(self, utterance: _Utterance, audio: Audio, previous: asyncio.Task[None] | None) -> None:
         try:
             text = await self.live.decode(audio, self.config.plan, self.cancel) or ""
         except Cancelled:

@@ -10,6 +10,10 @@ Three lanes: live work (the final text of a realtime utterance, `lane="live"`) g
 text of an utterance still being spoken, `lane="preview"`), then file jobs; a long file job hands the thread to
 waiting live work and previews at each batch boundary (`serve_live`, called on the worker thread by the job
 itself). Live work still runs on the one worker thread, never beside a file job.
+
+Shutdown (`stop_all`, on SIGTERM): from then on every slot is refused with `ShuttingDown` (503 + Retry-After), and
+every job queued or running stops with it (a running one at its next batch boundary), so in-flight requests are
+answered within seconds rather than cut off when the process exits.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from app.errors import Cancelled, QueueFull
+from app.errors import Cancelled, QueueFull, ShuttingDown
 from app.worker.cancel import CancelToken
 
 T = TypeVar("T")
@@ -64,6 +68,8 @@ class Runner:
         self._admitted = 0
         self._running = 0
         self.last_activity = time.monotonic()
+        self._tokens: dict[Future[Any], CancelToken] = {}  # of the jobs queued or running
+        self.stopping = False
 
     @property
     def admitted(self) -> int:
@@ -82,6 +88,7 @@ class Runner:
     @contextlib.contextmanager
     def upload_slot(self) -> Iterator[None]:
         """Hold an upload slot while a request's body streams in; QueueFull when MAX_UPLOADS are in progress."""
+        self.refuse_if_stopping()
         with self._lock:
             if self._uploading >= self.max_uploads:
                 raise self._refuse(f"{self._uploading} uploads are in progress (MAX_UPLOADS={self.max_uploads})")
@@ -95,6 +102,7 @@ class Runner:
     @contextlib.contextmanager
     def admission(self) -> Iterator[None]:
         """Hold a queue slot until the request's job is finished; QueueFull when none is left."""
+        self.refuse_if_stopping()
         with self._lock:
             if self._admitted >= self.max_queue:
                 raise self._refuse(f"{self._admitted} requests are queued or running (MAX_QUEUE={self.max_queue})")
@@ -111,6 +119,40 @@ class Runner:
         return QueueFull(
             f"The server is busy: {why}. Retry later.", retry_after_seconds=self.retry_after_seconds, code="queue_full"
         )
+
+    def shutting_down(self) -> ShuttingDown:
+        return ShuttingDown(
+            "The server is shutting down: retry in a moment (it, or another instance, will take the request)",
+            retry_after_seconds=self.retry_after_seconds,
+            code="shutting_down",
+        )
+
+    def refuse_if_stopping(self) -> None:
+        if self.stopping:
+            raise self.shutting_down()
+
+    def stop_all(self) -> None:
+        """Shutdown begins: refuse new work, and stop every job queued or running with `ShuttingDown` (a running
+        one at its next batch boundary). Event-loop side; the worker thread is left to finish its current batch."""
+        with self._lock:
+            self.stopping = True
+            tokens = list(self._tokens.values())
+        for token in tokens:
+            token.cancel(self.shutting_down())
+
+    def _watch(self, future: Future[Any], cancel: CancelToken) -> None:
+        """Keep the job's token until it ends, so that `stop_all` can reach it."""
+        with self._lock:
+            self._tokens[future] = cancel
+            stopping = self.stopping
+        if stopping:
+            cancel.cancel(self.shutting_down())
+
+        def forget(_: Future[Any]) -> None:
+            with self._lock:
+                self._tokens.pop(future, None)
+
+        future.add_done_callback(forget)
 
     def _wrap(self, fn: Callable[[], T], cancel: CancelToken) -> Callable[[], T]:
         def job() -> T:
@@ -175,6 +217,7 @@ class Runner:
         `lane="live"` or `"preview"`: ahead of waiting file jobs (live before previews), and taken at a running file
         job's next batch boundary."""
         future: Future[T] = self._submit(self._wrap(fn, cancel), lane=lane)
+        self._watch(future, cancel)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -203,6 +246,7 @@ class Runner:
             produce(emit)
 
         future = self._submit(self._wrap(job, cancel))
+        self._watch(future, cancel)
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, _DONE))
         try:
             while True:
