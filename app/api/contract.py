@@ -50,7 +50,7 @@ from app.errors import (
     SourceTimeout,
     UploadStalled,
 )
-from app.languages import LANGUAGES
+from app.languages import LANGUAGES, WHISPER_LANGUAGES
 from app.render.formats import DiarizedBody, JsonBody, VerboseBody
 from app.render.reflector import ReflectorResults, ReflectorTranscript, TranslatedText
 from app.render.sse import DeltaEvent, DoneEvent, ErrorBody, ErrorEvent, SegmentEvent
@@ -349,8 +349,8 @@ def language_groups(services: Services) -> list[tuple[list[str], list[str]]]:
     names = [*engines.allowed_models, *([AUTO_MODEL] if services.transcriber.router is not None else [])]
     default_languages: tuple[str, ...] = ()
     for name in names:
-        info_languages = None if name == AUTO_MODEL else services.transcriber.model_info(name).languages
-        codes = tuple(sorted(LANGUAGES if info_languages is None else info_languages))
+        info_languages = LANGUAGES if name == AUTO_MODEL else services.transcriber.model_info(name).languages
+        codes = tuple(sorted(WHISPER_LANGUAGES if info_languages is None else info_languages))
         groups.setdefault(codes, []).append(name)
         if name == engines.model:
             default_languages = codes
