@@ -1,9 +1,13 @@
-"""ISO 639-1 codes and the lower-case English names OpenAI puts in verbose_json (Whisper's own table): the one
-language table, used for verbose_json, for error messages and for reading names a client sends as `language`."""
+"""ISO 639-1 codes and the lower-case English names OpenAI puts in verbose_json: the one language table, used for
+verbose_json, for error messages and for reading names a client sends as `language`.
+
+`WHISPER_LANGUAGES` is Whisper's own table (what a multilingual Whisper model knows and detects); `LANGUAGES` adds
+the languages only other models here know: Kyrgyz (GigaAM Multilingual), which Whisper has no token for.
+"""
 
 from __future__ import annotations
 
-LANGUAGES: dict[str, str] = {
+WHISPER_LANGUAGES: dict[str, str] = {
     "en": "english", "zh": "chinese", "de": "german", "es": "spanish", "ru": "russian", "ko": "korean",
     "fr": "french", "ja": "japanese", "pt": "portuguese", "tr": "turkish", "pl": "polish", "ca": "catalan",
     "nl": "dutch", "ar": "arabic", "sv": "swedish", "it": "italian", "id": "indonesian", "hi": "hindi",
@@ -22,6 +26,7 @@ LANGUAGES: dict[str, str] = {
     "mg": "malagasy", "as": "assamese", "tt": "tatar", "haw": "hawaiian", "ln": "lingala", "ha": "hausa",
     "ba": "bashkir", "jw": "javanese", "su": "sundanese", "yue": "cantonese",
 }  # fmt: skip
+LANGUAGES: dict[str, str] = {**WHISPER_LANGUAGES, "ky": "kyrgyz"}
 
 _NAMES = frozenset(LANGUAGES.values())
 CODE_BY_NAME = {name: code for code, name in LANGUAGES.items()}

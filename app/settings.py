@@ -54,7 +54,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Which models may run, where their weights live, how they run and how long they stay in memory."""
 
     model: str = "v3_ctc"
-    allowed_models: tuple[str, ...] = ("v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt", "tiny.en")
+    allowed_models: tuple[str, ...] = ("v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt", "multilingual_ctc", "tiny.en")
     models_dir: Path = Path("/data/models")
     device: Device = "auto"
     num_threads: Positive = 4

@@ -40,7 +40,24 @@ def whisper_base_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return models
 
 
-from tests.gigaam_fixture import tiny_gigaam_models_dir  # noqa: E402, F401  (shared session fixture)
+from tests.gigaam_fixture import tiny_gigaam_models_dir, tiny_multilingual_models_dir  # noqa: E402, F401  (shared)
+
+# What espeak-ng's kk / ky / uz voices read for the GigaAM Multilingual tests (Whisper `base` detects none of them as
+# its language: Thai or Latin mostly, see ADR 49).
+CENTRAL_ASIAN = {
+    "kk": "Сәлеметсіз бе, менің атым Айгүл. Мен Алматыда тұрамын және университетте оқимын.",
+    "ky": "Саламатсызбы, менин атым Айбек. Мен Бишкекте жашайм.",
+    "uz": "Assalomu alaykum, mening ismim Aziz. Men Toshkentda yashayman.",
+}
+
+
+@pytest.fixture(scope="session")
+def central_asian_speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Kazakh, Kyrgyz and Uzbek speech by espeak-ng (`kk.wav`, `ky.wav`, `uz.wav`), by language code."""
+    folder = tmp_path_factory.mktemp("central-asian")
+    for code, text in CENTRAL_ASIAN.items():
+        subprocess.run(["espeak-ng", "-v", code, "-s", "140", "-w", str(folder / f"{code}.wav"), text], check=True)
+    return {code: folder / f"{code}.wav" for code in CENTRAL_ASIAN}
 
 
 @pytest.fixture(scope="session")

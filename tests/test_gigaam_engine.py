@@ -174,7 +174,7 @@ def test_spec_table_matches_onnx_asr_file_names() -> None:
     from onnx_asr.resolver import model_repos
 
     onnx_entries = [entry for entry in MODELS.values() if entry.info.family in ("gigaam", "parakeet")]
-    assert len(onnx_entries) == 7  # six GigaAM, one Parakeet
+    assert len(onnx_entries) == 9  # six GigaAM v2/v3, two GigaAM Multilingual, one Parakeet
     for entry in onnx_entries:
         name, spec, loader = entry.name, entry.weights, entry.loader
         assert isinstance(loader, OnnxAsrLoader) and spec is loader.weights and loader.frame_seconds > 0

@@ -166,6 +166,12 @@ class OnnxAsrLoader(msgspec.Struct, frozen=True, kw_only=True):
     frame_seconds: float  # encoder frame: feature hop x subsampling
     weights: ModelSpec  # its files (the int8 graphs to rewrite for the CPU are among them)
     batch_size: int = 1
+    # the onnx-asr feature extractor the model was trained with; its config.json selects it (GigaAM: "version"),
+    # and loading refuses a folder that would get another (a GigaAM config.json without "version" gets v2's)
+    preprocessor: str | None = None
+    # RNN-T: tokens the greedy decoder may emit on one encoder frame; None: what the folder's config.json says
+    # (onnx-asr's default 3). GigaAM's own decoder allows 10 (ADR 51).
+    max_tokens_per_step: int | None = None
 
     def cpu_graphs(self, folder: Path, engines: EngineSettings) -> AbstractContextManager[Path]:
         """The folder to load from: the int8 graphs rewritten for onnxruntime's CPU kernels (built once, cached in
@@ -200,4 +206,25 @@ def load_onnx_asr(spec: OnnxAsrLoader, folder: Path, engines: EngineSettings) ->
         raise ModelUnavailable(
             f"Model {name!r} in {folder} could not be loaded ({type(exc).__name__}): delete the folder to re-fetch it"
         ) from exc
+    check_preprocessor(spec, folder, model.asr)
+    decode_as_trained(spec, model.asr)
     return OnnxAsrEngine(spec.info, model.with_timestamps(), frame=spec.frame_seconds, batch_size=spec.batch_size)
+
+
+def check_preprocessor(spec: OnnxAsrLoader, folder: Path, asr: Any) -> None:
+    """Refuse a loaded model whose features are not the ones it was trained with: onnx-asr picks them from the
+    folder's config.json (GigaAM: its "version"; none: v2's), and wrong ones give fluent nonsense, not an error."""
+    found = getattr(asr, "_preprocessor_name", None)
+    if spec.preprocessor is not None and found != spec.preprocessor:
+        raise ModelUnavailable(
+            f"Model {spec.info.name!r} in {folder} would compute {found} features, not {spec.preprocessor}: its "
+            "config.json is missing or not the published one; delete the folder to re-fetch it"
+        )
+
+
+def decode_as_trained(spec: OnnxAsrLoader, asr: Any) -> None:
+    """Give onnx-asr's greedy RNN-T decoder the per-frame token limit the model's own decoder has (GigaAM: 10, where
+    the published config.json says 3: a frame that would emit more loses them). onnx-asr reads it from `config`
+    at every decoding (`_max_tokens_per_step`); tests/test_e2e_decoding.py pins both against gigaam's decoder."""
+    if spec.max_tokens_per_step is not None:
+        asr.config["max_tokens_per_step"] = spec.max_tokens_per_step

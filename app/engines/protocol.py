@@ -12,12 +12,12 @@ from typing import Protocol
 import msgspec
 
 from app.audio.types import Audio
-from app.languages import display_name
+from app.languages import WHISPER_LANGUAGES, display_name
 from app.transcript import Segment, Task
 
 
 class ModelInfo(msgspec.Struct, frozen=True):
-    """What a model is and can do. `languages` is None for a multilingual model."""
+    """What a model is and can do. `languages` is None for a multilingual Whisper (Whisper's languages)."""
 
     name: str
     family: str
@@ -26,11 +26,11 @@ class ModelInfo(msgspec.Struct, frozen=True):
     owned_by: str = "stt-appliance"
 
     def supports(self, language: str) -> bool:
-        return self.languages is None or language in self.languages
+        return language in (WHISPER_LANGUAGES if self.languages is None else self.languages)
 
     def language_names(self) -> str:
         if self.languages is None:
-            return "many languages"
+            return "Whisper's languages"
         return ", ".join(sorted(display_name(code) for code in self.languages))
 
 

@@ -34,6 +34,9 @@ class ModelEntry(msgspec.Struct, frozen=True, kw_only=True):
         return self.info.name
 
 
+GIGAAM_MAX_SYMBOLS_PER_STEP = 10  # gigaam's RNNTGreedyDecoding(max_symbols_per_step=10); the published configs say 3
+
+
 def _gigaam(version: str, kind: str, vocab: str) -> ModelEntry:
     graphs = [f"{version}_{kind}{{q}}.onnx"]
     if kind.endswith("rnnt"):
@@ -43,8 +46,39 @@ def _gigaam(version: str, kind: str, vocab: str) -> ModelEntry:
     )
     weights = ModelSpec(repo=f"istupakov/gigaam-{version}-onnx", files=(*graphs, vocab, "config.json"))
     onnx_asr_name = f"gigaam-{version}-{kind.replace('_', '-')}"
-    # encoder frame: 10 ms feature hop x subsampling 4
-    loader = OnnxAsrLoader(info=info, onnx_asr_name=onnx_asr_name, frame_seconds=0.04, weights=weights)
+    loader = OnnxAsrLoader(
+        info=info,
+        onnx_asr_name=onnx_asr_name,
+        frame_seconds=0.04,  # encoder frame: 10 ms feature hop x subsampling 4
+        weights=weights,
+        preprocessor=f"gigaam_{version}",
+        max_tokens_per_step=GIGAAM_MAX_SYMBOLS_PER_STEP if kind.endswith("rnnt") else None,
+    )
+    return ModelEntry(info=info, loader=loader, weights=weights)
+
+
+# What the GigaAM Multilingual card documents quality for (ADR 49): best in class for Russian, Kazakh, Kyrgyz and
+# Uzbek, moderate for English. It was pre-trained on 70+ languages, but claims nothing for the others.
+MULTILINGUAL_LANGUAGES = frozenset({"ru", "kk", "ky", "uz", "en"})
+
+
+def _gigaam_multilingual(revision: str) -> ModelEntry:
+    """`ctc` (220M) or `large_ctc` (600M) of ai-sage/GigaAM-Multilingual, as onnx-asr runs them: one graph per
+    folder (its glob `multilingual*_ctc.onnx` would match both), the large fp32 graph's weights in `.onnx.data`."""
+    name = f"multilingual_{revision}"
+    info = ModelInfo(name=name, family="gigaam", languages=MULTILINGUAL_LANGUAGES, owned_by="salute-developers")
+    weights = ModelSpec(
+        repo=f"istupakov/gigaam-multilingual-{revision.replace('_', '-')}-onnx",
+        files=(f"{name}{{q}}.onnx", "multilingual_vocab.txt", "config.json"),
+        fp32_only=(f"{name}.onnx.data",) if revision == "large_ctc" else (),
+    )
+    loader = OnnxAsrLoader(
+        info=info,
+        onnx_asr_name=f"gigaam-multilingual-{revision.replace('_', '-')}",
+        frame_seconds=0.04,  # v3's 10 ms feature hop x subsampling 4
+        weights=weights,
+        preprocessor="gigaam_v3",
+    )
     return ModelEntry(info=info, loader=loader, weights=weights)
 
 
@@ -58,7 +92,13 @@ def _parakeet() -> ModelEntry:
         fp32_only=("encoder-model.onnx.data",),
     )
     # encoder frame: 10 ms feature hop x subsampling 8
-    loader = OnnxAsrLoader(info=info, onnx_asr_name="nemo-parakeet-tdt-0.6b-v2", frame_seconds=0.08, weights=weights)
+    loader = OnnxAsrLoader(
+        info=info,
+        onnx_asr_name="nemo-parakeet-tdt-0.6b-v2",
+        frame_seconds=0.08,
+        weights=weights,
+        preprocessor="nemo128",
+    )
     return ModelEntry(info=info, loader=loader, weights=weights)
 
 
@@ -104,6 +144,8 @@ MODELS: dict[str, ModelEntry] = {
         _gigaam("v3", "e2e_rnnt", "v3_e2e_rnnt_vocab.txt"),
         _gigaam("v2", "ctc", "v2_vocab.txt"),
         _gigaam("v2", "rnnt", "v2_vocab.txt"),
+        _gigaam_multilingual("ctc"),
+        _gigaam_multilingual("large_ctc"),
         _parakeet(),
         *(whisper_entry(name, repo) for name, repo in WHISPER_REPOS.items()),
     )

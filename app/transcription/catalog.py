@@ -18,7 +18,7 @@ import msgspec
 
 from app.engines.protocol import ModelInfo
 from app.errors import AppError
-from app.languages import LANGUAGES
+from app.languages import LANGUAGES, WHISPER_LANGUAGES
 from app.settings import AUTO_MODEL, EngineSettings, SettingsError
 from app.transcription.routing import OTHER_LANGUAGES, AutoRouter
 from app.transcription.service import DEFAULT_MODEL_ALIASES
@@ -26,7 +26,8 @@ from app.worker.residency import ModelKey, Residency
 
 AUTO_FAMILY = AUTO_MODEL
 AUTO_OWNER = "stt-appliance"
-EVERY_LANGUAGE = tuple(sorted(LANGUAGES))
+EVERY_LANGUAGE = tuple(sorted(LANGUAGES))  # what MODEL=auto may route (Kyrgyz: GigaAM Multilingual only)
+WHISPER_CODES = tuple(sorted(WHISPER_LANGUAGES))  # what a multilingual model (a Whisper) knows
 
 
 class OfferedModel(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,8 +42,10 @@ class OfferedModel(msgspec.Struct, frozen=True, kw_only=True):
     resident: bool  # loaded now (auto: its language detector is)
 
     def language_codes(self) -> tuple[str, ...]:
-        """The codes it takes: its own, or (None) every code of the language table."""
-        return EVERY_LANGUAGE if self.languages is None else self.languages
+        """The codes it takes: its own, or (None) Whisper's table (MODEL=auto's catch-all: every code of ours)."""
+        if self.languages is not None:
+            return self.languages
+        return EVERY_LANGUAGE if self.family == AUTO_FAMILY else WHISPER_CODES
 
 
 class AutoRouting(msgspec.Struct, frozen=True):
