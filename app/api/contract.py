@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar.openapi.spec import (
@@ -54,14 +54,22 @@ from app.languages import LANGUAGES
 from app.render.formats import DiarizedBody, JsonBody, VerboseBody
 from app.render.reflector import ReflectorResults, ReflectorTranscript, TranslatedText
 from app.render.sse import DeltaEvent, DoneEvent, ErrorBody, ErrorEvent, SegmentEvent
+from app.render.whisper_asr import OUTPUTS, DetectedLanguage
 from app.settings import AUTO_MODEL
 from app.transcription.service import DEFAULT_MODEL_ALIASES
 
 BEARER = "bearerAuth"
+BASIC = "basicAuth"  # the API key as the password (any user name): Bazarr's http://user:KEY@host:8000
 API_DESCRIPTION = """A self-hosted, OpenAI-compatible speech-to-text server (and Reflector's GPU Model API).
 
 Every error is OpenAI's `{"error": {"message", "type", "param", "code"}}`. With API_KEY set, send
-`Authorization: Bearer <API_KEY>` (the Authorize button here); `/health`, `/metrics` and these docs are open.
+`Authorization: Bearer <API_KEY>` (the Authorize button here; HTTP Basic with the key as the password works too);
+`/health`, `/metrics` and these docs are open.
+
+**whisper-asr-webservice's `POST /asr` and `POST /detect-language`** (Bazarr's whisperai provider, subgen).
+
+**Wyoming** (Home Assistant's speech-to-text protocol) is served on its own TCP port (WYOMING_PORT), without
+authentication.
 
 **WebSocket `GET /v1/realtime?intent=transcription`** (not an OpenAPI operation: OpenAPI cannot describe a
 WebSocket): OpenAI's Realtime transcription protocol. Client events `session.update`, `input_audio_buffer.append`
@@ -77,6 +85,15 @@ class ErrorResponse(msgspec.Struct):
     """Every error body: OpenAI's error object under `error`."""
 
     error: ErrorBody
+
+
+class AsrForm(msgspec.Struct, kw_only=True):
+    """POST /asr and /detect-language (whisper-asr-webservice's form): the audio in `audio_file`."""
+
+    audio_file: Annotated[
+        bytes,
+        msgspec.Meta(description="A media file FFmpeg decodes (encode=true), or raw 16 kHz mono s16le (encode=false)"),
+    ]
 
 
 class DiarizationResponse(msgspec.Struct):
@@ -101,6 +118,8 @@ SCHEMA_TYPES: tuple[Any, ...] = (
     DiarizationResponse,
     StreamEvent,
     ErrorResponse,
+    AsrForm,
+    DetectedLanguage,
 )
 
 
@@ -254,7 +273,7 @@ def multipart(name: str) -> RequestBody:
     return RequestBody(content={"multipart/form-data": OpenAPIMediaType(schema=ref(name))}, required=True)
 
 
-def query(name: str, schema: Schema, description: str, *, required: bool = False) -> Parameter:
+def query(name: str, schema: Schema | Reference, description: str, *, required: bool = False) -> Parameter:
     return Parameter(name=name, param_in="query", schema=schema, description=description, required=required)
 
 
@@ -314,6 +333,42 @@ TRANSLATE = declared(
         query("source_language", LANGUAGE, "Its language code (or in the JSON body)"),
         query("target_language", LANGUAGE, "The language to translate into (or in the JSON body)"),
     ],
+)
+FLAG = Schema(type=OpenAPIType.BOOLEAN)
+ASR_QUERY = [
+    query("task", ref("AsrTask"), "transcribe (default), or translate into English (a multilingual Whisper)"),
+    query("language", ref("AsrLanguage"), "The spoken language (ISO 639-1); empty or omitted: detected"),
+    query("initial_prompt", TEXT, "Text the speech continues (Whisper)"),
+    query("word_timestamps", FLAG, "JSON segments carry their words with timings"),
+    query("vad_filter", FLAG, "Accepted: Silero VAD always runs"),
+    query("diarize", FLAG, "Speaker labels: `[A]: ` before each speaker's text, `speaker` in JSON segments"),
+]
+ENCODE = query("encode", FLAG, "true (default): audio_file is a media file; false: raw 16 kHz mono s16le PCM")
+ASR = declared(
+    {
+        "200": OpenAPIResponse(
+            description="The transcript as `output` asks (all as text/plain, as whisper-asr-webservice sends them)",
+            content={"text/plain": OpenAPIMediaType(schema=TEXT)},
+            headers={
+                **MODEL_USED,
+                "Content-Disposition": OpenAPIHeader(
+                    schema=TEXT, description='`attachment; filename="<upload name>.<output>"`'
+                ),
+            },
+        ),
+        **error_responses(UPLOAD_ERRORS),
+    },
+    body=multipart("AsrForm"),
+    parameters=[
+        *ASR_QUERY,
+        query("output", Schema(type=OpenAPIType.STRING, enum=list(OUTPUTS)), "txt (default), vtt, srt, tsv or json"),
+        ENCODE,
+    ],
+)
+DETECT_LANGUAGE = declared(
+    {"200": json_ok("DetectedLanguage", "The language of the first speech"), **error_responses(UPLOAD_ERRORS)},
+    body=multipart("AsrForm"),
+    parameters=[ENCODE],
 )
 MODELS = declared({"200": json_ok("ModelList", "The models this server may use"), **error_responses([Unauthorized])})
 HEALTH = declared(
@@ -452,6 +507,9 @@ def schemas(services: Services) -> dict[str, dict[str, Any]]:
     translation["properties"]["model"] = {"type": "string", "enum": models} if models else nothing
     if services.settings.engines.model not in models:  # MODEL cannot translate: the model must be named
         translation["required"] = [*translation["required"], "model"]
+    default_languages = language_groups(services)[0][1]
+    found["AsrLanguage"] = {"type": "string", "enum": default_languages, "description": "A language MODEL knows"}
+    found["AsrTask"] = {"type": "string", "enum": ["transcribe", *(["translate"] if _translates(services) else [])]}
     found["ModelList"] = {
         "type": "object",
         "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {"type": "object"}}},
@@ -481,15 +539,27 @@ def schemas(services: Services) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _translates(services: Services) -> bool:
+    """Whether MODEL (what /asr uses) can translate."""
+    engines = services.settings.engines
+    router = services.transcriber.router
+    if engines.model == AUTO_MODEL:
+        return router is not None and bool(router.translators)
+    return services.transcriber.model_info(engines.model).can_translate
+
+
 def components(services: Services) -> Components:
     secured = bool(services.settings.http.api_key)
     return ContractComponents(
         contract=schemas(services),
-        security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer", description="API_KEY")}
+        security_schemes={
+            BEARER: SecurityScheme(type="http", scheme="bearer", description="API_KEY"),
+            BASIC: SecurityScheme(type="http", scheme="basic", description="API_KEY as the password, any user name"),
+        }
         if secured
         else None,
     )
 
 
 def security(services: Services) -> list[SecurityRequirement] | None:
-    return [{BEARER: []}] if services.settings.http.api_key else None
+    return [{BEARER: []}, {BASIC: []}] if services.settings.http.api_key else None
