@@ -246,8 +246,10 @@ class Connection:
         with contextlib.suppress(Exception):
             self.writer.write_eof()
             until = time.monotonic() + LINGER_SECONDS
-            while (left := until - time.monotonic()) > 0 and await asyncio.wait_for(self.reader.read(1 << 16), left):
-                pass
+            while (left := until - time.monotonic()) > 0:
+                dropped: bytes = await asyncio.wait_for(self.reader.read(1 << 16), left)
+                if not dropped:
+                    return
 
     async def _receive_loop(self, deadline: float) -> None:
         idle = self.limits.realtime_idle_timeout_s
