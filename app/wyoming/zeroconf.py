@@ -48,7 +48,7 @@ class Advertisement:
     async def start(self) -> None:
         interfaces = [self.address] if self.specific else InterfaceChoice.All
         self._zeroconf = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
-        await self._zeroconf.async_register_service(self.info)
+        await (await self._zeroconf.async_register_service(self.info))  # a task: probing, then announcing
         log.info("wyoming_advertised", service=self.info.name, address=self.address, port=self.port)
 
     async def stop(self) -> None:
@@ -56,6 +56,6 @@ class Advertisement:
             return
         zeroconf, self._zeroconf = self._zeroconf, None
         try:
-            await zeroconf.async_unregister_service(self.info)
+            await (await zeroconf.async_unregister_service(self.info))  # a task: the goodbye packets
         finally:
             await zeroconf.async_close()
