@@ -13,10 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import app  # noqa: F401  (telemetry off first)
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+import app  # noqa: F401  (telemetry off first)
 from app.api.deps import Services
 from app.settings import EngineSettings, HttpSettings, Settings, WyomingSettings
 from app.wyoming.server import WyomingServer
