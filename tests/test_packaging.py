@@ -54,6 +54,8 @@ def test_compose_service() -> None:
     assert health["start_period"] == "600s"
     assert "/health" in " ".join(health["test"]) and health["test"][0] == "CMD"
     assert "profiles" not in stt
+    assert len(stt["ports"]) == 1  # Wyoming (no authentication) is not published by default; its line is offered
+    assert re.search(r'^\s*#\s*- "\$\{PUBLISH_WYOMING_PORT:-10300\}:10300"$', read("compose.yaml"), re.M)
     # the limits are offered, commented out
     assert re.search(r"^\s*#\s*mem_limit:", read("compose.yaml"), re.M)
     assert re.search(r"^\s*#\s*cpus:", read("compose.yaml"), re.M)
@@ -159,6 +161,9 @@ def runtime_packages() -> set[str]:
 def test_runtime_dependencies_hold_no_torch_or_cuda_stack() -> None:
     runtime = runtime_packages()
     assert {"onnxruntime", "faster-whisper", "litestar", "av"} <= runtime
+    # Home Assistant (issue 21): the reference Wyoming package (pure Python, no dependencies) and zeroconf for the
+    # optional mDNS advertisement (compiled wheels for amd64/arm64; it brings ifaddr, pure Python)
+    assert {"wyoming", "zeroconf", "ifaddr"} <= runtime
     assert not runtime & HEAVY_DEV_ONLY
     assert not [name for name in runtime if name.startswith(("nvidia-", "cuda-"))]
 
