@@ -99,6 +99,9 @@ def test_the_key_is_needed_as_a_basic_password_or_a_bearer_token(server: ServerP
     assert bearer.status_code == 200
     models = httpx.get(f"{endpoint(server)}/v1/models", timeout=10)  # Basic works on every route
     assert models.status_code == 200
+    # Bazarr's Test Connection button: GET {host}/status without the URL's credentials, shows `version`
+    status = requests.get(f"{server.url}/status", timeout=5)
+    assert status.status_code == 200 and status.json()["version"].startswith("stt-appliance ")
 
 
 def _asr(server: ServerProcess, path: Path, **params: str) -> httpx.Response:

@@ -370,6 +370,15 @@ DETECT_LANGUAGE = declared(
     body=multipart("AsrForm"),
     parameters=[ENCODE],
 )
+STATUS = declared(
+    {
+        "200": OpenAPIResponse(
+            description='`{"version": ...}` (Bazarr\'s Test Connection button shows it)',
+            content={"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))},
+        )
+    },
+    public=True,
+)
 MODELS = declared({"200": json_ok("ModelList", "The models this server may use"), **error_responses([Unauthorized])})
 HEALTH = declared(
     {

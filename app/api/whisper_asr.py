@@ -21,8 +21,9 @@ from typing import cast, get_args
 from urllib.parse import quote
 
 import msgspec
-from litestar import Response, post
+from litestar import Response, get, post
 
+from app import VERSION
 from app.api import contract
 from app.api.forms import Form, UploadedFile, read_form
 from app.api.jobs import MODEL_HEADER, RequestJob
@@ -145,4 +146,15 @@ async def detect_language(request: AnyRequest) -> Response[bytes]:
         return Response(msgspec.json.encode(body), media_type="application/json")
 
 
-ROUTES = [asr, detect_language]
+@get(
+    "/status",
+    summary="The server's version, for Bazarr's Test Connection button",
+    operation_class=contract.STATUS,
+)
+async def status() -> dict[str, str]:
+    """Bazarr's Whisper provider tests its endpoint with GET /status (without the URL's credentials) and shows
+    `version`; a 404 reads "Connected but no version found". Public: it carries no content."""
+    return {"version": f"stt-appliance {VERSION}"}
+
+
+ROUTES = [asr, detect_language, status]
