@@ -18,8 +18,9 @@ mean MODEL; `auto` routes by `language`); Home Assistant's entity and area names
 Limits: a stream is a live session (REALTIME_MAX_SESSIONS for both surfaces together); a connection with no event
 for REALTIME_IDLE_TIMEOUT_S, or open for REALTIME_MAX_SESSION_S, is closed with an `error` event; a stream reaching
 WYOMING_MAX_UTTERANCE_S gets the transcript of what was heard and the connection closes. A bad event (wrong types,
-audio before audio-start, an unknown model) gets an `error` event {text, code} and the connection stays open; a
-framing error (bad JSON, bad or oversized lengths) gets one and the connection closes. One log line per
+audio before audio-start) gets an `error` event {text, code} and the connection stays open; a refused `transcribe`
+or `audio-start` (an unknown model, a language it cannot do, a format we cannot read, no free live session) and a
+framing error (bad JSON, bad or oversized lengths) get one and the connection closes. One log line per
 connection, never with text.
 """
 
@@ -299,9 +300,7 @@ class Connection:
         elif Transcribe.is_type(event.type):
             if self.stream is not None:
                 raise ProtocolViolation("transcribe during an audio stream: send audio-stop first", "audio_started")
-            request = _data(event, TranscribeRequest)
-            self.config = self._config(request)  # checked now: a bad model or language is answered before audio
-            self.request = request
+            return self._transcribe(event)
         elif AudioStart.is_type(event.type):
             return self._start_stream(event)
         elif AudioStop.is_type(event.type):
@@ -309,6 +308,19 @@ class Connection:
                 raise ProtocolViolation("audio-stop before audio-start", "audio_not_started")
             await self._finish_stream()
         # Any other event is not for a speech-to-text server: dropped, as the protocol asks.
+        return True
+
+    def _transcribe(self, event: Event) -> bool:
+        """Checked at once: a bad model or language is answered before any audio, and ends the connection (the
+        audio the client sends next must not go to the default model instead)."""
+        try:
+            request = _data(event, TranscribeRequest)
+            self.config = self._config(request)
+        except (ProtocolViolation, AppError) as exc:
+            self.outcome = "refused"
+            self.send(Error(text=exc.message, code=exc.code or "invalid_request").event())
+            return False
+        self.request = request
         return True
 
     def _config(self, request: TranscribeRequest) -> LiveConfig:
