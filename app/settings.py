@@ -165,15 +165,9 @@ class WyomingSettings(msgspec.Struct, frozen=True, kw_only=True):
     """The Wyoming server (Home Assistant's speech-to-text protocol, plain TCP, no authentication) beside HTTP, on
     HOST; its streams are live sessions (REALTIME_MAX_SESSIONS, REALTIME_IDLE_TIMEOUT_S, REALTIME_MAX_SESSION_S)."""
 
-    wyoming_port: int | None = None  # empty: no Wyoming server (Home Assistant's default port is 10300)
-    wyoming_max_utterance_s: float = 120.0  # audio-start to audio-stop at most; then the transcript so far is sent
+    wyoming_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None  # empty: off (HA's default is 10300)
+    wyoming_max_utterance_s: PositiveSeconds = 120.0  # audio-start to audio-stop at most; then the transcript so far
     wyoming_zeroconf: str = ""  # advertise the server on mDNS (_wyoming._tcp.local.) under this name; empty: don't
-
-    def __post_init__(self) -> None:
-        if self.wyoming_port is not None and not 1 <= self.wyoming_port <= 65535:
-            raise SettingsError(f"WYOMING_PORT must be 1-65535 (or empty: off), got {self.wyoming_port}")
-        if self.wyoming_max_utterance_s <= 0:
-            raise SettingsError(f"WYOMING_MAX_UTTERANCE_S must be positive, got {self.wyoming_max_utterance_s}")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

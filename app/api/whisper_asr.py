@@ -35,6 +35,7 @@ from app.audio.pcm import pcm16_file_as_wav
 from app.errors import InvalidInput
 from app.render.whisper_asr import OUTPUTS, Output, detected_language, render_output
 from app.transcript import Task
+from app.transcription.request import TranscriptionRequest
 
 AUDIO_FIELD = "audio_file"
 TEXT = "text/plain"  # every output, JSON too, as that service sends it (Litestar adds "; charset=utf-8")
@@ -99,26 +100,28 @@ async def asr(request: AnyRequest) -> Response[str]:
     with RequestJob(request) as job:
         query = parse_query(request)
         transcriber = job.services.transcriber
-        spec = transcriber.job(None, query.language, query.initial_prompt, query.task)
         words = query.word_timestamps or query.diarize or query.output in ("srt", "vtt")  # ADR 21
-        spec = msgspec.structs.replace(spec, words=words)
-        job.uses_model(spec.model)
+        request_ = TranscriptionRequest(
+            language=query.language, prompt=query.initial_prompt, task=query.task, words=words
+        )
+        plan = transcriber.plan(request_)
+        job.uses_model(plan.model)
         path, filename = await _read_audio(request, job, encode=query.encode)
         job.admit()
-        spec = job.routed(await job.run(transcriber.route(path, spec, job.cancel)))
-        transcript, summary = await job.run(transcriber.transcribe(path, spec, job.cancel))
-        processing = summary.processing_seconds
+        plan = job.routed(await job.run(transcriber.route(path, plan, job.cancel)))
+        transcribed = await job.run(transcriber.transcribe(path, plan, job.cancel))
+        transcript, processing = transcribed.transcript, transcribed.processing_seconds
         diarized = None
         if query.diarize:
-            speakers = SpeakerStep(job, path, [])
-            diarized = await job.run(speakers(list(transcript.segments)))
-            processing += speakers.processing_seconds
-        job.finished(summary.duration, processing)
+            speakers = SpeakerStep(job.services.diarizer, path, [], job.cancel)
+            by_speaker = await job.run(speakers(list(transcript.segments)))
+            diarized, processing = by_speaker.segments, processing + by_speaker.processing_seconds
+        job.finished(transcript.duration, processing)
         body = render_output(query.output, transcript, words=query.word_timestamps, diarized=diarized)
         headers = {
             "Content-Disposition": f'attachment; filename="{quote(filename)}.{query.output}"',
             ENGINE_HEADER: "stt-appliance",
-            MODEL_HEADER: spec.model,
+            MODEL_HEADER: plan.model,
         }
         return Response(body, media_type=TEXT, headers=headers)
 

@@ -175,7 +175,7 @@ class _Stream:
         if self.finished < self.committed:
             return Error(text=f"The transcript was not ready within {DRAIN_SECONDS:g} s", code="timeout").event()
         return Transcript(
-            text=join_segments(self.texts), language=self.config.job.language, context=self.context
+            text=join_segments(self.texts), language=self.config.plan.decoding.language, context=self.context
         ).event()
 
     async def close(self) -> None:
@@ -324,15 +324,14 @@ class Connection:
         return True
 
     def _config(self, request: TranscribeRequest) -> LiveConfig:
-        live = self.services.live
-        config = live.config(
+        return self.services.live.config(
             model=request.name,
             language=request.language,
             prompt=None,
             turn_detection=TurnDetection(),
             input_rate=SAMPLE_RATE,
+            keywords=keywords(request),
         )
-        return msgspec.structs.replace(config, job=msgspec.structs.replace(config.job, keywords=keywords(request)))
 
     def _start_stream(self, event: Event) -> bool:
         """A refused audio-start (bad format, no model for it, too many sessions) is answered and ends the
@@ -346,7 +345,7 @@ class Connection:
             source = PcmFormat(declared.rate, declared.width, declared.channels)
             source.check()
             config = self.config or self._config(self.request)
-            if services.live_sessions >= limit:
+            if services.runner.live_sessions >= limit:
                 raise ProtocolViolation(
                     f"Too many live sessions (REALTIME_MAX_SESSIONS={limit}); try again later", "session_limit"
                 )
@@ -355,10 +354,9 @@ class Connection:
             self.send(Error(text=exc.message, code=exc.code or "invalid_request").event())
             return False
         self.stream = _Stream(self, config, source, self.request.context)
-        services.live_sessions += 1
-        services.metrics.set_live_sessions(services.live_sessions)
-        self.model = config.job.model
-        self.send(TranscriptStart(language=config.job.language, context=self.request.context).event())
+        services.metrics.set_live_sessions(services.runner.live_sessions)  # the session counted itself
+        self.model = config.plan.model
+        self.send(TranscriptStart(language=config.plan.decoding.language, context=self.request.context).event())
         return True
 
     async def _finish_stream(self) -> None:
@@ -380,5 +378,4 @@ class Connection:
             return
         self.audio_seconds += stream.audio_seconds
         await stream.close()
-        self.services.live_sessions -= 1
-        self.services.metrics.set_live_sessions(self.services.live_sessions)
+        self.services.metrics.set_live_sessions(self.services.runner.live_sessions)
