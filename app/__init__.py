@@ -11,3 +11,5 @@ import os
 
 TELEMETRY_OPT_OUTS = {"ORT_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
 os.environ.update(TELEMETRY_OPT_OUTS)
+
+VERSION = "0.1.0"  # the OpenAPI document's and the Wyoming program's version

@@ -14,7 +14,8 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 
-from app.api import contract, health, openai, realtime, reflector, transcriptions
+from app import VERSION
+from app.api import contract, health, openai, realtime, reflector, transcriptions, whisper_asr
 from app.api.deps import Services
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.middleware import RequestMiddleware
@@ -23,6 +24,7 @@ from app.api.ui import openapi_config, ui_router
 from app.errors import ModelUnavailable
 from app.settings import Settings
 from app.worker.threads import configure_threads
+from app.wyoming.server import WyomingServer
 
 log = structlog.get_logger("app")
 SHUTDOWN_UNLOAD_SECONDS = 10.0
@@ -57,12 +59,17 @@ def create_app(settings: Settings) -> Litestar:
         janitor = (
             asyncio.create_task(_unload_when_idle(services)) if settings.engines.unload_model_after_s > 0 else None
         )
+        wyoming = WyomingServer(services) if settings.wyoming.wyoming_port is not None else None
+        if wyoming is not None:
+            await wyoming.start()
         log.info("ready", model=settings.engines.model, host=settings.http.host, port=settings.http.port)
         try:
             yield
         finally:
             if janitor is not None:
                 janitor.cancel()
+            if wyoming is not None:
+                await wyoming.stop()
             services.resumable.abandon_all()
             # After the job in progress (if any) has stopped; a job that will not stop does not hold shutdown up.
             with contextlib.suppress(TimeoutError):
@@ -77,6 +84,7 @@ def create_app(settings: Settings) -> Litestar:
             *openai.ROUTES,
             *reflector.ROUTES,
             *realtime.ROUTES,
+            *whisper_asr.ROUTES,
             health.health,
             health.metrics,
             ui_router(),
@@ -88,7 +96,7 @@ def create_app(settings: Settings) -> Litestar:
         request_max_body_size=None,  # uploads are limited while streaming (MAX_UPLOAD_MB), see app/api/forms.py
         openapi_config=openapi_config(
             "STT appliance",
-            "0.1.0",
+            VERSION,
             contract.components(services),
             contract.security(services),
             contract.API_DESCRIPTION,

@@ -164,6 +164,15 @@ class RealtimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     realtime_partial_interval_ms: Annotated[int, msgspec.Meta(ge=100)] = 500
 
 
+class WyomingSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The Wyoming server (Home Assistant's speech-to-text protocol, plain TCP, no authentication) beside HTTP, on
+    HOST; its streams are live sessions (REALTIME_MAX_SESSIONS, REALTIME_IDLE_TIMEOUT_S, REALTIME_MAX_SESSION_S)."""
+
+    wyoming_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None  # empty: off (HA's default is 10300)
+    wyoming_max_utterance_s: PositiveSeconds = 120.0  # audio-start to audio-stop at most; then the transcript so far
+    wyoming_zeroconf: str = ""  # advertise the server on mDNS (_wyoming._tcp.local.) under this name; empty: don't
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every setting, in the groups the code that uses them takes as they are. Each field of a group is read from
     the variable of its name in capitals (`engines.num_threads` <- NUM_THREADS)."""
@@ -176,6 +185,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     speakers: SpeakerSettings = msgspec.field(default_factory=SpeakerSettings)
 
     realtime: RealtimeSettings = msgspec.field(default_factory=RealtimeSettings)
+    wyoming: WyomingSettings = msgspec.field(default_factory=WyomingSettings)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

@@ -83,3 +83,16 @@ def tiled_wav(source: Path, path: Path, seconds: float) -> Path:
         out.setframerate(rate)
         out.writeframes(repeated.tobytes())
     return path
+
+
+def pcm_s16le(path: Path, *, rate: int = 16000, channels: int = 1, silence_after: float = 0.0) -> bytes:
+    """The recording as raw interleaved s16le (what `ffmpeg -f s16le` writes) at `rate` with `channels` (PyAV's
+    resampler), plus `silence_after` seconds of silence."""
+    layout = "mono" if channels == 1 else "stereo"
+    resampler = av.AudioResampler(format="s16", layout=layout, rate=rate)
+    parts: list[bytes] = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            parts.extend(out.to_ndarray().tobytes() for out in resampler.resample(frame))
+    parts.extend(out.to_ndarray().tobytes() for out in resampler.resample(None))
+    return b"".join(parts) + bytes(2 * channels * round(silence_after * rate))

@@ -59,6 +59,8 @@ def map_case(context: Any, case: Case) -> Case:
             del body["known_speaker_references[]"]  # references need names
         if isinstance(body.get("audio_file_url"), str):
             body["audio_file_url"] = AUDIO_URL
+    if path in ("/asr", "/detect-language") and isinstance(body, dict) and "audio_file" in body:
+        body["audio_file"] = CLIP  # a WAV file; with encode=false its bytes are taken as raw PCM (still speech)
     if path == "/v1/audio/transcriptions-from-url" and isinstance(body, dict):
         body["audio_file_url"] = AUDIO_URL
     if path == "/diarize" and case.query is not None:

@@ -107,8 +107,11 @@ def test_compose_service() -> None:
     assert stt["environment"]["MODELS_DIR"] == "/data/models"
     assert stt["healthcheck"]["start_period"] == "600s" and stt["healthcheck"]["test"][0] == "CMD"
     assert "profiles" not in stt
-    # the limits are offered, commented out (a comment is all there is to check)
-    assert any(line.strip().startswith(("# mem_limit:", "# cpus:")) for line in read("compose.yaml").splitlines())
+    assert len(stt["ports"]) == 1  # Wyoming (no authentication) is not published by default; its line is offered
+    assert re.search(r'^\s*#\s*- "\$\{PUBLISH_WYOMING_PORT:-10300\}:10300"$', read("compose.yaml"), re.M)
+    # the limits are offered, commented out
+    assert re.search(r"^\s*#\s*mem_limit:", read("compose.yaml"), re.M)
+    assert re.search(r"^\s*#\s*cpus:", read("compose.yaml"), re.M)
 
 
 def test_compose_download_weights_tool() -> None:
@@ -289,6 +292,9 @@ def runtime_packages() -> set[str]:
 def test_runtime_dependencies_hold_no_torch_or_cuda_stack() -> None:
     runtime = runtime_packages()
     assert {"onnxruntime", "faster-whisper", "litestar", "av"} <= runtime
+    # Home Assistant (issue 21): the reference Wyoming package (pure Python, no dependencies) and zeroconf for the
+    # optional mDNS advertisement (compiled wheels for amd64/arm64; it brings ifaddr, pure Python)
+    assert {"wyoming", "zeroconf", "ifaddr"} <= runtime
     assert not runtime & HEAVY_DEV_ONLY
     assert not [name for name in runtime if name.startswith(("nvidia-", "cuda-"))]
 

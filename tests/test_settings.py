@@ -27,6 +27,7 @@ def test_defaults_follow_the_seed() -> None:
         30.0,
     )
     assert settings.http.auth_enabled is False
+    assert settings.wyoming.wyoming_port is None  # no Wyoming server unless asked for
 
 
 def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
@@ -57,6 +58,9 @@ def test_reflector_key_name_is_accepted() -> None:
         ({"VAD_STRICT_LIMIT": "45"}, "VAD_STRICT_LIMIT"),
         ({"MODEL": "v3_rnnt", "ALLOWED_MODELS": "tiny.en"}, "MODEL"),
         ({"DEFAULT_RESPONSE_FORMAT": "docx"}, "DEFAULT_RESPONSE_FORMAT"),
+        ({"WYOMING_PORT": "70000"}, "WYOMING_PORT"),
+        ({"WYOMING_PORT": "ha"}, "WYOMING_PORT"),
+        ({"WYOMING_MAX_UTTERANCE_S": "0"}, "WYOMING_MAX_UTTERANCE_S"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], named: str) -> None:

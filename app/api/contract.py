@@ -13,7 +13,7 @@ status with its headers. Two halves, because route handlers are module-level and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -24,6 +24,7 @@ from litestar.openapi.spec import (
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
     Reference,
     RequestBody,
     Schema,
@@ -47,12 +48,20 @@ from app.errors import (
     StorageFull,
     UploadStalled,
 )
+from app.render.whisper_asr import OUTPUTS
 
 BEARER = "bearerAuth"
+BASIC = "basicAuth"  # the API key as the password (any user name): Bazarr's http://user:KEY@host:8000
 API_DESCRIPTION = """A self-hosted, OpenAI-compatible speech-to-text server (and Reflector's GPU Model API).
 
 Every error is OpenAI's `{"error": {"message", "type", "param", "code"}}`. With API_KEY set, send
-`Authorization: Bearer <API_KEY>` (the Authorize button here); `/health`, `/metrics` and these docs are open.
+`Authorization: Bearer <API_KEY>` (the Authorize button here; HTTP Basic with the key as the password works too);
+`/health`, `/metrics` and these docs are open.
+
+**whisper-asr-webservice's `POST /asr` and `POST /detect-language`** (Bazarr's whisperai provider, subgen).
+
+**Wyoming** (Home Assistant's speech-to-text protocol) is served on its own TCP port (WYOMING_PORT), without
+authentication.
 
 **WebSocket `GET /v1/realtime?intent=transcription`** (not an OpenAPI operation: OpenAPI cannot describe a
 WebSocket): OpenAI's Realtime transcription protocol. Client events `session.update`, `input_audio_buffer.append`
@@ -197,8 +206,17 @@ def multipart(name: str) -> RequestBody:
 # --- the routes' operations ----------------------------------------------------------------------------------------
 
 
+def query(name: str, schema: Schema | Reference, description: str) -> Parameter:
+    """A query parameter a route reads itself (Litestar cannot infer it)."""
+    return Parameter(name=name, param_in="query", schema=schema, description=description, required=False)
+
+
 def declared(
-    responses: Mapping[str, OpenAPIResponse], *, body: RequestBody | None = None, public: bool = False
+    responses: Mapping[str, OpenAPIResponse],
+    *,
+    body: RequestBody | None = None,
+    public: bool = False,
+    parameters: Sequence[Parameter] = (),
 ) -> type[Operation]:
     """An `operation_class` for a route: `responses` over the inferred ones (status by status: the declared error
     body replaces Litestar's own 400), `body` instead of the inferred (none: the route reads its body itself), and
@@ -212,6 +230,8 @@ def declared(
             self.responses = {**(self.responses or {}), **responses}
             if public:
                 self.security = []
+            if parameters:
+                self.parameters = [*(self.parameters or []), *parameters]
 
     return Declared
 
@@ -236,6 +256,48 @@ TRANSLATE = declared(
     error_responses(UPLOAD_ERRORS),
     body=RequestBody(content={"application/json": OpenAPIMediaType(schema=ref("TranslateBody"))}),
 )
+FLAG = Schema(type=OpenAPIType.BOOLEAN)
+ENCODE = query("encode", FLAG, "true (default): audio_file is a media file; false: raw 16 kHz mono s16le PCM")
+ASR = declared(
+    {
+        "200": OpenAPIResponse(
+            description="The transcript as `output` asks (all as text/plain, as whisper-asr-webservice sends them)",
+            content={"text/plain": OpenAPIMediaType(schema=TEXT)},
+            headers={
+                **MODEL_USED,
+                "Content-Disposition": OpenAPIHeader(
+                    schema=TEXT, description='`attachment; filename="<upload name>.<output>"`'
+                ),
+            },
+        ),
+        **error_responses(UPLOAD_ERRORS),
+    },
+    body=multipart("AsrForm"),
+    parameters=[
+        query("task", ref("AsrTask"), "transcribe (default), or translate into English (a multilingual Whisper)"),
+        query("language", ref("AsrLanguage"), "The spoken language (ISO 639-1); empty or omitted: detected"),
+        query("initial_prompt", TEXT, "Text the speech continues (Whisper)"),
+        query("word_timestamps", FLAG, "JSON segments carry their words with timings"),
+        query("vad_filter", FLAG, "Accepted: Silero VAD always runs"),
+        query("diarize", FLAG, "Speaker labels: `[A]: ` before each speaker's text, `speaker` in JSON segments"),
+        query("output", Schema(type=OpenAPIType.STRING, enum=list(OUTPUTS)), "txt (default), vtt, srt, tsv or json"),
+        ENCODE,
+    ],
+)
+DETECT_LANGUAGE = declared(
+    {"200": json_ok("DetectedLanguage", "The language of the first speech"), **error_responses(UPLOAD_ERRORS)},
+    body=multipart("AsrForm"),
+    parameters=[ENCODE],
+)
+STATUS = declared(
+    {
+        "200": OpenAPIResponse(
+            description='`{"version": ...}` (Bazarr\'s Test Connection button shows it)',
+            content={"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))},
+        )
+    },
+    public=True,
+)
 MODELS = declared(error_responses([Unauthorized]))
 PUBLIC = declared({}, public=True)
 
@@ -247,11 +309,14 @@ def components(services: Services) -> Components:
     secured = bool(services.settings.http.api_key)
     return ContractComponents(
         declared=declared_schemas(services.catalog, services.settings),
-        security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer", description="API_KEY")}
+        security_schemes={
+            BEARER: SecurityScheme(type="http", scheme="bearer", description="API_KEY"),
+            BASIC: SecurityScheme(type="http", scheme="basic", description="API_KEY as the password, any user name"),
+        }
         if secured
         else None,
     )
 
 
 def security(services: Services) -> list[SecurityRequirement] | None:
-    return [{BEARER: []}] if services.settings.http.api_key else None
+    return [{BEARER: []}, {BASIC: []}] if services.settings.http.api_key else None

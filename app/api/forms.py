@@ -39,8 +39,9 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 64
 # Text fields too large to keep in memory (data URLs of reference audio): written to the temp dir like files.
 LARGE_FIELDS = frozenset({"known_speaker_references", "known_speaker_references[]"})
-# The audio fields are files even when a client sends them without a filename (RFC 7578 makes it optional).
-AUDIO_FIELDS = frozenset({"file", "files", "files[]"})
+# The audio fields are files even when a client sends them without a filename (RFC 7578 makes it optional);
+# `audio_file` is whisper-asr-webservice's.
+AUDIO_FIELDS = frozenset({"file", "files", "files[]", "audio_file"})
 MAX_LARGE_FIELD_BYTES = 8 * 1024 * 1024
 
 

@@ -118,7 +118,11 @@ class RequestJob:
 
     def audio_from_url(self) -> None:
         """Errors about this request's audio name `audio_file_url`."""
-        self._record.audio_field = "audio_file_url"
+        self.audio_named("audio_file_url")
+
+    def audio_named(self, field: str) -> None:
+        """Errors about this request's audio name `field`."""
+        self._record.audio_field = field
 
     def uses_model(self, name: str) -> None:
         self._record.model = name

@@ -73,6 +73,21 @@ class Metrics:
             registry=r,
         )
 
+        # Wyoming (Home Assistant): connections, how each ended, audio-stop -> transcript
+        self._wyoming_connections = Gauge("stt_wyoming_connections", "Open Wyoming connections", registry=r)
+        self._wyoming_ended = Counter(
+            "stt_wyoming_connections_ended",
+            "Wyoming connections ended, by outcome (closed_by_client, idle_timeout, protocol_error, ...)",
+            ["outcome"],
+            registry=r,
+        )
+        self._wyoming_latency = Histogram(
+            "stt_wyoming_latency_seconds",
+            "Seconds from audio-stop to the transcript",
+            buckets=_LIVE_BUCKETS,
+            registry=r,
+        )
+
     def observe_request(
         self, route: str, status: int, audio_seconds: float = 0.0, processing_seconds: float = 0.0
     ) -> None:
@@ -123,6 +138,15 @@ class Metrics:
 
     def observe_live_first_partial(self, seconds: float) -> None:
         self._live_first_partial.observe(seconds)
+
+    def set_wyoming_connections(self, count: int) -> None:
+        self._wyoming_connections.set(count)
+
+    def wyoming_connection_ended(self, outcome: str) -> None:
+        self._wyoming_ended.labels(outcome=outcome).inc()
+
+    def observe_wyoming_latency(self, seconds: float) -> None:
+        self._wyoming_latency.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition and its content type."""

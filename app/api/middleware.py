@@ -1,7 +1,10 @@
-"""ASGI middleware: request id, bearer auth, and one log line per request (with metrics)."""
+"""ASGI middleware: request id, auth (the API key as a Bearer token or as an HTTP Basic password), and one log
+line per request (with metrics)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import time
 import uuid
@@ -19,9 +22,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("app.request")
 
-# Paths anyone may open: the page, its assets, the API docs, health and metrics (no content in any of them).
+# Paths anyone may open: the page, its assets, the API docs, health, metrics and the version Bazarr's Test Connection
+# button reads (no content in any of them).
 PUBLIC_PREFIXES = ("/static/", "/docs", "/schema")
-PUBLIC_PATHS = frozenset({"/", "/health", "/metrics", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/", "/health", "/metrics", "/status", "/favicon.ico"})
 
 
 def _route_label(path: str) -> str:
@@ -59,16 +63,31 @@ def _authorized(scope: Scope, api_key: str) -> Unauthorized | None:
                 header = "Bearer " + protocol.removeprefix(BROWSER_KEY_PROTOCOL)
                 break
     scheme, _, token = header.partition(" ")
+    # Only the Bearer challenge: a Basic one would make browsers (the page at /) pop up a login dialog.
     challenge = 'Bearer realm="stt-appliance"'
     if not header:
         return Unauthorized(
-            "Missing API key: send 'Authorization: Bearer <API_KEY>'", code="missing_api_key", challenge=challenge
+            "Missing API key: send 'Authorization: Bearer <API_KEY>' (or HTTP Basic with the key as the password)",
+            code="missing_api_key",
+            challenge=challenge,
         )
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+    sent = _basic_password(token) if scheme.lower() == "basic" else token if scheme.lower() == "bearer" else None
+    if sent is None or not hmac.compare_digest(sent.strip().encode(), api_key.encode()):
         return Unauthorized(
             "Incorrect API key provided", code="invalid_api_key", challenge=challenge + ', error="invalid_token"'
         )
     return None
+
+
+def _basic_password(credentials: str) -> str | None:
+    """The password of HTTP Basic credentials (any user name): what `requests` sends for a URL such as
+    http://bazarr:KEY@nas:8000 (Bazarr's whisperai provider has no key setting of its own)."""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    _user, colon, password = decoded.partition(":")
+    return password if colon else None
 
 
 class RequestMiddleware:

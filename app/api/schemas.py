@@ -10,7 +10,7 @@ settings the upload limit and the default format.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -20,6 +20,7 @@ from app.api.url_fetch import HTTP_URL_PATTERN
 from app.render.formats import DiarizedBody, JsonBody, VerboseBody
 from app.render.reflector import ReflectorResults, ReflectorTranscript
 from app.render.sse import DeltaEvent, DoneEvent, ErrorBody, ErrorEvent, SegmentEvent
+from app.render.whisper_asr import DetectedLanguage
 from app.settings import Settings
 from app.transcription.catalog import ModelCatalog
 
@@ -33,6 +34,15 @@ class ErrorResponse(msgspec.Struct):
     """Every error body: OpenAI's error object under `error`."""
 
     error: ErrorBody
+
+
+class AsrForm(msgspec.Struct, kw_only=True):
+    """POST /asr and /detect-language (whisper-asr-webservice's form): the audio in `audio_file`."""
+
+    audio_file: Annotated[
+        bytes,
+        msgspec.Meta(description="A media file FFmpeg decodes (encode=true), or raw 16 kHz mono s16le (encode=false)"),
+    ]
 
 
 StreamEvent = DeltaEvent | DoneEvent | SegmentEvent | ErrorEvent
@@ -49,6 +59,8 @@ SCHEMA_TYPES: tuple[Any, ...] = (
     ReflectorResults,
     StreamEvent,
     ErrorResponse,
+    AsrForm,
+    DetectedLanguage,
 )
 
 
@@ -196,4 +208,8 @@ def declared_schemas(catalog: ModelCatalog, settings: Settings) -> dict[str, dic
     if by_model:
         from_url["allOf"] = by_model
     translation_form(found["TranslationForm"], catalog)
+    # /asr runs MODEL: its languages, and translation when MODEL translates
+    found["AsrLanguage"] = {"type": "string", "enum": groups[0][1], "description": "A language MODEL knows"}
+    tasks = ["transcribe", *(["translate"] if catalog.default().can_translate else [])]
+    found["AsrTask"] = {"type": "string", "enum": tasks}
     return {**found, **stream_schemas()}

@@ -21,7 +21,7 @@ from app.engines.whisper import WhisperLoader, whisper_info
 from app.errors import InvalidInput, ModelUnavailable
 from app.settings import EngineSettings, HubSettings
 from app.weights.specs import ModelSpec
-from app.weights.store import ensure_model_files, model_dir
+from app.weights.store import bundled_path, ensure_model_files, missing_files, model_dir
 
 
 class ModelEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -178,6 +178,15 @@ def prepare_model(entry: ModelEntry, engines: EngineSettings, hub: HubSettings |
             "model.bin, config.json, tokenizer.json and vocabulary.* there"
         )
     return folder
+
+
+def weights_present(entry: ModelEntry, engines: EngineSettings) -> bool:
+    """Whether `entry` can load without fetching anything (its files are in MODELS_DIR, or it is bundled)."""
+    if entry.weights is None:
+        return (model_dir(entry.name, engines.models_dir) / "model.bin").is_file()
+    if not missing_files(entry.name, entry.weights, engines.models_dir, engines.onnx_quantization):
+        return True
+    return bundled_path(entry.weights) is not None and not model_dir(entry.name, engines.models_dir).exists()
 
 
 def load_engine(name: str, engines: EngineSettings, hub: HubSettings | None = None) -> Engine:

@@ -183,9 +183,10 @@ class LiveTranscriber:
         prompt: str | None,
         turn_detection: TurnDetection | None,
         input_rate: int,
+        keywords: tuple[str, ...] = (),
     ) -> LiveConfig:
         """Check a session's settings (InvalidInput names the field) before any audio is taken."""
-        request = TranscriptionRequest(model=model, language=language, prompt=prompt, words=False)
+        request = TranscriptionRequest(model=model, language=language, prompt=prompt, words=False, keywords=keywords)
         plan = self.transcriber.live_plan(request)
         if input_rate not in INPUT_RATES:
             raise InvalidInput(
@@ -369,6 +370,12 @@ class LiveSession:
                 about=None,
                 code="transcription_backlog",
             )
+
+    def end_of_audio(self) -> None:
+        """The client's audio has ended (Wyoming's audio-stop): an utterance the VAD still has open is committed now
+        (audio in which it heard no speech is not decoded)."""
+        if self._open is not None:
+            self.commit()
 
     def clear(self) -> None:
         """input_audio_buffer.clear: forget uncommitted audio (and an open utterance)."""

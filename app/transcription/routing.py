@@ -86,19 +86,27 @@ def auto_router(engines: EngineSettings, model_info: Callable[[str], ModelInfo])
     )
 
 
-def _detector(engines: EngineSettings, info_of: Callable[[str], ModelInfo]) -> str:
-    def multilingual_whisper(name: str) -> bool:
-        info = info_of(name)
-        return info.family == "whisper" and info.languages is None
+def _multilingual_whisper(info: ModelInfo) -> bool:
+    return info.family == "whisper" and info.languages is None
 
+
+def smallest_detector(engines: EngineSettings, info_of: Callable[[str], ModelInfo]) -> str | None:
+    """The smallest allowed multilingual Whisper (distilled ones cannot detect), or None."""
+    candidates = [
+        n for n in engines.allowed_models if _multilingual_whisper(info_of(n)) and not n.startswith("distil-")
+    ]
+    return min(candidates, key=lambda name: WHISPER_SIZES.get(name, UNKNOWN_SIZE)) if candidates else None
+
+
+def _detector(engines: EngineSettings, info_of: Callable[[str], ModelInfo]) -> str:
     if engines.auto_detect_model:
-        if not multilingual_whisper(engines.auto_detect_model):
+        if not _multilingual_whisper(info_of(engines.auto_detect_model)):
             raise SettingsError(f"AUTO_DETECT_MODEL={engines.auto_detect_model!r} must be a multilingual Whisper model")
         return engines.auto_detect_model
-    candidates = [n for n in engines.allowed_models if multilingual_whisper(n) and not n.startswith("distil-")]
-    if not candidates:
+    name = smallest_detector(engines, info_of)
+    if name is None:
         raise SettingsError(
             "AUTO_ROUTES needs a multilingual Whisper model (such as tiny or base) in ALLOWED_MODELS to detect "
             "languages; or set AUTO_DETECT_MODEL"
         )
-    return min(candidates, key=lambda name: WHISPER_SIZES.get(name, UNKNOWN_SIZE))
+    return name

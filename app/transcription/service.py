@@ -21,7 +21,7 @@ from app.settings import AUTO_MODEL, Settings
 from app.transcript import Segment, Task, Transcript
 from app.transcription.pipeline import TranscriptionRun
 from app.transcription.request import Detection, Plan, TranscriptionRequest, normalise_language
-from app.transcription.routing import AutoRouter, auto_router
+from app.transcription.routing import AutoRouter, auto_router, smallest_detector
 from app.worker.cancel import CancelToken
 from app.worker.residency import ModelKey, Residency
 from app.worker.runner import Runner
@@ -57,6 +57,8 @@ class Transcriber:
         self.residency = residency
         # MODEL=auto's routing table, checked once (SettingsError naming AUTO_ROUTES when it cannot work)
         self.router = auto_router(settings.engines, self.model_info)
+        # who detects languages: auto's detector, else AUTO_DETECT_MODEL or the smallest allowed multilingual Whisper
+        self.detector_name = self.router.detector if self.router is not None else self._any_detector()
 
     def model_info(self, name: str) -> ModelInfo:
         """What `name` is and can do, without loading it."""
@@ -74,7 +76,13 @@ class Transcriber:
     def detector(self) -> WhisperEngine:
         """The Whisper that detects languages for MODEL=auto: the resident speech model when it is that one, else a
         resident model of kind `language` (so detecting never evicts the speech model). Worker thread only."""
-        name = self._router().detector
+        name = self.detector_name
+        if name is None:
+            raise InvalidInput(
+                "No model on this server detects languages: allow a multilingual Whisper model (such as base)",
+                about="model",
+                code="language_detection_unavailable",
+            )
         if self.residency.holds(ModelKey("speech", name)):
             engine = self.engine(name)
         else:
@@ -168,6 +176,22 @@ class Transcriber:
         decoding = msgspec.structs.replace(plan.decoding, language=detection.language)
         routed = msgspec.structs.replace(plan, model=name, decoding=decoding, detection=detection)
         return self._checked(routed, detection.language)
+
+    async def detect_language(self, path: Path, cancel: CancelToken) -> Detection:
+        """The language of a file's first speech (the first VAD chunk), by the language detector."""
+        return await self.runner.run(lambda: self._detect(path, cancel), cancel)
+
+    def _any_detector(self) -> str | None:
+        if self.engines.auto_detect_model:
+            return self.engines.auto_detect_model
+
+        def info_of(name: str) -> ModelInfo:
+            try:
+                return self.model_info(name)
+            except InvalidInput:  # an allowed name no weights answer to yet: not a detector
+                return ModelInfo(name=name, family="unknown", languages=frozenset())
+
+        return smallest_detector(self.engines, info_of)
 
     def _detect(self, path: Path, cancel: CancelToken) -> Detection:
         started = time.monotonic()
