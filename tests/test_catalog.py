@@ -19,7 +19,7 @@ from app.api.deps import Services
 from app.engines.registry import find_model
 from app.server import create_app
 from app.settings import SettingsError, load_settings
-from app.transcription.catalog import EVERY_LANGUAGE, ModelCatalog
+from app.transcription.catalog import EVERY_LANGUAGE, WHISPER_CODES, ModelCatalog
 from app.transcription.routing import auto_router
 from app.transcription.service import DEFAULT_MODEL_ALIASES
 from app.worker.residency import ModelKey, ModelKind, Residency
@@ -51,7 +51,8 @@ def test_offered_models_in_settings_order_then_auto(tmp_path: Path) -> None:
     assert list(models) == ["tiny.en", "base", "v3_ctc", "auto"]
     assert models["tiny.en"].languages == ("en",) and models["tiny.en"].family == "whisper"
     assert models["base"].languages is None and models["base"].can_translate
-    assert models["base"].language_codes() == EVERY_LANGUAGE
+    assert models["base"].language_codes() == WHISPER_CODES  # a multilingual Whisper knows Whisper's table
+    assert models["auto"].language_codes() == EVERY_LANGUAGE  # the catch-all may route any code of ours
     assert models["v3_ctc"].languages == ("ru",) and models["v3_ctc"].owned_by == "salute-developers"
     assert models["auto"].languages is None  # `*` routes every other language
     assert catalog.default().name == "auto" and [m.name for m in catalog.models() if m.default] == ["auto"]

@@ -100,7 +100,7 @@ def test_transcription_responses(document: dict[str, Any]) -> None:
     assert {"JsonBody", "VerboseBody", "DiarizedBody", "ReflectorTranscript", "ReflectorResults"} == shapes
     events = schema(document, "StreamEvent")["anyOf"]
     assert {e["$ref"].rsplit("/", 1)[1] for e in events} == {"DeltaEvent", "DoneEvent", "SegmentEvent", "ErrorEvent"}
-    assert set(responses) == {"200", "400", "401", "408", "413", "499", "503"}
+    assert set(responses) == {"200", "400", "401", "408", "413", "499", "503", "507"}
     for status in ("400", "401", "408", "413", "499", "503"):
         assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
