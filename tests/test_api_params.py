@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from app.api.forms import Form
@@ -79,15 +77,15 @@ def test_numbers() -> None:  # /diarize's `timestamp` is a typed parameter: test
         assert info.value.about == "timestamp_offset"
 
 
-def _form(tmp_path: Path, fields: dict[str, list[str]]) -> Form:
-    form = Form(tmp_path)
+def _form(fields: dict[str, list[str]]) -> Form:
+    form = Form()  # its folder is made with its first file part: none here
     form.fields = fields
     return form
 
 
-def test_an_empty_list_field_is_no_item(tmp_path: Path) -> None:
+def test_an_empty_list_field_is_no_item() -> None:
     """Swagger UI's "Try it out" (like HTML forms) sends an empty list as one empty field: that is no item."""
-    form = _form(tmp_path, {"timestamp_granularities[]": [""], "known_speaker_names[]": [""], "keywords[]": [""]})
+    form = _form({"timestamp_granularities[]": [""], "known_speaker_names[]": [""], "keywords[]": [""]})
     fields = form_fields(form, TranscriptionFields)
     options = parse_options(fields, "verbose_json")
     assert (options.words, options.segments) == (False, True)  # as if none was sent
@@ -95,33 +93,33 @@ def test_an_empty_list_field_is_no_item(tmp_path: Path) -> None:
     assert transcription_request(form, fields, "transcribe", options).keywords == ()
 
 
-def test_fields_convert_into_their_types_and_refusals_name_the_field(tmp_path: Path) -> None:
-    form = _form(tmp_path, {"temperature": ["0.5"], "stream": ["yes"], "timestamp_granularities": ["word"]})
+def test_fields_convert_into_their_types_and_refusals_name_the_field() -> None:
+    form = _form({"temperature": ["0.5"], "stream": ["yes"], "timestamp_granularities": ["word"]})
     fields = form_fields(form, TranscriptionFields)
     assert (fields.temperature, fields.stream, fields.timestamp_granularities) == (0.5, True, ["word"])
     for name, value in [("temperature", "2"), ("response_format", "docx"), ("stream", "maybe")]:
         with pytest.raises(InvalidInput) as caught:
-            form_fields(_form(tmp_path, {name: [value]}), TranscriptionFields)
+            form_fields(_form({name: [value]}), TranscriptionFields)
         assert caught.value.about == name
 
 
-def known(tmp_path: Path, names: list[str]):  # type: ignore[no-untyped-def]
-    form = _form(tmp_path, {"known_speaker_names[]": names})
+def known(names: list[str]):  # type: ignore[no-untyped-def]
+    form = _form({"known_speaker_names[]": names})
     return parse_known_speakers(form, form_fields(form, TranscriptionFields))
 
 
 @pytest.mark.parametrize("name", ["Alice", " Bob ", "Zoë Ω", "a" * MAX_NAME_CHARS])
-def test_speaker_names_the_contract_allows_are_taken(tmp_path: Path, name: str) -> None:
+def test_speaker_names_the_contract_allows_are_taken(name: str) -> None:
     assert SPEAKER_NAME.fullmatch(name)
-    speakers = known(tmp_path, [name])
+    speakers = known([name])
     assert speakers is not None and speakers.names == (name.strip(),)
 
 
 @pytest.mark.parametrize("name", [" ", "\t", "a\nb", "x\x00", "\x85", "a" * (MAX_NAME_CHARS + 1)])
-def test_speaker_names_the_contract_refuses_are_refused(tmp_path: Path, name: str) -> None:
+def test_speaker_names_the_contract_refuses_are_refused(name: str) -> None:
     assert len(name) > MAX_NAME_CHARS or not SPEAKER_NAME.fullmatch(name)
     with pytest.raises(InvalidInput, match="known_speaker_names"):
-        known(tmp_path, [name])
+        known([name])
 
 
 @pytest.mark.parametrize("code", ["en", " EN ", "deu"])

@@ -34,6 +34,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
+def patient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The default idle timeout: sessions that wait for a long transcription stay open (whatever the idle rule)."""
+    with tiny_server(tmp_path_factory.mktemp("patient-live")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def speech_pcm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """590 s of speech (beckett.wav repeated) as PCM16 at 24 kHz: just under the input buffer's 600 s."""
     folder = tmp_path_factory.mktemp("live-speech")
@@ -172,7 +179,9 @@ def transcribe_file(server: ServerProcess, path: Path) -> float:
     return time.monotonic() - started
 
 
-def test_a_live_transcription_stops_when_its_client_leaves(server: ServerProcess, speech_pcm: bytes) -> None:
+def test_a_live_transcription_stops_when_its_client_leaves(patient_server: ServerProcess, speech_pcm: bytes) -> None:
+    server = patient_server
+
     async def commit(pcm: bytes, *, leave: bool) -> float:
         """Commit `pcm`; wait for its transcript (the seconds it took), or leave once it is committed."""
         async with websockets.connect(ws_url(server.url), max_size=None) as socket:
