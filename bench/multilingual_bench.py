@@ -5,7 +5,7 @@
     uv run python bench/multilingual_bench.py --only large                  # variants whose name contains "large"
 
 Full-size random-weight models (tools/gigaam_build.py) in bench/out/models, built when missing: `v3_ctc` (~4 GB of
-RAM, a few minutes), `multilingual_ctc` (the same), `multilingual_large_ctc` (~6 GB, about five minutes; 2.3 GB of
+RAM, a few minutes), `multilingual_ctc` (the same), `multilingual_large_ctc` (~10 GB, about eight minutes; 2.3 GB of
 fp32 weights in `.onnx.data`, as published). The CPU rewrites (app/engines/onnx_graph.py) are built before the
 rounds. Each variant runs in its own process on the same speech (tests/data tiled) cut into fixed 20 s chunks,
 after one warm-up chunk, through `Engine.transcribe` (no server, no VAD); variants alternate over the rounds
@@ -57,6 +57,7 @@ BUILD = {
 
 
 def child(name: str, minutes: float, threads: int) -> None:
+    from app.engines.protocol import Decoding
     from app.engines.registry import MODELS as REGISTRY
     from app.engines.registry import prepare_model
 
@@ -65,12 +66,12 @@ def child(name: str, minutes: float, threads: int) -> None:
     started = time.perf_counter()
     engines = engine_settings(threads, variant.quantization, variant.optimize)
     entry = REGISTRY[variant.model]
-    engine = entry.loader(entry, prepare_model(entry, engines), engines)
+    engine = entry.loader(prepare_model(entry, engines), engines)
     load_s = time.perf_counter() - started
     language = "ru"
-    engine.transcribe(chunks[:1], language=language)
+    engine.transcribe(chunks[:1], Decoding(language=language))
     started = time.perf_counter()
-    engine.transcribe(chunks, language=language)
+    engine.transcribe(chunks, Decoding(language=language))
     seconds = time.perf_counter() - started
     audio_s = sum(c.size for c in chunks) / SR
     peak = mb(proc_status_kb(os.getpid(), "VmHWM"))  # ru_maxrss would carry the parent's peak across exec

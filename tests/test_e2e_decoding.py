@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from sentencepiece import SentencePieceProcessor
 
 from app.engines.onnx_asr import tokens_to_words
+from app.engines.protocol import Decoding
 from app.engines.registry import GIGAAM_MAX_SYMBOLS_PER_STEP
 from tests.audio_helpers import load
 from tests.server import AUDIO
@@ -129,7 +130,7 @@ def test_e2e_ctc_text_is_gigaams(e2e_models_dir: Path) -> None:
     engine = load("v3_e2e_ctc", e2e_models_dir, num_threads=2)
     speech = read_wav(AUDIO / "two_cities.wav")
     chunks = [speech[i : i + 15 * 16000] for i in range(0, 45 * 16000, 15 * 16000)]
-    ours = [" ".join(s.text for s in r.segments) for r in engine.transcribe(chunks, language="ru")]
+    ours = [" ".join(s.text for s in r.segments) for r in engine.transcribe(chunks, Decoding(language="ru"))]
     asr = engine._model.asr  # onnx-asr's model: its feature extractor and graph, as the engine ran them
     decoding = gigaam_decoding().CTCGreedyDecoding([], model_path=str(e2e_models_dir / "e2e.model"))
     glued = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.engines.protocol import ChunkResult
+from app.engines.protocol import ChunkResult, Decoding
 from app.engines.registry import MODELS
 from app.errors import InvalidInput, ModelUnavailable
 from app.weights.cli import main as download_main
@@ -72,9 +72,9 @@ def test_loads_with_v3_features_and_transcribes_kazakh(
     assert engine.info == MODELS[name].info
     assert preprocessor_of(engine) == "gigaam_v3"
     chunks = [read_wav(central_asian_speech["kk"]), read_wav(AUDIO / "two_cities.wav")[: 20 * SR]]
-    assert check_words(engine.transcribe(chunks, language="kk"), chunks) > 5
+    assert check_words(engine.transcribe(chunks, Decoding(language="kk")), chunks) > 5
     with pytest.raises(InvalidInput) as exc:
-        engine.transcribe(chunks[:1], language="de")
+        engine.transcribe(chunks[:1], Decoding(language="de"))
     assert exc.value.about == "language"
 
 
@@ -85,8 +85,8 @@ def test_batching_is_exact(tiny_multilingual_models_dir: Path) -> None:
     chunks = [speech[: 20 * SR], speech[20 * SR : 37 * SR], speech[27 * SR : 43 * SR]]
     alone = load("multilingual_ctc", tiny_multilingual_models_dir, num_threads=2)
     batched = load("multilingual_ctc", tiny_multilingual_models_dir, num_threads=2, batch_size=4)
-    assert [r.segments for r in batched.transcribe(chunks, language="ru")] == [
-        r.segments for r in alone.transcribe(chunks, language="ru")
+    assert [r.segments for r in batched.transcribe(chunks, Decoding(language="ru"))] == [
+        r.segments for r in alone.transcribe(chunks, Decoding(language="ru"))
     ]
 
 
@@ -140,7 +140,7 @@ def test_download_lays_out_what_onnx_asr_loads(
     assert capsys.readouterr().out.strip() == f"{name}: ready in {folder}"
     fp32 = [f"{name}.onnx", *([f"{name}.onnx.data"] if name == "multilingual_large_ctc" else [])]
     assert sorted(p.name for p in folder.iterdir()) == sorted(["config.json", "multilingual_vocab.txt", *fp32])
-    model = onnx_asr.load_model(MODELS[name].onnx_asr_name, folder)  # type: ignore[arg-type]
+    model = onnx_asr.load_model(MODELS[name].loader.onnx_asr_name, folder)  # type: ignore[union-attr]
     assert model.asr._preprocessor_name == "gigaam_v3"  # type: ignore[attr-defined]
 
     published.requests.clear()

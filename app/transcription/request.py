@@ -64,7 +64,7 @@ def normalise_language(language: str | None) -> str | None:
     code = value.split("-", 1)[0]
     if not code.isalpha() or not 2 <= len(code) <= 3:
         raise InvalidInput(f"Invalid language '{language}': use an ISO-639-1 code such as 'en'", about="language")
-    if code not in LANGUAGES:  # no engine here knows it (Whisper's table covers them all); faster-whisper would raise
+    if code not in LANGUAGES:  # no engine here knows it (Whisper's table and Kyrgyz); faster-whisper would raise
         raise InvalidInput(
             f"Unknown language '{language}': use an ISO-639-1 code such as 'en'",
             about="language",
