@@ -210,7 +210,6 @@ def test_diarize_labels_each_speakers_text(server: ServerProcess) -> None:
     segments = json.loads(res.text)["segments"]
     speakers = [s["speaker"] for s in segments]
     assert len(set(speakers)) >= 2 and speakers[0] == "A"
-    txt = _asr(server, dialogue, output="txt", diarize="true").text.splitlines()
-    assert len(txt) == len(segments) and all(line.startswith(("[A]: ", "[B]: ", "[C]: ")) for line in txt)
+    assert all(not s["text"].lstrip().startswith("[") for s in segments)  # JSON names speakers in `speaker`
     cues = list(srt.parse(_asr(server, dialogue, output="srt", diarize="true").text))
     assert cues and cues[0].content.startswith("[A]: ")
