@@ -48,7 +48,6 @@ from app.errors import (
     StorageFull,
     UploadStalled,
 )
-from app.render.whisper_asr import OUTPUTS
 
 BEARER = "bearerAuth"
 BASIC = "basicAuth"  # the API key as the password (any user name): Bazarr's http://user:KEY@host:8000
@@ -255,48 +254,6 @@ DIARIZE = declared(error_responses(URL_ERRORS))
 TRANSLATE = declared(
     error_responses(UPLOAD_ERRORS),
     body=RequestBody(content={"application/json": OpenAPIMediaType(schema=ref("TranslateBody"))}),
-)
-FLAG = Schema(type=OpenAPIType.BOOLEAN)
-ENCODE = query("encode", FLAG, "true (default): audio_file is a media file; false: raw 16 kHz mono s16le PCM")
-ASR = declared(
-    {
-        "200": OpenAPIResponse(
-            description="The transcript as `output` asks (all as text/plain, as whisper-asr-webservice sends them)",
-            content={"text/plain": OpenAPIMediaType(schema=TEXT)},
-            headers={
-                **MODEL_USED,
-                "Content-Disposition": OpenAPIHeader(
-                    schema=TEXT, description='`attachment; filename="<upload name>.<output>"`'
-                ),
-            },
-        ),
-        **error_responses(UPLOAD_ERRORS),
-    },
-    body=multipart("AsrForm"),
-    parameters=[
-        query("task", ref("AsrTask"), "transcribe (default), or translate into English (a multilingual Whisper)"),
-        query("language", ref("AsrLanguage"), "The spoken language (ISO 639-1); empty or omitted: detected"),
-        query("initial_prompt", TEXT, "Text the speech continues (Whisper)"),
-        query("word_timestamps", FLAG, "JSON segments carry their words with timings"),
-        query("vad_filter", FLAG, "Accepted: Silero VAD always runs"),
-        query("diarize", FLAG, "Speaker labels: `[A]: ` before each speaker's text, `speaker` in JSON segments"),
-        query("output", Schema(type=OpenAPIType.STRING, enum=list(OUTPUTS)), "txt (default), vtt, srt, tsv or json"),
-        ENCODE,
-    ],
-)
-DETECT_LANGUAGE = declared(
-    {"200": json_ok("DetectedLanguage", "The language of the first speech"), **error_responses(UPLOAD_ERRORS)},
-    body=multipart("AsrForm"),
-    parameters=[ENCODE],
-)
-STATUS = declared(
-    {
-        "200": OpenAPIResponse(
-            description='`{"version": ...}` (Bazarr\'s Test Connection button shows it)',
-            content={"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))},
-        )
-    },
-    public=True,
 )
 MODELS = declared(error_responses([Unauthorized]))
 PUBLIC = declared({}, public=True)

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import msgspec
 from litestar import Response, get, post
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Schema
 
 from app import VERSION
 from app.api import contract
@@ -95,7 +96,57 @@ async def _read_audio(request: AnyRequest, job: RequestJob, *, encode: bool) -> 
     return path, upload.filename or AUDIO_FIELD
 
 
-@post("/asr", status_code=200, summary="Transcribe audio (whisper-asr-webservice)", operation_class=contract.ASR)
+# The OpenAPI operations of these routes (the contract's helpers; the form is `AsrForm` in app/api/schemas.py).
+FLAG = Schema(type=OpenAPIType.BOOLEAN)
+STRING = contract.TEXT
+ENCODE = contract.query("encode", FLAG, "true (default): audio_file is a media file; false: raw 16 kHz mono s16le PCM")
+ASR_PARAMETERS = [
+    contract.query("task", contract.ref("AsrTask"), "transcribe (default), or translate into English (multilingual)"),
+    contract.query("language", contract.ref("AsrLanguage"), "The spoken language (ISO 639-1); omitted: detected"),
+    contract.query("initial_prompt", STRING, "Text the speech continues (Whisper)"),
+    contract.query("word_timestamps", FLAG, "JSON segments carry their words with timings"),
+    contract.query("vad_filter", FLAG, "Accepted: Silero VAD always runs"),
+    contract.query("diarize", FLAG, "Speaker labels: `[A]: ` before each speaker's text, `speaker` in JSON"),
+    contract.query("output", Schema(type=OpenAPIType.STRING, enum=list(OUTPUTS)), "txt (default), vtt, srt, tsv, json"),
+    ENCODE,
+]
+ASR = contract.declared(
+    {
+        "200": OpenAPIResponse(
+            description="The transcript as `output` asks (all as text/plain, as whisper-asr-webservice sends them)",
+            content={"text/plain": OpenAPIMediaType(schema=STRING)},
+            headers={
+                **contract.MODEL_USED,
+                "Content-Disposition": OpenAPIHeader(
+                    schema=STRING, description='`attachment; filename="<upload name>.<output>"`'
+                ),
+            },
+        ),
+        **contract.error_responses(contract.UPLOAD_ERRORS),
+    },
+    body=contract.multipart("AsrForm"),
+    parameters=ASR_PARAMETERS,
+)
+DETECT_LANGUAGE = contract.declared(
+    {
+        "200": contract.json_ok("DetectedLanguage", "The language of the first speech"),
+        **contract.error_responses(contract.UPLOAD_ERRORS),
+    },
+    body=contract.multipart("AsrForm"),
+    parameters=[ENCODE],
+)
+STATUS = contract.declared(
+    {
+        "200": OpenAPIResponse(
+            description='`{"version": ...}` (Bazarr\'s Test Connection button shows it)',
+            content={"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))},
+        )
+    },
+    public=True,
+)
+
+
+@post("/asr", status_code=200, summary="Transcribe audio (whisper-asr-webservice)", operation_class=ASR)
 async def asr(request: AnyRequest) -> Response[str]:
     with RequestJob(request) as job:
         query = parse_query(request)
@@ -130,7 +181,7 @@ async def asr(request: AnyRequest) -> Response[str]:
     "/detect-language",
     status_code=200,
     summary="Detect the language spoken (whisper-asr-webservice)",
-    operation_class=contract.DETECT_LANGUAGE,
+    operation_class=DETECT_LANGUAGE,
 )
 async def detect_language(request: AnyRequest) -> Response[bytes]:
     with RequestJob(request) as job:
@@ -152,7 +203,7 @@ async def detect_language(request: AnyRequest) -> Response[bytes]:
 @get(
     "/status",
     summary="The server's version, for Bazarr's Test Connection button",
-    operation_class=contract.STATUS,
+    operation_class=STATUS,
 )
 async def status() -> dict[str, str]:
     """Bazarr's Whisper provider tests its endpoint with GET /status (without the URL's credentials) and shows
