@@ -47,6 +47,9 @@ def ws_url(http_url: str) -> str:
     return http_url.replace("http://", "ws://", 1) + "/v1/realtime?intent=transcription"
 
 
+MAX_SETTLE_SECONDS = 120.0
+
+
 async def stream(
     url: str,
     pcm: bytes,
@@ -87,15 +90,21 @@ async def stream(
             delay = started + sent / speed - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-        deadline = time.monotonic() + settle_seconds
+        # Wait for what was heard, however slow the machine: until every utterance that started is committed and
+        # every committed item has its final event (at most MAX_SETTLE_SECONDS); with nothing heard, settle_seconds.
+        quiet_until = time.monotonic() + settle_seconds
+        deadline = time.monotonic() + MAX_SETTLE_SECONDS
         while time.monotonic() < deadline:
+            heard = {e.event["item_id"] for e in events if e.type == "input_audio_buffer.speech_started"}
             committed = {e.event["item_id"] for e in events if e.type == "input_audio_buffer.committed"}
             done = {
                 e.event["item_id"]
                 for e in events
                 if e.type.startswith("conversation.item.input_audio_transcription.") and not e.type.endswith("delta")
             }
-            if committed and committed <= done:
+            if committed and committed <= done and heard <= committed:
+                break
+            if not heard and not committed and time.monotonic() > quiet_until:
                 break
             await asyncio.sleep(0.05)
         await socket.close()
