@@ -47,6 +47,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 1000:1000
 VOLUME ["/data/models"]
 EXPOSE 8000
+# GET /health over http, or https when TLS is on (app/healthcheck.py)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=600s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=4)"]
+    CMD ["python", "-m", "app", "healthcheck"]
 CMD ["python", "-m", "app"]

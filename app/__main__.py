@@ -1,6 +1,7 @@
 """`python -m app` starts the server (HOST, PORT and every other setting from the environment and `.env`).
 
 `python -m app download [MODEL...]` fetches model weights into MODELS_DIR ahead of time.
+`python -m app healthcheck` asks the running server's /health (http or https, as configured): exit 0 when it answers.
 """
 
 from __future__ import annotations
@@ -32,15 +33,22 @@ def main(argv: list[str]) -> int:
         from app.weights.cli import main as download_main
 
         return int(download_main(argv[1:]))
+    if argv and argv[0] == "healthcheck":
+        from app.healthcheck import main as healthcheck_main
+
+        return healthcheck_main(settings.http)
     from app.logs import configure_logging
     from app.server import create_app
+    from app.tls import prepare_tls
 
     configure_logging(settings.http.log_level, settings.http.log_json)
     try:
-        app = create_app(settings)  # checks what needs the model registry (AUTO_ROUTES)
+        tls = prepare_tls(settings.http, settings.engines.models_dir)  # made once, or checked to load
+        app = create_app(settings, tls=tls)  # checks what needs the model registry (AUTO_ROUTES)
     except SettingsError as exc:
         print(f"Invalid configuration: {exc}", file=sys.stderr)
         return 2
+    ping = settings.realtime.ping_interval_s
     config = uvicorn.Config(
         app,
         host=settings.http.host,
@@ -51,6 +59,12 @@ def main(argv: list[str]) -> int:
         http="h11",  # httptools has no limit on the size of headers; h11 has one
         h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        ssl_certfile=None if tls is None else str(tls.cert_file),
+        ssl_keyfile=None if tls is None else str(tls.key_file),
+        # A live session stays open while its socket answers pings (ADR 44): a ping every half of
+        # REALTIME_IDLE_TIMEOUT_S, and half of it to answer, so a dead socket is closed within the limit.
+        ws_ping_interval=ping,
+        ws_ping_timeout=ping,
     )
     _Server(config, app.state.services).run()
     return 0

@@ -23,6 +23,7 @@ from app.api.tempfiles import clean_temp_root
 from app.api.ui import openapi_config, ui_router
 from app.errors import ModelUnavailable
 from app.settings import Settings
+from app.tls import ServerCertificate
 from app.worker.threads import configure_threads
 from app.wyoming.server import WyomingServer
 
@@ -41,9 +42,10 @@ async def _unload_when_idle(services: Services) -> None:
             await asyncio.wrap_future(services.runner.run_internal(lambda: services.residency.unload_idle(idle_after)))
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, tls: ServerCertificate | None = None) -> Litestar:
+    """`tls`: the certificate uvicorn serves (made or checked by `app.tls.prepare_tls`), for /health and the log."""
     configure_threads(settings.engines.num_threads)
-    services = Services(settings)
+    services = Services(settings, tls=tls)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -62,7 +64,17 @@ def create_app(settings: Settings) -> Litestar:
         wyoming = WyomingServer(services) if settings.wyoming.wyoming_port is not None else None
         if wyoming is not None:
             await wyoming.start()
-        log.info("ready", model=settings.engines.model, host=settings.http.host, port=settings.http.port)
+        if tls is not None:  # what a user checks before accepting or trusting the certificate
+            log.info(
+                "tls",
+                mode=tls.mode,
+                fingerprint_sha256=tls.fingerprint_sha256,
+                ca_fingerprint_sha256=tls.ca_fingerprint_sha256,
+                ca_file=None if tls.ca_file is None else str(tls.ca_file),
+                names=",".join(tls.names),
+            )
+        scheme = "https" if tls is not None else "http"
+        log.info("ready", model=settings.engines.model, host=settings.http.host, port=settings.http.port, scheme=scheme)
         try:
             yield
         finally:
@@ -87,6 +99,7 @@ def create_app(settings: Settings) -> Litestar:
             *whisper_asr.ROUTES,
             health.health,
             health.metrics,
+            health.ca_certificate,
             ui_router(),
         ],
         lifespan=[lifespan],

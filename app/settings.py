@@ -54,6 +54,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Which models may run, where their weights live, how they run and how long they stay in memory."""
 
     model: str = "v3_ctc"
+    # the names clients may send (`auto` among them or not: AUTO_ROUTES enables it); kept without `auto`
     allowed_models: tuple[str, ...] = ("v3_ctc", "v3_e2e_ctc", "v3_rnnt", "v3_e2e_rnnt", "multilingual_ctc", "tiny.en")
     models_dir: Path = Path("/data/models")
     device: Device = "auto"
@@ -68,10 +69,14 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     auto_detect_model: str = ""  # the Whisper that detects languages for auto; empty: the smallest allowed multilingual
 
     def __post_init__(self) -> None:
+        if AUTO_MODEL in self.allowed_models:
+            # Clients may ask for `auto` whenever AUTO_ROUTES is set; naming it here says so (and needs AUTO_ROUTES).
+            if not self.auto_routes:
+                raise SettingsError(f"ALLOWED_MODELS names {AUTO_MODEL!r}: set AUTO_ROUTES to enable it")
+            names = tuple(name for name in self.allowed_models if name != AUTO_MODEL)
+            msgspec.structs.force_setattr(self, "allowed_models", names)  # the models themselves, as everywhere
         if not self.allowed_models:
             raise SettingsError("ALLOWED_MODELS must name at least one model")
-        if AUTO_MODEL in self.allowed_models:
-            raise SettingsError(f"ALLOWED_MODELS must not name {AUTO_MODEL!r}: set AUTO_ROUTES to enable it")
         if self.model == AUTO_MODEL and not self.auto_routes:
             raise SettingsError("MODEL=auto needs AUTO_ROUTES, e.g. AUTO_ROUTES=ru=v3_e2e_ctc,*=small")
         if self.model != AUTO_MODEL and self.model not in self.allowed_models:
@@ -148,6 +153,25 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
     default_response_format: ResponseFormat = "json"
     log_level: LogLevel = "INFO"
     log_json: bool = False
+    # TLS: https:// and wss:// on PORT (browsers give a page the microphone only on https:// or localhost; OpenAI's
+    # JS realtime client connects with wss:// only). TLS_CERT_FILE + TLS_KEY_FILE (PEM): your certificate; or
+    # TLS=self-signed: one made once for this machine's names and TLS_NAMES, kept in MODELS_DIR/.tls (app/tls.py).
+    tls: Literal["off", "self-signed"] = "off"
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_names: tuple[str, ...] = ()  # more names or addresses clients use, e.g. nas.local,192.168.1.20
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise SettingsError("TLS_CERT_FILE and TLS_KEY_FILE go together: set both (or neither)")
+        if self.tls_cert_file and self.tls == "self-signed":
+            raise SettingsError("TLS=self-signed makes its own certificate: unset TLS_CERT_FILE/TLS_KEY_FILE, or TLS")
+        if self.tls_names and self.tls != "self-signed":
+            raise SettingsError("TLS_NAMES names the self-signed certificate's hosts: it needs TLS=self-signed")
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls == "self-signed" or bool(self.tls_cert_file)
 
     @property
     def auth_enabled(self) -> bool:
@@ -158,10 +182,18 @@ class RealtimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Live dictation over WebSocket (/v1/realtime): how many sessions, how long, how often partial text."""
 
     realtime_max_sessions: Count = 4  # live sessions at once; more are refused
-    realtime_idle_timeout_s: PositiveSeconds = 60.0  # a session with no client event for this long is closed
+    # a WebSocket session stays open while its socket answers pings (however long the client is silent): one that
+    # stops answering is closed within this many seconds; a Wyoming connection (no pings) after this long without
+    # an event
+    realtime_idle_timeout_s: PositiveSeconds = 60.0
     realtime_max_session_s: PositiveSeconds = 3600.0  # the longest a session may last
     # re-decode the growing utterance at most this often
     realtime_partial_interval_ms: Annotated[int, msgspec.Meta(ge=100)] = 500
+
+    @property
+    def ping_interval_s(self) -> float:
+        """Seconds between WebSocket pings, and to answer one: a dead socket is found within the idle limit."""
+        return self.realtime_idle_timeout_s / 2
 
 
 class WyomingSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -21,6 +21,15 @@ class Word(msgspec.Struct, frozen=True):
         return Word(self.word, round(self.start + offset, 3), round(self.end + offset, 3), self.probability)
 
 
+class TokenLogprob(msgspec.Struct, frozen=True):
+    """One decoded token and the log probability the model gave it (OpenAI's `include[]=logprobs`). `token` is the
+    token's text with its leading space; `data` its bytes (a token may hold part of a UTF-8 character)."""
+
+    token: str
+    logprob: float
+    data: bytes
+
+
 class Segment(msgspec.Struct, frozen=True):
     """A stretch of recognised speech with its words. `text` is stripped of surrounding spaces.
 
@@ -36,6 +45,7 @@ class Segment(msgspec.Struct, frozen=True):
     compression_ratio: float | None = None
     no_speech_prob: float | None = None
     temperature: float | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()  # only when asked for (`logprobs=True` to the engine)
 
     def shifted(self, offset: float) -> Segment:
         if offset == 0:
@@ -75,3 +85,7 @@ class Transcript(msgspec.Struct, frozen=True):
     @property
     def words(self) -> tuple[Word, ...]:
         return tuple(w for s in self.segments for w in s.words)
+
+    @property
+    def logprobs(self) -> tuple[TokenLogprob, ...]:
+        return tuple(t for s in self.segments for t in s.logprobs)

@@ -6,10 +6,12 @@
 #   espeak-ng                    synthetic voices for diarization conversations
 #   strace                       the privacy test (no outbound connection)
 #   make                         the packaging tests run the Makefile's targets
+#   npm                          installs the JavaScript clients tests/test_clients.py drives (and the Node.js 22
+#                                they need, from npm's `node` package: Debian's own nodejs may be older)
 set -euo pipefail
 
-PACKAGES=(chromium chromium-driver espeak-ng strace make)
-COMMANDS=(chromium chromedriver espeak-ng strace make)  # the command each package provides
+PACKAGES=(chromium chromium-driver espeak-ng strace make npm)
+COMMANDS=(chromium chromedriver espeak-ng strace make npm)  # the command each package provides
 
 missing=()
 for i in "${!PACKAGES[@]}"; do

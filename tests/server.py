@@ -44,7 +44,9 @@ class ServerProcess:
         """`command` (default: `python -m app`) runs in `cwd` with `base_env` (default: this process's environment)
         and `env` over it."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # TLS (TLS_CERT_FILE or TLS=self-signed): https; the helpers' own polling does not check the certificate
+        self.https = bool(env.get("TLS_CERT_FILE")) or env.get("TLS") == "self-signed"
+        self.url = f"{'https' if self.https else 'http'}://127.0.0.1:{self.port}"
         full_env = {
             **base_env,
             "HOST": "127.0.0.1",
@@ -72,7 +74,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/health", timeout=1, verify=not self.https).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -92,7 +94,7 @@ class ServerProcess:
         """Until nothing is queued or running (a cancelled job stops at its next batch boundary)."""
         deadline = time.monotonic() + timeout
         while True:
-            queue = httpx.get(f"{self.url}/health").json()["queue"]
+            queue = httpx.get(f"{self.url}/health", verify=not self.https).json()["queue"]
             if queue["admitted"] == 0 and queue["running"] == 0:
                 return
             assert time.monotonic() < deadline, f"worker still busy: {queue}"

@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 import tempfile
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from app.api.errors import describe
@@ -22,11 +25,13 @@ from app.errors import (
     SourceNotFound,
     SourceTimeout,
 )
+from app.model_names import OPENAI_TRANSCRIPTION_MODELS, means_default_model
 from app.server import create_app
 from app.settings import load_settings
 from tests.audio_factory import silence
 
 KEY = "in-process-key"
+NOT_AUDIO = {"file": ("a.wav", b"not audio at all")}
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
@@ -105,6 +110,29 @@ def test_audio_sent_without_a_filename_is_still_the_audio(client: TestClient, fi
 
 
 @pytest.mark.parametrize(
+    "model", [*OPENAI_TRANSCRIPTION_MODELS, "gpt-4o-mini-transcribe-2025-12-15", "gpt-transcribe-2026-03-01", "default"]
+)
+def test_openais_model_names_mean_model(client: TestClient, model: str) -> None:  # type: ignore[type-arg]
+    """Past the model check (it is MODEL): what is wrong is the audio."""
+    response = client.post("/v1/audio/transcriptions", headers=AUTH, data={"model": model}, files=NOT_AUDIO)
+    error_of(response, 400, "file")
+
+
+@pytest.mark.parametrize(
+    "model", ["whisper-2", "gpt-4o-transcribe-latest", "gpt-transcribe-2026-03", "GPT-4O-TRANSCRIBE"]
+)
+def test_other_names_are_not_aliases(client: TestClient, model: str) -> None:  # type: ignore[type-arg]
+    response = client.post("/v1/audio/transcriptions", headers=AUTH, data={"model": model}, files=NOT_AUDIO)
+    assert error_of(response, 400, "model")["code"] == "model_not_found"
+
+
+@given(st.sampled_from(OPENAI_TRANSCRIPTION_MODELS), st.dates(min_value=date(2000, 1, 1)), st.text(max_size=12))
+def test_a_dated_snapshot_means_model_and_nothing_else_does(name: str, day: date, other: str) -> None:
+    assert means_default_model(f"{name}-{day.isoformat()}")
+    assert means_default_model(other) == (other in ("", "default", *OPENAI_TRANSCRIPTION_MODELS))
+
+
+@pytest.mark.parametrize(
     ("data", "files", "param"),
     [
         ({}, {"other": ("x.txt", b"x")}, "file"),
@@ -137,7 +165,11 @@ def test_translation_needs_a_model_that_translates(client: TestClient) -> None: 
 
 def test_models_and_health_load_nothing(client: TestClient) -> None:  # type: ignore[type-arg]
     models = client.get("/v1/models", headers=AUTH).json()["data"]
-    assert [(m["id"], m["state"], m["languages"]) for m in models] == [("tiny.en", "unloaded", ["en"])]
+    assert [(m["id"], m["state"], m["languages"]) for m in models if "alias_of" not in m] == [
+        ("tiny.en", "unloaded", ["en"])
+    ]
+    aliases = {m["id"]: m["alias_of"] for m in models if "alias_of" in m}
+    assert aliases == dict.fromkeys(OPENAI_TRANSCRIPTION_MODELS, "tiny.en")
     health = client.get("/health").json()
     assert health["loaded"] is False and health["resident"] == [] and health["queue"]["admitted"] == 0
     assert health["auto"] is None

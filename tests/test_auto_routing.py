@@ -1,7 +1,7 @@
 """MODEL=auto (issue 12): each request goes to the model of its language, detected by the smallest allowed
 multilingual Whisper when the request names none; `x-model` says which model transcribed it.
 
-One server for the module: MODEL=auto, ALLOWED_MODELS=tiny.en,base, AUTO_ROUTES=en=tiny.en,*=base, with OpenAI's
+One server for the module: MODEL=auto, ALLOWED_MODELS=auto,tiny.en,base, AUTO_ROUTES=en=tiny.en,*=base, with OpenAI's
 Whisper `base` assembled from its dev-only packages (`whisper_base_models_dir`). German speech comes from espeak-ng.
 "Without detection" is proven by the detection counter (`stt_language_detections_total`) and the log line's fields.
 """
@@ -39,7 +39,7 @@ ROUTES = {"en": "tiny.en", "*": "base"}
 def server(tmp_path_factory: pytest.TempPathFactory, whisper_base_models_dir: Path) -> Iterator[ServerProcess]:
     env = {
         "MODEL": "auto",
-        "ALLOWED_MODELS": "tiny.en,base",
+        "ALLOWED_MODELS": "auto,tiny.en,base",  # clients may send `auto` (AUTO_ROUTES enables it either way)
         "AUTO_ROUTES": "en=tiny.en,*=base",
         "MODELS_DIR": str(whisper_base_models_dir),
         "ALLOW_PRIVATE_URLS": "true",
@@ -118,6 +118,20 @@ def test_german_speech_goes_to_base(client: OpenAI, server: ServerProcess, speec
     assert result.language == "german"
     assert {"berlin", "tasse"} <= words_of(result.text), result.text
     assert detections(server)["de"] == before + 1
+
+
+def test_languages_limit_detection_to_them(server: ServerProcess, speech_dir: Path) -> None:
+    """OpenAI's `languages[]` under auto: German speech said to be English or French is detected as one of those
+    (and routed by it); one language in the list is the language, routed without detection."""
+    data = {"languages[]": ["en", "fr"], "response_format": "verbose_json"}
+    limited = post(server, ROUTE, files=upload(speech_dir, "german.wav"), data=data)
+    assert limited.status_code == 200, limited.text
+    assert limited.json()["language"] in ("english", "french")
+    assert limited.headers["x-model"] == ("tiny.en" if limited.json()["language"] == "english" else "base")
+    seen = len(server.request_lines(ROUTE))
+    one = post(server, ROUTE, files=upload(speech_dir, "german.wav"), data={"languages[]": "de"})
+    assert one.status_code == 200 and one.headers["x-model"] == "base"
+    assert "detection_seconds" not in next_request(server, seen)
 
 
 def test_given_language_is_routed_without_detection(server: ServerProcess, speech_dir: Path) -> None:
@@ -228,6 +242,8 @@ def test_models_lists_auto_with_its_routes(server: ServerProcess) -> None:
     assert auto["routes"] == ROUTES and auto["detector"] == "base" and auto["default"] is True
     assert auto["languages"] is None and auto["translation"] is True
     assert models["tiny.en"]["default"] is False
+    # OpenAI's names mean MODEL, here auto
+    assert models["gpt-4o-transcribe-diarize"]["alias_of"] == "auto" and models["whisper-1"]["routes"] == ROUTES
 
 
 def test_health_says_which_routed_models_are_ready(server: ServerProcess, speech_dir: Path) -> None:
@@ -250,13 +266,23 @@ def test_health_says_which_routed_models_are_ready(server: ServerProcess, speech
         ({"AUTO_ROUTES": "en=base.en"}, "AUTO_ROUTES: model 'base.en' (for en) must be one of ALLOWED_MODELS"),
         ({"AUTO_ROUTES": "en=tiny.en,EN=base"}, "AUTO_ROUTES names 'en' twice"),
         ({"MODEL": "auto"}, "MODEL=auto needs AUTO_ROUTES"),
-        ({"ALLOWED_MODELS": "tiny.en,auto"}, "ALLOWED_MODELS must not name 'auto'"),
+        ({"ALLOWED_MODELS": "tiny.en,auto"}, "ALLOWED_MODELS names 'auto': set AUTO_ROUTES"),
+        ({"ALLOWED_MODELS": "auto", "AUTO_ROUTES": "en=tiny.en"}, "ALLOWED_MODELS must name at least one model"),
         ({"AUTO_ROUTES": "en=tiny.en", "AUTO_DETECT_MODEL": "small"}, "AUTO_DETECT_MODEL='small' must be one of"),
     ],
 )
 def test_a_bad_route_setting_names_its_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(message)):
         load_settings({"MODEL": "tiny.en", "ALLOWED_MODELS": "tiny.en,base", **env}, None)
+
+
+def test_allowed_models_may_name_auto() -> None:
+    """ALLOWED_MODELS is the names clients may send, and they may send `auto` (AUTO_ROUTES decides its routes)."""
+    engines = load_settings(
+        {"MODEL": "auto", "ALLOWED_MODELS": "auto,tiny.en,base", "AUTO_ROUTES": "en=tiny.en,*=base"}, None
+    ).engines
+    assert engines.allowed_models == ("tiny.en", "base")
+    assert engines.routes() == {"en": "tiny.en", "*": "base"}
 
 
 @pytest.mark.parametrize(

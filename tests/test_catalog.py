@@ -17,11 +17,11 @@ from litestar.testing import TestClient
 
 from app.api.deps import Services
 from app.engines.registry import find_model
+from app.model_names import GENERIC_NAMES, OPENAI_TRANSCRIPTION_MODELS
 from app.server import create_app
 from app.settings import SettingsError, load_settings
 from app.transcription.catalog import EVERY_LANGUAGE, WHISPER_CODES, ModelCatalog
 from app.transcription.routing import auto_router
-from app.transcription.service import DEFAULT_MODEL_ALIASES
 from app.worker.residency import ModelKey, ModelKind, Residency
 
 AUTO_ENV = {
@@ -57,7 +57,8 @@ def test_offered_models_in_settings_order_then_auto(tmp_path: Path) -> None:
     assert models["auto"].languages is None  # `*` routes every other language
     assert catalog.default().name == "auto" and [m.name for m in catalog.models() if m.default] == ["auto"]
     assert catalog.translators() == ("base", "auto")
-    assert set(catalog.aliases) == DEFAULT_MODEL_ALIASES and list(catalog.aliases) == sorted(catalog.aliases)
+    assert set(catalog.aliases) == {*GENERIC_NAMES, *OPENAI_TRANSCRIPTION_MODELS}
+    assert list(catalog.aliases) == sorted(catalog.aliases)
     assert not any(m.resident for m in catalog.models())
 
 
@@ -123,8 +124,13 @@ def test_models_and_health_agree_with_the_catalog(
     for kind, name in resident:
         hold(services.residency, kind, name)
     catalog = services.catalog
-    listed = client.get("/v1/models").json()["data"]
+    everything = client.get("/v1/models").json()["data"]
+    listed = [m for m in everything if "alias_of" not in m]  # then OpenAI's names, each MODEL's entry again
     assert [m["id"] for m in listed] == [m.name for m in catalog.models()]
+    aliases = [m for m in everything if "alias_of" in m]
+    default = next(m for m in listed if m["default"])
+    assert [m["id"] for m in aliases] == list(OPENAI_TRANSCRIPTION_MODELS)
+    assert all({**m, "id": default["id"]} == {**default, "alias_of": default["id"]} for m in aliases)
     for shown, model in zip(listed, catalog.models(), strict=True):
         assert shown["state"] == ("loaded" if model.resident else "unloaded")
         assert shown["languages"] == (None if model.languages is None else list(model.languages))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.audio.chunking import Chunk, Chunker, chunk_regions
-from app.audio.vad import SpeechRegion, SpeechSegmenter, speech_regions
+from app.audio.vad import CUT_SPEECH, SpeechRegion, SpeechSegmenter, speech_regions
 
 SR = 16_000
 
@@ -136,17 +136,20 @@ def test_padding_stops_at_the_middle_of_a_pause():
     st.lists(st.floats(0.0, 1.0, width=32), min_size=0, max_size=3000),
     st.floats(0.2, 0.8),
     st.floats(2.0, 20.0),
+    st.integers(0, 511),
 )
-def test_segmenter_regions_are_ordered_long_enough_and_bounded(probs, threshold, max_speech):
+def test_segmenter_regions_are_ordered_long_enough_and_bounded(probs, threshold, max_speech, padding):
     p = np.array(probs, dtype=np.float32)
-    total = p.size * 512
+    total = max(p.size * 512 - padding, 0)  # the audio may end inside the last (zero-padded) window
     options = {"threshold": threshold, "max_speech_seconds": max_speech, "split_search_from_seconds": max_speech / 2}
     regions = speech_regions(p, total, **options)
     for a, b in itertools.pairwise(regions):
         assert a.end <= b.start
     for r in regions:
         assert 0 <= r.start < r.end <= total
-        assert r.end - r.start > sec(0.25)
+        # only speech the end of the audio cuts off may be shorter than min_speech (not shorter than CUT_SPEECH)
+        cut_off = r is regions[-1] and r.end == total
+        assert r.end - r.start > (CUT_SPEECH if cut_off else sec(0.25))
         assert r.end - r.start <= sec(max_speech)
         assert p[r.start // 512] >= threshold  # speech starts at a confident window
     # incremental: any split of the probability stream gives the same regions
@@ -154,6 +157,22 @@ def test_segmenter_regions_are_ordered_long_enough_and_bounded(probs, threshold,
     cut = len(p) // 3
     streamed = segmenter.push(p[:cut]) + segmenter.push(p[cut:]) + segmenter.finish(total)
     assert streamed == regions
+
+
+def test_speech_the_end_of_the_audio_cuts_off_is_kept():
+    """A word the recording stops in is kept however short (above CUT_SPEECH); a short region that a pause ended
+    is still a click or a breath (min_speech 0.25 s = 7.8 windows)."""
+    w = 512
+    word = [0.0] * 20 + [0.9] * 6  # 0.19 s of speech
+    assert speech_regions(np.array(word, dtype=np.float32), 26 * w) == [SpeechRegion(20 * w, 26 * w)]
+    # the audio ends 100 samples into a last window whose zero padding scores low: that is no pause
+    padded = np.array([*word, 0.1], dtype=np.float32)
+    assert speech_regions(padded, 26 * w + 100) == [SpeechRegion(20 * w, 26 * w + 100)]
+    # a real pause after it, too short to close the region (min_silence 0.1 s): the region is complete, too short
+    paused = np.array([*word, 0.1, 0.1], dtype=np.float32)
+    assert speech_regions(paused, 28 * w) == []
+    # cut off, but shorter than CUT_SPEECH (0.1 s): nothing a word fits in
+    assert speech_regions(np.array([0.0] * 20 + [0.9] * 3, dtype=np.float32), 23 * w) == []
 
 
 def test_segmenter_hysteresis_and_split_at_the_quietest_window():

@@ -35,7 +35,8 @@ def lazy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 
 
 def states(server: ServerProcess) -> dict[str, str]:
-    return {m["id"]: m["state"] for m in httpx.get(f"{server.url}/v1/models").json()["data"]}
+    models = httpx.get(f"{server.url}/v1/models").json()["data"]
+    return {m["id"]: m["state"] for m in models if "alias_of" not in m}
 
 
 def rss_mb(server: ServerProcess) -> float:

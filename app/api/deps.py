@@ -6,6 +6,7 @@ from app.api.metrics import Metrics
 from app.api.resume import ResumableJobs
 from app.diarization.service import Diarizer
 from app.settings import Settings
+from app.tls import ServerCertificate
 from app.transcription.catalog import ModelCatalog
 from app.transcription.live import LiveTranscriber
 from app.transcription.service import Transcriber
@@ -16,8 +17,9 @@ from app.worker.runner import Runner
 
 
 class Services:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, tls: ServerCertificate | None = None) -> None:
         self.settings = settings
+        self.tls = tls  # the certificate served (None: plain http)
         self.metrics = Metrics()
         self.runner = Runner(
             settings.limits.max_queue, max_uploads=settings.limits.max_uploads, on_reject=self.metrics.rejected

@@ -1,15 +1,20 @@
-"""GET /health (liveness for Docker's healthcheck, the default model, what is resident) and GET /metrics."""
+"""GET /health (liveness for Docker's healthcheck, the default model, what is resident, the TLS certificate's
+fingerprints), GET /metrics, and GET /ca.pem (TLS=self-signed: the authority to trust)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 import msgspec
 from litestar import Response, get
+from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import NotFoundException
 
 from app.api import contract
 from app.api.requests import AnyRequest, services_of
 from app.engines.devices import resolve_device
+from app.tls import TlsSummary
 from app.transcription.catalog import AutoRouting
 from app.worker.residency import ModelKind
 
@@ -35,6 +40,7 @@ class Health(msgspec.Struct, frozen=True):
     resident: list[ResidentModel]  # every resident model of every kind, least recently used first
     auto: AutoRouting | None  # MODEL=auto's routes, detector and which of their models are resident
     queue: QueueState
+    tls: TlsSummary | None  # the certificate served: its fingerprints and names (None: plain http)
 
 
 @get(
@@ -62,7 +68,19 @@ async def health(request: AnyRequest) -> Health:
             uploading=runner.uploading,
             max_uploads=settings.limits.max_uploads,
         ),
+        tls=None if services.tls is None else services.tls.summary(),
     )
+
+
+@get("/ca.pem", include_in_schema=False, cache_control=CacheControlHeader(no_cache=True))
+async def ca_certificate(request: AnyRequest) -> Response[bytes]:
+    """TLS=self-signed: the certificate authority to trust (a phone downloads it here once it has accepted the
+    certificate; compare its fingerprint with /health's `ca_fingerprint_sha256` or the log's)."""
+    tls = services_of(request).tls
+    if tls is None or tls.ca_file is None:
+        raise NotFoundException("This server has no certificate authority of its own (TLS=self-signed makes one)")
+    body = await asyncio.to_thread(tls.ca_file.read_bytes)
+    return Response(body, media_type="application/x-pem-file")
 
 
 @get(

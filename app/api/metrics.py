@@ -56,7 +56,7 @@ class Metrics:
         self._live_sessions = Gauge("stt_realtime_sessions", "Open live sessions", registry=r)
         self._live_ended = Counter(
             "stt_realtime_sessions_ended",
-            "Live sessions ended, by outcome (refused, idle_timeout, ...)",
+            "Live sessions ended, by outcome (closed_by_client, connection_lost, max_duration, refused, ...)",
             ["outcome"],
             registry=r,
         )
@@ -149,5 +149,7 @@ class Metrics:
         self._wyoming_latency.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The Prometheus text exposition and its media type, without the charset (Litestar appends it to every
+        text/* type: the client library's own would make two, which strict parsers refuse)."""
+        media_type = "; ".join(p for p in CONTENT_TYPE_LATEST.split("; ") if not p.lower().startswith("charset="))
+        return generate_latest(self.registry), media_type

@@ -25,7 +25,7 @@ log = structlog.get_logger("app.request")
 # Paths anyone may open: the page, its assets, the API docs, health, metrics and the version Bazarr's Test Connection
 # button reads (no content in any of them).
 PUBLIC_PREFIXES = ("/static/", "/docs", "/schema")
-PUBLIC_PATHS = frozenset({"/", "/health", "/metrics", "/status", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/", "/health", "/metrics", "/status", "/favicon.ico", "/ca.pem"})  # a CA is public
 
 
 def _route_label(path: str) -> str:

@@ -39,6 +39,7 @@ from app.audio.decode import probe_audio
 from app.diarization.service import Diarizer
 from app.diarization.speakers import KnownVoice, load_known_voices, split_by_speaker
 from app.errors import AppError, Cancelled, InvalidInput
+from app.model_names import OPENAI_TRANSCRIPTION_MODELS
 from app.settings import AUTO_MODEL
 from app.transcript import DiarizedSegment, Segment, Task
 from app.transcription.catalog import AutoRouting, OfferedModel
@@ -47,7 +48,8 @@ from app.transcription.service import RunSummary, Transcribed, Transcriber
 from app.worker.cancel import CancelToken
 
 log = structlog.get_logger("app.api")
-TEXT_MEDIA = {"text": "text/plain; charset=utf-8", "srt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
+# Litestar appends `; charset=utf-8` to every text/* media type: these carry none of their own (one, not two).
+TEXT_MEDIA = {"text": "text/plain", "srt": "text/plain", "vtt": "text/vtt"}
 
 
 class BySpeaker(msgspec.Struct, frozen=True):
@@ -70,7 +72,7 @@ def render_answer(answer: Answer, options: Options) -> Response[bytes | str]:
     transcript = answer.transcript if isinstance(answer, Transcribed) else answer.transcribed.transcript
     match options.response_format:
         case "json":
-            return Response(render.render_json(transcript), media_type="application/json")
+            return Response(render.render_json(transcript, logprobs=options.logprobs), media_type="application/json")
         case "verbose_json":
             # Words carry their leading space (ADR 7): Reflector's live path joins them with "".
             body = render.render_verbose_json(
@@ -122,7 +124,7 @@ async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[byt
     headers = {MODEL_HEADER: work.model}  # the model that transcribed the answer
     if options.stream:
         timed = options.response_format in TIMED_FORMATS and not diarized  # diarized: speaker segments at the end
-        events = transcript_events(job, work.follow(), timed=timed)
+        events = transcript_events(job, work.follow(), timed=timed, logprobs=options.logprobs)
         return sse_response(
             events, keepalive_seconds=settings.http.keepalive_seconds, owned=job.hand_over(), headers=headers
         )
@@ -204,11 +206,12 @@ class SpeakerStep:
 
 
 async def transcript_events(
-    job: RequestJob, items: AsyncGenerator[StreamItem], *, timed: bool
+    job: RequestJob, items: AsyncGenerator[StreamItem], *, timed: bool, logprobs: bool = False
 ) -> AsyncGenerator[bytes]:
     """A delta per segment (plus a segment event for timed formats), then done and [DONE]; an error event instead
     when the work fails; a hang-up stops the work. Segments by speaker (diarized_json) come as segment events once
-    the transcription is done, one per diarized segment, with its speaker."""
+    the transcription is done, one per diarized segment, with its speaker. `logprobs`: each delta carries its
+    segment's tokens and their log probabilities."""
     joiner = render.DeltaJoiner()
     texts: list[str] = []
     index = 0
@@ -226,7 +229,7 @@ async def transcript_events(
             delta = joiner.push(item.text)
             if delta:
                 texts.append(delta)
-                yield render.sse_delta(delta)
+                yield render.sse_delta(delta, item.logprobs if logprobs else None)
             if timed:
                 yield render.sse_segment(index, item)
             index += 1
@@ -261,6 +264,7 @@ class ModelObject(msgspec.Struct, frozen=True, kw_only=True):
     state: Literal["loaded", "unloaded"]
     routes: dict[str, str] | msgspec.UnsetType = msgspec.UNSET  # auto only: language (or `*`) -> model
     detector: str | msgspec.UnsetType = msgspec.UNSET  # auto only: the model that detects the language
+    alias_of: str | msgspec.UnsetType = msgspec.UNSET  # one of OpenAI's names: it means this model (MODEL)
 
 
 class ModelList(msgspec.Struct, frozen=True, kw_only=True):
@@ -295,8 +299,11 @@ def model_object(model: OfferedModel, auto: AutoRouting | None) -> ModelObject:
 async def list_models(request: AnyRequest) -> ModelList:
     catalog = services_of(request).catalog
     auto = catalog.auto()
-    # The offered models only: OpenAI's names that mean MODEL (catalog.aliases) would be listed here (issue 22).
-    return ModelList(object="list", data=[model_object(model, auto) for model in catalog.models()])
+    data = [model_object(model, auto) for model in catalog.models()]
+    # OpenAI's model names mean MODEL here (app/model_names.py): each is listed as an alias of MODEL's entry.
+    default = model_object(catalog.default(), auto)
+    data += [msgspec.structs.replace(default, id=name, alias_of=default.id) for name in OPENAI_TRANSCRIPTION_MODELS]
+    return ModelList(object="list", data=data)
 
 
 ROUTES = [list_models]

@@ -63,6 +63,7 @@ SPEAKER_NAME = re.compile(r"^(?:|\s*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]
 
 MAX_KEYWORDS = 50  # the form itself takes at most 64 parts
 MAX_KEYWORD_CHARS = 100
+MAX_LANGUAGES = 20
 MAX_PADDING_MS = 2000
 MAX_SILENCE_MS = 5000
 CHUNKING = "chunking_strategy"
@@ -97,6 +98,12 @@ class TranscriptionFields(TranslationFields, kw_only=True):
     (`parse_chunking`: "auto", a JSON object or bracketed keys)."""
 
     language: str = ""
+    # OpenAI's `languages[]`: the languages the audio may be in (one: the language; several: auto detects among them)
+    languages: Annotated[list[str], msgspec.Meta(max_length=MAX_LANGUAGES)] = msgspec.field(
+        default_factory=list, name="languages[]"
+    )
+    # OpenAI's `include[]`: `logprobs` adds each token's log probability to a json answer
+    include: list[Literal["logprobs"]] = msgspec.field(default_factory=list, name="include[]")
     timestamp_granularities: list[Granularity | Literal[""]] = msgspec.field(
         default_factory=list, name="timestamp_granularities[]"
     )
@@ -148,18 +155,26 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     words: bool
     segments: bool
     stream: bool
+    logprobs: bool = False  # include[]=logprobs: json with each token's log probability
 
 
 def parse_options(fields: TranslationFields, default_format: ResponseFormat) -> Options:
     granularities = fields.timestamp_granularities if isinstance(fields, TranscriptionFields) else []
     words, segments = render.verbose_flags([g for g in granularities if g])
     response_format = default_format if fields.response_format is msgspec.UNSET else fields.response_format
-    return Options(response_format=response_format, words=words, segments=segments, stream=fields.stream)
+    logprobs = isinstance(fields, TranscriptionFields) and "logprobs" in fields.include
+    if logprobs and response_format != "json":  # as at OpenAI
+        raise InvalidInput("include[]=logprobs needs response_format=json", about="include")
+    return Options(
+        response_format=response_format, words=words, segments=segments, stream=fields.stream, logprobs=logprobs
+    )
 
 
 def transcription_request(form: Form, fields: TranslationFields, task: Task, options: Options) -> TranscriptionRequest:
     """The transcription an OpenAI-form request asks for (translations take no language: the model detects it)."""
-    language = fields.language if isinstance(fields, TranscriptionFields) and task == "transcribe" else ""
+    transcription = isinstance(fields, TranscriptionFields) and task == "transcribe"
+    language = fields.language if isinstance(fields, TranscriptionFields) and transcription else ""
+    languages = fields.languages if isinstance(fields, TranscriptionFields) and transcription else []
     return TranscriptionRequest(
         model=fields.model,
         language=language or None,
@@ -167,6 +182,8 @@ def transcription_request(form: Form, fields: TranslationFields, task: Task, opt
         task=task,
         words=options.response_format in TIMED_FORMATS,
         keywords=tuple(dict.fromkeys(k.strip() for k in fields.keywords if k.strip())),
+        languages=tuple(item.strip() for item in languages if item.strip()),
+        logprobs=options.logprobs,
         chunking=parse_chunking(form),
     )
 

@@ -2,9 +2,9 @@
 
 Auth happens before the handshake (`app/api/middleware.py`: a bearer header, or the browser subprotocol
 `openai-insecure-api-key.<key>`). A bad client event gets an `error` event in OpenAI's shape and the socket stays
-open. Limits: REALTIME_MAX_SESSIONS at once (more get an error event and close 1013), REALTIME_IDLE_TIMEOUT_S
-without a client event (not counting time in which committed audio is still being transcribed), REALTIME_MAX_SESSION_S
-in all, a prompt of 64 KB (as the upload form's). One log line per session, with no text.
+open. Limits: REALTIME_MAX_SESSIONS at once (more get an error event and close 1013), REALTIME_MAX_SESSION_S in all,
+a prompt of 64 KB (as the upload form's); a silent session stays open while its socket answers pings (one that
+stops is closed within REALTIME_IDLE_TIMEOUT_S). One log line per session, with no text.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from app.api import realtime_wire as wire
 from app.api.deps import Services
 from app.api.errors import describe
 from app.api.forms import MAX_FIELD_BYTES
+from app.api.params import MAX_KEYWORD_CHARS, MAX_KEYWORDS
 from app.errors import AppError, InvalidInput
 from app.transcription.live import (
     Cleared,
@@ -47,6 +48,7 @@ ROUTE = "/v1/realtime"
 SUBPROTOCOL = "realtime"  # what we answer when a client (OpenAI's JS SDK) offers it
 DRAIN_SECONDS = 10.0  # on a server-side close, how long committed utterances may still take
 CLOSE_TRY_AGAIN_LATER = 1013
+CLOSED_BY_CLIENT = (1000, 1001)  # the client's close frame said so (normal closure, going away)
 CLOSE_POLICY = 1008
 
 
@@ -56,6 +58,9 @@ class SessionRequest(msgspec.Struct, kw_only=True):
     model: str
     language: str | None = None
     prompt: str | None = None
+    languages: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    delay: wire.Delay | None = None
     format_type: str = "audio/pcm"
     rate: int = 24000
     turn_detection: TurnDetection | None = msgspec.field(default_factory=TurnDetection)
@@ -125,6 +130,19 @@ def _merge(current: SessionRequest, event: wire.SessionUpdate | wire.Transcripti
                     code="string_above_max_length",
                 )
             updated.prompt = transcription.prompt
+        if not isinstance(transcription.languages, msgspec.UnsetType):
+            updated.languages = tuple(transcription.languages)
+        if not isinstance(transcription.keywords, msgspec.UnsetType):
+            keywords = tuple(dict.fromkeys(k.strip() for k in transcription.keywords if k.strip()))
+            if len(keywords) > MAX_KEYWORDS or any(len(k) > MAX_KEYWORD_CHARS for k in keywords):
+                raise InvalidInput(
+                    f"Send at most {MAX_KEYWORDS} keywords of at most {MAX_KEYWORD_CHARS} characters",
+                    about="audio.input.transcription.keywords",
+                    code="invalid_value",
+                )
+            updated.keywords = keywords
+        if not isinstance(transcription.delay, msgspec.UnsetType):
+            updated.delay = transcription.delay
     if turn is None:
         updated.turn_detection = None
     elif isinstance(turn, wire.TurnDetectionParams):
@@ -161,7 +179,12 @@ def _state(session_id: str, request: SessionRequest, config: LiveConfig) -> wire
             wire.AudioInputState(
                 format=wire.AudioFormat(request.format_type, request.rate),
                 transcription=wire.TranscriptionState(
-                    config.plan.model, config.plan.decoding.language, config.plan.decoding.prompt
+                    config.plan.model,
+                    config.plan.decoding.language,
+                    config.plan.decoding.prompt,
+                    languages=list(request.languages) if request.languages else msgspec.UNSET,
+                    keywords=list(config.plan.decoding.keywords) if config.plan.decoding.keywords else msgspec.UNSET,
+                    delay=request.delay or msgspec.UNSET,
                 ),
                 turn_detection=None
                 if turn is None
@@ -285,6 +308,8 @@ class _Connection:
                     prompt=request.prompt,
                     turn_detection=request.turn_detection,
                     input_rate=request.rate,
+                    keywords=request.keywords,
+                    languages=request.languages,
                 )
                 self.request, self.config = request, config
                 self.live.reconfigure(config)
@@ -295,28 +320,24 @@ class _Connection:
                     self.send(wire.TranscriptionSessionUpdated(_beta_state(state)))
 
     async def receive_loop(self) -> None:
+        """Client events until the client closes, the socket dies or the session reaches REALTIME_MAX_SESSION_S.
+
+        A silent client (a muted participant) keeps its session: the server pings the socket (`python -m app` sets
+        uvicorn's keep-alive from REALTIME_IDLE_TIMEOUT_S) and closes only one that stops answering, which arrives
+        here as a disconnect."""
         deadline = time.monotonic() + self.settings.realtime_max_session_s
         while True:
-            left = deadline - time.monotonic()
-            timeout = min(self.settings.realtime_idle_timeout_s, left)
             try:
-                message = await asyncio.wait_for(self.socket.receive(), timeout=max(timeout, 0.0))
+                message = await asyncio.wait_for(self.socket.receive(), timeout=max(deadline - time.monotonic(), 0.0))
             except TimeoutError:
-                expired = left <= self.settings.realtime_idle_timeout_s
-                if not expired and self.live.pending_samples:
-                    continue  # committed audio is still being transcribed: the session is not idle
-                self.outcome = "max_duration" if expired else "idle_timeout"
-                text = (
-                    f"Session ended: it reached REALTIME_MAX_SESSION_S ({self.settings.realtime_max_session_s:g} s)"
-                    if expired
-                    else f"Session ended: no client event for {self.settings.realtime_idle_timeout_s:g} s"
-                )
+                self.outcome = "max_duration"
                 await self.live.drain(DRAIN_SECONDS)
-                self.send(
-                    _error(text, code="session_expired" if expired else "idle_timeout", kind="invalid_request_error")
-                )
+                text = f"Session ended: it reached REALTIME_MAX_SESSION_S ({self.settings.realtime_max_session_s:g} s)"
+                self.send(_error(text, code="session_expired", kind="invalid_request_error"))
                 return
             if message["type"] == "websocket.disconnect":
+                if message.get("code") not in CLOSED_BY_CLIENT:
+                    self.outcome = "connection_lost"  # no close frame: gone, or it stopped answering pings
                 return
             raw = message.get("text")
             if not isinstance(raw, str):

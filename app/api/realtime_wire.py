@@ -9,7 +9,7 @@ Fields a client leaves out of an update stay as they were (`UNSET`); `turn_detec
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -29,10 +29,16 @@ class AudioFormat(msgspec.Struct, forbid_unknown_fields=False):
     rate: int = 24000
 
 
+Delay = Literal["minimal", "low", "medium", "high", "xhigh"]  # OpenAI's latency/accuracy trade-off (accepted, shown)
+
+
 class TranscriptionParams(msgspec.Struct, omit_defaults=False):
     model: str | UnsetType | None = UNSET
     language: str | UnsetType | None = UNSET
     prompt: str | UnsetType | None = UNSET
+    languages: list[str] | UnsetType = UNSET  # the audio is in one of these (one: it is the language)
+    keywords: list[str] | UnsetType = UNSET  # words or names to favour (Whisper: hotwords)
+    delay: Delay | UnsetType = UNSET
 
 
 class TurnDetectionParams(msgspec.Struct):
@@ -110,10 +116,13 @@ CLIENT_EVENT_TYPES = (
 # ---- server events ----
 
 
-class TranscriptionState(msgspec.Struct):
+class TranscriptionState(msgspec.Struct, omit_defaults=True):
     model: str
     language: str | None
     prompt: str | None
+    languages: list[str] | UnsetType = UNSET
+    keywords: list[str] | UnsetType = UNSET
+    delay: Delay | UnsetType = UNSET
 
 
 class TurnDetectionState(msgspec.Struct):

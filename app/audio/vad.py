@@ -6,9 +6,9 @@ Two parts, both incremental:
   the LSTM state and the 64-sample context across blocks, so the result does not depend on how the audio was cut.
 - `SpeechSegmenter` turns those probabilities into raw (unpadded) speech regions with Silero's usual hysteresis:
   speech starts at a window >= `threshold`, ends after `min_silence` below `neg_threshold` (threshold - 0.15),
-  regions shorter than `min_speech` are dropped, and a region reaching `max_speech` is split at its
-  lowest-probability window (a natural pause if there is one). Padding is added later by the chunker, which knows
-  the neighbouring regions.
+  regions shorter than `min_speech` are dropped (unless the end of the audio cut them short: see `finish`), and a
+  region reaching `max_speech` is split at its lowest-probability window (a natural pause if there is one).
+  Padding is added later by the chunker, which knows the neighbouring regions.
 
 The model file is the Silero v6 ONNX that faster-whisper ships in its assets (inputs: 576 samples = 64 context +
 512 window per row, h and c states). We never `import silero_vad`: its import resets torch's thread count.
@@ -31,6 +31,10 @@ WINDOW = 512
 CONTEXT = 64
 VAD_MIN_SPEECH = 0.25  # seconds: shorter speech is ignored (the file pipeline and live dictation)
 VAD_MIN_SILENCE = 0.1  # seconds: the file pipeline's default pause that ends a speech region
+# Speech the end of the audio cuts off is kept from this length (shorter holds no word; OpenAI's realtime API
+# refuses to commit less than 100 ms too), although complete regions must be longer than `min_speech`.
+CUT_SPEECH_SECONDS = 0.1
+CUT_SPEECH = round(CUT_SPEECH_SECONDS * SAMPLE_RATE)
 Probabilities = npt.NDArray[np.float32]
 
 
@@ -197,16 +201,27 @@ class SpeechSegmenter:
         return regions
 
     def finish(self, total_samples: int) -> list[SpeechRegion]:
-        """Close an open region at the end of the audio."""
+        """Close an open region at the end of the audio (`total_samples` long: the last window may be padded).
+
+        A region still in speech when the audio ends was cut short by the recording, not ended by a pause: its true
+        length is unknown, so it is kept when it is longer than `CUT_SPEECH_SECONDS` even if it is shorter than
+        `min_speech` (which is there to drop clicks and breaths between words). A low last window that is mostly the
+        zeros `VadStream.finish` padded it with is no pause. So a file that stops in its last word ("No." 0.21 s
+        before the end of tests/data/endgame_nagg_nell.wav) keeps that word.
+        """
         regions: list[SpeechRegion] = []
         if self._start is not None:
-            end = self._temp_end or total_samples
-            self._close(min(end, total_samples), regions)
+            padded_from = (self._index - 1) * WINDOW  # the last window scored, padded if the audio ends inside it
+            if self._temp_end >= padded_from and total_samples - padded_from < WINDOW:
+                self._temp_end = 0  # only the padding went quiet
+            cut_short = not self._temp_end
+            end = min(self._temp_end or total_samples, total_samples)
+            self._close(end, regions, min_speech=min(self.min_speech, CUT_SPEECH) if cut_short else self.min_speech)
         return regions
 
-    def _close(self, end: int, regions: list[SpeechRegion]) -> None:
+    def _close(self, end: int, regions: list[SpeechRegion], *, min_speech: int | None = None) -> None:
         assert self._start is not None
-        if end - self._start > self.min_speech:
+        if end - self._start > (self.min_speech if min_speech is None else min_speech):
             regions.append(SpeechRegion(self._start, end))
         self._start = None
         self._temp_end = 0

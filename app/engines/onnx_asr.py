@@ -26,7 +26,7 @@ from app.engines.onnx_graph import optimized_folder
 from app.engines.protocol import ChunkResult, Decoding, ModelInfo
 from app.errors import InvalidInput, ModelUnavailable
 from app.settings import EngineSettings
-from app.transcript import Segment, Word
+from app.transcript import Segment, TokenLogprob, Word
 from app.weights.specs import ModelSpec
 from app.worker.threads import ort_session_options
 
@@ -119,7 +119,7 @@ class OnnxAsrEngine:
 
     def transcribe(self, chunks: Sequence[Audio], decoding: Decoding) -> list[ChunkResult]:
         # Token timestamps come with the decoding, so words are always given; CTC/RNN-T greedy decoding has no cheap
-        # way to favour words, so keywords are ignored.
+        # way to favour words, so keywords are ignored; onnx-asr scores each token as it decodes (kept when asked).
         language = decoding.language
         if decoding.task != "transcribe":
             raise InvalidInput(f"Model {self._info.name!r} cannot translate", about="model")
@@ -137,7 +137,7 @@ class OnnxAsrEngine:
             indices = [usable[b] for b in batch]
             outputs = self._model.recognize([audio[i] for i in indices], sample_rate=SAMPLE_RATE)
             for i, out in zip(indices, outputs, strict=True):
-                results[i] = ChunkResult(self._segments(out, audio[i].size / SAMPLE_RATE), detected)
+                results[i] = ChunkResult(self._segments(out, audio[i].size / SAMPLE_RATE, decoding.logprobs), detected)
         seconds = sum(a.size for a in audio) / SAMPLE_RATE
         log.debug(
             "transcribed chunks",
@@ -150,12 +150,17 @@ class OnnxAsrEngine:
         )
         return results
 
-    def _segments(self, out: Any, duration: float) -> tuple[Segment, ...]:
+    def _segments(self, out: Any, duration: float, logprobs: bool = False) -> tuple[Segment, ...]:
         words = tokens_to_words(out.tokens or [], out.timestamps or [], duration, self._frame, out.logprobs)
         if not words:
             return ()
         text = " ".join(w.word for w in words)
-        return (Segment(start=words[0].start, end=words[-1].end, text=text, words=tuple(words)),)
+        scored = (
+            tuple(TokenLogprob(t, float(p), t.encode()) for t, p in zip(out.tokens, out.logprobs, strict=True))
+            if logprobs and out.tokens and out.logprobs is not None
+            else ()
+        )
+        return (Segment(start=words[0].start, end=words[-1].end, text=text, words=tuple(words), logprobs=scored),)
 
 
 class OnnxAsrLoader(msgspec.Struct, frozen=True, kw_only=True):

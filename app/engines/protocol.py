@@ -40,7 +40,8 @@ class Decoding(msgspec.Struct, frozen=True, kw_only=True):
     `language`: an ISO code, or None to let the model detect it. `keywords`: words or names to favour (best effort;
     an engine without a way to favour words ignores them). `words=False` says no caller needs word timings: an engine
     may skip work it does only for them (Whisper's word alignment costs about as much again as its decoding);
-    segments then may carry no words.
+    segments then may carry no words. `logprobs=True`: segments carry their tokens' log probabilities where the
+    engine can give them (OpenAI's include[]=logprobs).
     """
 
     language: str | None = None
@@ -48,6 +49,7 @@ class Decoding(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str | None = None
     words: bool = True
     keywords: tuple[str, ...] = ()
+    logprobs: bool = False
 
 
 class ChunkResult(msgspec.Struct, frozen=True):

@@ -9,8 +9,10 @@ registry's business; `WhisperLoader` gets a complete folder.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from app.engines.devices import resolve_device
 from app.engines.protocol import ChunkResult, Decoding, ModelInfo
 from app.errors import ModelUnavailable
 from app.settings import EngineSettings
-from app.transcript import Segment, Word
+from app.transcript import Segment, Task, TokenLogprob, Word
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +53,23 @@ class WhisperEngine:
 
     def transcribe(self, chunks: Sequence[Audio], decoding: Decoding) -> list[ChunkResult]:
         if self.english_only:
-            decoding = Decoding(language="en", prompt=decoding.prompt, words=decoding.words, keywords=decoding.keywords)
-        return [self._transcribe_one(chunk, decoding) for chunk in chunks]
+            decoding = msgspec.structs.replace(decoding, language="en", task="transcribe")
+        results = [self._transcribe_one(chunk, decoding) for chunk in chunks]
+        if decoding.logprobs:
+            task = decoding.task
+            results = [with_token_logprobs(self.model, c, r, task) for c, r in zip(chunks, results, strict=True)]
+        return results
 
-    def detect_language(self, audio: Audio) -> tuple[str, float]:
-        """The language of (at most 30 s of) speech and its probability, from Whisper's first decoder step."""
+    def detect_language(self, audio: Audio, among: Collection[str] = ()) -> tuple[str, float]:
+        """The language of (at most 30 s of) speech and its probability, from Whisper's first decoder step; with
+        `among`, the likeliest of those languages (OpenAI's `languages[]`: the audio is in one of them)."""
         if self.english_only:
             return "en", 1.0
-        language, probability, _ = self.model.detect_language(
+        language, probability, ranked = self.model.detect_language(
             audio=np.ascontiguousarray(audio, dtype=np.float32), vad_filter=False, language_detection_segments=1
         )
+        if among:
+            language, probability = next(((c, p) for c, p in ranked if c in among), (language, probability))
         return str(language), float(probability)
 
     def _transcribe_one(self, chunk: Audio, decoding: Decoding) -> ChunkResult:
@@ -96,6 +105,59 @@ def _segment(raw: Any) -> Segment:
         no_speech_prob=float(raw.no_speech_prob),
         temperature=float(raw.temperature) if raw.temperature is not None else None,
     )
+
+
+def with_token_logprobs(model: Any, chunk: Audio, result: ChunkResult, task: Task) -> ChunkResult:
+    """`result` with each segment's text tokens and their log probabilities (OpenAI's `include[]=logprobs`).
+
+    faster-whisper keeps the decoder's per-token scores to itself; CTranslate2's `Whisper.align` (what its word
+    timestamps use) gives the probability of each text token given the audio and the tokens before it, which for
+    greedy decoding are the scores the tokens were chosen with. It costs one more encoder pass of the chunk, so it
+    runs only when asked for. Tokens' bytes come from the byte-level vocabulary (a token may hold part of a
+    character)."""
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    multilingual = bool(model.model.is_multilingual)
+    language = result.language or "en"
+    tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task=task, language=language)
+    per_segment = [[t for t in segment.tokens if t < tokenizer.eot] for segment in result.segments]
+    text_tokens = [t for tokens in per_segment for t in tokens]
+    if not text_tokens:
+        return result
+    features = model.feature_extractor(np.ascontiguousarray(chunk, dtype=np.float32))
+    frames = min(features.shape[-1] - 1, model.feature_extractor.nb_max_frames)
+    encoder_output = model.encode(pad_or_trim(features[:, :frames]))
+    (alignment,) = model.model.align(encoder_output, tokenizer.sot_sequence, [text_tokens], frames)
+    probabilities = iter(alignment.text_token_probs)
+    segments = []
+    for segment, tokens in zip(result.segments, per_segment, strict=True):
+        scored = []
+        for token in tokens:
+            data = _token_bytes(model.hf_tokenizer.id_to_token(token))
+            logprob = math.log(max(float(next(probabilities)), 1e-12))
+            scored.append(TokenLogprob(data.decode("utf-8", errors="replace"), logprob, data))
+        segments.append(msgspec.structs.replace(segment, logprobs=tuple(scored)))
+    return msgspec.structs.replace(result, segments=tuple(segments))
+
+
+@functools.cache
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet (Whisper's vocabulary): each printable stand-in character -> its byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    stand_ins = list(printable)
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            stand_ins.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, stand_ins, strict=True)}
+
+
+def _token_bytes(piece: str | None) -> bytes:
+    decoder = _byte_decoder()
+    return bytes(decoder[c] for c in piece or "" if c in decoder)
 
 
 class WhisperLoader(msgspec.Struct, frozen=True, kw_only=True):

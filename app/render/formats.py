@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from app.languages import language_name
-from app.transcript import DiarizedSegment, Segment, Transcript, join_segments
+from app.transcript import DiarizedSegment, Segment, TokenLogprob, Transcript, join_segments
 
 
 class Usage(msgspec.Struct, tag_field="type", tag="duration"):
@@ -18,8 +18,17 @@ class Usage(msgspec.Struct, tag_field="type", tag="duration"):
     seconds: int
 
 
+class Logprob(msgspec.Struct):
+    """OpenAI's `logprobs` item (json with `include[]=logprobs`)."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
 class JsonBody(msgspec.Struct, omit_defaults=True):
     text: str
+    logprobs: list[Logprob] | msgspec.UnsetType = msgspec.UNSET
     usage: Usage | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -76,8 +85,17 @@ def usage_seconds(duration: float) -> int:
     return math.ceil(round(max(duration, 0.0), 3))
 
 
-def render_json(transcript: Transcript) -> bytes:
-    return _encoder.encode(JsonBody(text=transcript.text, usage=_usage(transcript)))
+def render_json(transcript: Transcript, *, logprobs: bool = False) -> bytes:
+    """OpenAI's json; with `logprobs`, each token of the text with its log probability (an engine that gives none:
+    an empty list)."""
+    body = JsonBody(text=transcript.text, usage=_usage(transcript))
+    if logprobs:
+        body.logprobs = logprob_items(transcript.logprobs)
+    return _encoder.encode(body)
+
+
+def logprob_items(tokens: Sequence[TokenLogprob]) -> list[Logprob]:
+    return [Logprob(t.token, round(t.logprob, 6), list(t.data)) for t in tokens]
 
 
 def render_diarized_json(segments: Sequence[DiarizedSegment], duration: float) -> bytes:

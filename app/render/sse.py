@@ -8,17 +8,20 @@ builds events leniently, so clients read `event.usage.seconds` just as OpenAI's 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
-from app.render.formats import Usage
-from app.transcript import DiarizedSegment, Segment
+from app.render.formats import Logprob, Usage, logprob_items
+from app.transcript import DiarizedSegment, Segment, TokenLogprob
 
 SSE_DONE = b"data: [DONE]\n\n"
 SSE_KEEPALIVE = b": keep-alive\n\n"
 
 
-class DeltaEvent(msgspec.Struct, tag_field="type", tag="transcript.text.delta"):
+class DeltaEvent(msgspec.Struct, tag_field="type", tag="transcript.text.delta", omit_defaults=True):
     delta: str
+    logprobs: list[Logprob] | msgspec.UnsetType = msgspec.UNSET  # include[]=logprobs: the delta's tokens
 
 
 class DoneEvent(msgspec.Struct, tag_field="type", tag="transcript.text.done"):
@@ -63,8 +66,12 @@ def event_payload(event: Event) -> bytes:
     return _encoder.encode(event)
 
 
-def sse_delta(delta: str) -> bytes:
-    return sse_frame(event_payload(DeltaEvent(delta)))
+def sse_delta(delta: str, logprobs: Sequence[TokenLogprob] | None = None) -> bytes:
+    """A delta event; with `logprobs` (include[]=logprobs), the tokens of the segment it carries."""
+    event = DeltaEvent(delta)
+    if logprobs is not None:
+        event.logprobs = logprob_items(logprobs)
+    return sse_frame(event_payload(event))
 
 
 def sse_done(text: str, seconds: int | None = None) -> bytes:

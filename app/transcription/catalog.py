@@ -19,9 +19,9 @@ import msgspec
 from app.engines.protocol import ModelInfo
 from app.errors import AppError
 from app.languages import LANGUAGES, WHISPER_LANGUAGES
+from app.model_names import GENERIC_NAMES, OPENAI_TRANSCRIPTION_MODELS
 from app.settings import AUTO_MODEL, EngineSettings, SettingsError
 from app.transcription.routing import OTHER_LANGUAGES, AutoRouter
-from app.transcription.service import DEFAULT_MODEL_ALIASES
 from app.worker.residency import ModelKey, Residency
 
 AUTO_FAMILY = AUTO_MODEL
@@ -84,9 +84,10 @@ class ModelCatalog:
 
     @property
     def aliases(self) -> tuple[str, ...]:
-        """The names that mean MODEL: an omitted or empty model and OpenAI's names (`whisper-1`, ...), sorted.
-        /v1/models lists the offered models only; OpenAI's names would be listed beside them (issue 22)."""
-        return tuple(sorted(DEFAULT_MODEL_ALIASES))
+        """The names that mean MODEL: an omitted or empty model, `default` and OpenAI's names (`whisper-1`, ...),
+        sorted (their dated snapshots mean it too: `app/model_names.py`). /v1/models lists OpenAI's names as
+        aliases of MODEL's entry."""
+        return tuple(sorted({*GENERIC_NAMES, *OPENAI_TRANSCRIPTION_MODELS}))
 
     def models(self) -> tuple[OfferedModel, ...]:
         """Every model a request may name: ALLOWED_MODELS in their order, then `auto` when AUTO_ROUTES is set."""

@@ -184,9 +184,12 @@ class LiveTranscriber:
         turn_detection: TurnDetection | None,
         input_rate: int,
         keywords: tuple[str, ...] = (),
+        languages: tuple[str, ...] = (),
     ) -> LiveConfig:
         """Check a session's settings (InvalidInput names the field) before any audio is taken."""
-        request = TranscriptionRequest(model=model, language=language, prompt=prompt, words=False, keywords=keywords)
+        request = TranscriptionRequest(
+            model=model, language=language, prompt=prompt, words=False, keywords=keywords, languages=languages
+        )
         plan = self.transcriber.live_plan(request)
         if input_rate not in INPUT_RATES:
             raise InvalidInput(

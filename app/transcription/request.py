@@ -10,6 +10,9 @@ The engines receive `plan.decoding` with the chunks; the pipeline's VAD and chun
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import msgspec
 
 from app.audio.chunking import Chunking
@@ -29,6 +32,8 @@ class TranscriptionRequest(msgspec.Struct, frozen=True, kw_only=True):
     task: Task = "transcribe"
     words: bool = True  # whether the answer shows word timings (else Whisper skips its word alignment)
     keywords: tuple[str, ...] = ()  # words or names to favour (Whisper: hotwords; others: ignored)
+    languages: tuple[str, ...] = ()  # OpenAI's languages[] as sent: the audio is in one of these
+    logprobs: bool = False  # OpenAI's include[]=logprobs: the tokens' log probabilities
     chunking: Chunking | None = None  # the request's VAD/chunker choices; None: the server's settings
 
 
@@ -48,6 +53,7 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     decoding: Decoding
     chunking: Chunking | None = None
     detection: Detection | None = None  # when the language had to be detected to choose the model
+    languages: tuple[str, ...] = ()  # several languages[]: MODEL=auto detects among these only
 
     @property
     def routed(self) -> bool:
@@ -71,3 +77,27 @@ def normalise_language(language: str | None) -> str | None:
             code="unsupported_language",
         )
     return code
+
+
+def language_hint(language: str | None, languages: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """`language` and OpenAI's `languages[]` as (the language, the candidates when there are several): one
+    language in the list is the language; `language` and a list that differs from it cannot both be meant."""
+    code = normalise_language(language)
+    with about_languages():
+        candidates = tuple(dict.fromkeys(c for c in (normalise_language(i) for i in languages) if c is not None))
+    if code is not None and candidates and candidates != (code,):
+        raise InvalidInput("Send language or languages[], not both", about="languages")
+    if len(candidates) == 1:
+        return candidates[0], ()
+    return code, candidates
+
+
+@contextlib.contextmanager
+def about_languages(applies: bool = True) -> Iterator[None]:
+    """A refusal of a language that came in `languages[]` names that parameter."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if not applies or exc.about != "language":
+            raise
+        raise InvalidInput(exc.message, about="languages", code=exc.code) from None

@@ -17,10 +17,11 @@ from app.engines.registry import find_model, prepare_model
 from app.engines.whisper import WhisperEngine
 from app.errors import InvalidInput, ModelUnavailable
 from app.languages import display_name
+from app.model_names import means_default_model
 from app.settings import AUTO_MODEL, Settings
 from app.transcript import Segment, Task, Transcript
 from app.transcription.pipeline import TranscriptionRun
-from app.transcription.request import Detection, Plan, TranscriptionRequest, normalise_language
+from app.transcription.request import Detection, Plan, TranscriptionRequest, about_languages, language_hint
 from app.transcription.routing import AutoRouter, auto_router, smallest_detector
 from app.worker.cancel import CancelToken
 from app.worker.residency import ModelKey, Residency
@@ -29,8 +30,6 @@ from app.worker.runner import Runner
 # Detection decodes in short windows: it stops at the end of the first chunk (chunks do not depend on the window;
 # measured on a 10 min file: 0.05 s to the first chunk instead of 0.3 s with the pipeline's 60 s window).
 DETECTION_WINDOW_SECONDS = 10.0
-# Names OpenAI clients send that mean "the server's default model".
-DEFAULT_MODEL_ALIASES = frozenset({"", "whisper-1", "default", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"})
 
 
 class Transcribed(msgspec.Struct, frozen=True):
@@ -109,7 +108,7 @@ class Transcriber:
         """The model a request asked for: omitted or an OpenAI alias -> MODEL; `auto` needs AUTO_ROUTES; else it
         must be allowed."""
         name = (requested or "").strip()
-        if name in DEFAULT_MODEL_ALIASES:
+        if means_default_model(name):
             name = self.engines.model
         if name == AUTO_MODEL and self.router is not None:
             return name
@@ -126,20 +125,29 @@ class Transcriber:
         """Check a request before any audio is touched: its model resolved, its language normalised and supported.
         With `auto` and no language, the model is chosen later by `route` (after detection)."""
         name = self.resolve_name(request.model)
-        code = normalise_language(request.language)
+        code, candidates = language_hint(request.language, request.languages)
+        for candidate in candidates:  # several languages[]: each one the model (or a route of auto) can do
+            with about_languages():
+                if name == AUTO_MODEL:
+                    self._route(self._router(), candidate, request.task)
+                else:
+                    self._checked(Plan(model=name, decoding=Decoding(language=candidate, task=request.task)), candidate)
         decoding = Decoding(
             language=code,
             task=request.task,
             prompt=request.prompt or None,
             words=request.words,
             keywords=request.keywords,
+            logprobs=request.logprobs,
         )
-        plan = Plan(model=name, decoding=decoding, chunking=request.chunking)
-        if name != AUTO_MODEL:
-            return self._checked(plan, request.language)
-        router = self._router()
-        if code is not None:
-            return self._checked(self._with_model(plan, self._route(router, code, request.task)), request.language)
+        plan = Plan(model=name, decoding=decoding, chunking=request.chunking, languages=candidates)
+        as_given = request.language or code
+        with about_languages(applies=bool(request.languages) and not request.language):
+            if name != AUTO_MODEL:
+                return self._checked(plan, as_given)
+            router = self._router()
+            if code is not None:
+                return self._checked(self._with_model(plan, self._route(router, code, request.task)), as_given)
         if request.task == "translate" and not router.translators:
             raise InvalidInput(
                 "No model in AUTO_ROUTES can translate; route '*' to a multilingual Whisper model",
@@ -166,7 +174,7 @@ class Transcriber:
         from the file's first speech) with the detector model."""
         if plan.routed:
             return plan
-        detection = await self.runner.run(lambda: self._detect(path, cancel), cancel)
+        detection = await self.runner.run(lambda: self._detect(path, cancel, plan.languages), cancel)
         router = self._router()
         if detection.language is None:  # no speech: no segments whichever model runs; take the catch-all
             fallback = router.translator_for(None) if plan.decoding.task == "translate" else router.model_for("*")
@@ -193,7 +201,9 @@ class Transcriber:
 
         return smallest_detector(self.engines, info_of)
 
-    def _detect(self, path: Path, cancel: CancelToken) -> Detection:
+    def _detect(self, path: Path, cancel: CancelToken, among: tuple[str, ...] = ()) -> Detection:
+        """The detector's language of the file's first speech; with `among` (several languages[]), the likeliest of
+        those."""
         started = time.monotonic()
         engine = self.detector()
         run = TranscriptionRun(
@@ -201,7 +211,7 @@ class Transcriber:
         )
         speech = run.first_speech()
         cancel.raise_if_cancelled()
-        language, probability = engine.detect_language(speech) if speech is not None else (None, 0.0)
+        language, probability = engine.detect_language(speech, among) if speech is not None else (None, 0.0)
         return Detection(engine.info.name, language, probability, time.monotonic() - started)
 
     def _router(self) -> AutoRouter:

@@ -15,7 +15,7 @@ export async function loadModels() {
     }
     if (!res.ok) return;
     const body = await res.json();
-    const models = (body.data || []).filter((m) => m && m.id);
+    const models = (body.data || []).filter((m) => m && m.id && !m.alias_of); // aliases of MODEL are no choice
     const keep = el.model.value;
     const fallback = models.find((m) => m.default);
     const options = models.map((m) => new Option(m.default ? `${m.id} (default)` : m.id, m.id));
