@@ -19,6 +19,7 @@ from wyoming.audio import AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event, async_read_event
 
+from app.wyoming.connection import TranscribeRequest, keywords
 from tests import wyoming_client as wy
 from tests.audio_factory import pcm_s16le
 from tests.server import AUDIO, ServerProcess, free_port, tiny_server
@@ -124,19 +125,28 @@ def test_auto_routes_by_the_language_the_event_names(server: WyomingServer, tmp_
     subprocess.run(["espeak-ng", "-v", "de", "-s", "130", "-w", str(speech), GERMAN], check=True)
     audio = pcm_s16le(speech, silence_after=1.0)
     runs: list[wy.Run] = []
-    names = [f"Licht {i}" for i in range(500)]  # Home Assistant's entity names: many; the first 50 become keywords
+    names = ["Küche", "Wohnzimmer", "Deckenlicht", "Stehlampe"]  # Home Assistant's area and entity names
 
     def german() -> None:
         runs.append(asyncio.run(wy.transcribe(HOST, server.port, audio, language="de", transcript_names=names)))
 
     line = server.line_of(german)
     (run,) = runs
+    assert run.of("transcript"), [e.event for e in run.events]  # under heavy load: a timeout error after 30 s
     assert {"berlin", "tasse"} <= words_of(run.transcript.text), run.transcript.text
     assert run.transcript.language == "de" and "model=base" in line
     refused = asyncio.run(wy.transcribe(HOST, server.port, audio, name="tiny.en", language="de"))
     (error,) = refused.of("error")
     assert error.event.data["code"] == "unsupported_language" and "English" in error.event.data["text"]
     assert not refused.of("transcript")  # the audio that followed was not transcribed by another model
+
+
+def test_home_assistants_names_become_at_most_50_keywords_names_first() -> None:
+    names = [f"Light {i}" for i in range(500)]  # a large home: every entity
+    request = TranscribeRequest(transcript_names=[" Kitchen ", "", "x" * 101, *names], transcript_terms=["Kitchen"])
+    kept = keywords(request)
+    assert kept[:2] == ("Kitchen", "Light 0") and len(kept) == 50 and "x" * 101 not in kept
+    assert keywords(TranscribeRequest(transcript_terms=["timer", "timer"])) == ("timer",)
 
 
 # --- hostile and malformed clients ----------------------------------------------------------------------------------
