@@ -452,9 +452,10 @@ def test_docs_try_it_out_uploads_with_bearer_key(keyed_server: str, browser: Bro
     page.locator(".btn.authorize").first.click()
     dialog = page.locator(".dialog-ux .modal-ux")
     expect(dialog).to_contain_text("bearerAuth")
-    dialog.locator("input").first.fill(DOCS_KEY)
-    dialog.locator("button.authorize").click()
-    dialog.locator("button.btn-done").click()
+    bearer = dialog.locator("form").filter(has_text="bearerAuth")  # basicAuth (the key as a password) is offered too
+    bearer.locator("input").first.fill(DOCS_KEY)
+    bearer.locator("button.authorize").click()
+    dialog.locator("button.btn-done").first.click()
     operation = page.locator(
         ".opblock-post", has=page.locator(".opblock-summary-path[data-path='/v1/audio/transcriptions']")
     )
