@@ -113,9 +113,15 @@ def main() -> None:
     common = ["--threads", str(args.threads), "--minutes", str(args.minutes)]
     variants = [ab.Variant(n, [sys.executable, __file__, "--variant", n, *common]) for n in names]
     results = ab.run(variants, args.rounds, cwd=ROOT)
+    lines = report(results, names, args.minutes, args.threads)
+    (OUT / "multilingual.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+def report(results: ab.Results, names: list[str], minutes: float, threads: int) -> list[str]:
     lines = ab.header(
-        f"GigaAM Multilingual vs v3 CTC, full size (random weights), engine alone: {args.minutes:g} min of speech in "
-        f"{CHUNK_S} s chunks, {args.threads} threads",
+        f"GigaAM Multilingual vs v3 CTC, full size (random weights), engine alone: {minutes:g} min of speech in "
+        f"{CHUNK_S} s chunks, {threads} threads",
         results,
     )
     lines += [
@@ -130,8 +136,7 @@ def main() -> None:
             f"| {name} | {ab.spread(results.values(name, 'rtf'))} | {time_ratio} | {ab.spread(rss_gb, '{:.2f}')} "
             f"| {mem} | {ab.spread(results.values(name, 'load_s'), '{:.1f}')} |"
         )
-    (OUT / "multilingual.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":
