@@ -104,8 +104,8 @@ async def stream(
             }
             if committed and committed <= done and heard <= committed:
                 break
-            if not heard and not committed and time.monotonic() > quiet_until:
-                break
+            if (not heard and not committed and time.monotonic() > quiet_until) or reading.done():
+                break  # nothing heard; or the server closed the session: nothing more will come
             await asyncio.sleep(0.05)
         await socket.close()
         reading.cancel()

@@ -357,7 +357,9 @@ def test_live_dictation_without_a_language_uses_the_catch_all_route(server: Serv
             "type": "session.update",
             "session": {"type": "transcription", "audio": {"input": {"transcription": transcription}}},
         }
-        received = await stream(ws_url(server.url), pcm24k(AUDIO / "beckett.wav"), session=update["session"])
+        # the trailing silence ends the last utterance (else it is never committed, and never completes)
+        pcm = pcm24k(AUDIO / "beckett.wav", silence_after=1.0)
+        received = await stream(ws_url(server.url), pcm, session=update["session"])
         return [r.event for r in received]
 
     for language in (None, "en"):
