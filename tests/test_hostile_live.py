@@ -20,14 +20,15 @@ from tests.audio_factory import tiled_wav
 from tests.realtime_client import RATE, pcm24k, ws_url
 from tests.server import AUDIO, ServerProcess, tiny_server
 
-IDLE_SECONDS = 1.0
+IDLE_SECONDS = 10.0  # pings every 5 s, 5 s to answer: room for a 28 MB append on a loaded machine
 PIECE_SECONDS = 28  # a committed item is transcribed in pieces of this length (live.MANUAL_PIECE_SECONDS)
 MANUAL = {"type": "session.update", "session": {"type": "transcription", "audio": {"input": {"turn_detection": None}}}}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A short idle timeout (the time a dead socket is kept): a live session waiting for its transcription stays."""
+    """A short idle timeout (the time a dead socket is kept): a silent live session waiting for its transcription
+    stays."""
     env = {"REALTIME_IDLE_TIMEOUT_S": str(IDLE_SECONDS)}
     with tiny_server(tmp_path_factory.mktemp("hostile-live"), **env) as server:
         yield server
@@ -137,9 +138,10 @@ def test_a_session_waiting_for_its_transcription_stays_open(server: ServerProces
         async with websockets.connect(ws_url(server.url), max_size=None) as socket:
             session = Session(socket)
             await session.send(MANUAL)
-            await session.commit(seconds(speech_pcm, 4 * PIECE_SECONDS))  # far longer to transcribe than IDLE
+            await session.commit(seconds(speech_pcm, 4 * PIECE_SECONDS))
+            silent_since = time.monotonic()
             await session.until(completed, within=600)  # nothing more from the client meanwhile
-            await asyncio.sleep(3 * IDLE_SECONDS)  # silent after it, too
+            await asyncio.sleep(max(0.0, silent_since + 1.5 * IDLE_SECONDS - time.monotonic()))  # longer than IDLE
             return session, socket.state is websockets.State.OPEN
 
     session, still_open = asyncio.run(scenario())
