@@ -11,6 +11,10 @@ PLATFORMS ?= linux/amd64,linux/arm64
 BUILDX_FLAGS ?=
 MODEL ?=
 PYTEST_ARGS ?=
+# The suite waits more than it computes (audio paced at real time, servers starting, clients' timeouts): three pytest
+# processes (pytest-xdist, one test file each at a time) fill two cores. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 3
+PYTEST := $(UV) run pytest -q -n $(TEST_WORKERS) --dist loadfile
 BENCH_ARGS ?= --sizes 10m,1h --model tiny.en
 
 .PHONY: help install run download-weights-local check lint format-check typecheck pre-commit test test-integration \
@@ -43,12 +47,12 @@ typecheck: $(UV)
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
 test: $(UV) ## Run the test suite (first installs the Debian packages it needs: scripts/system_packages.sh)
 	@bash scripts/system_packages.sh
-	@$(UV) run pytest -q $(PYTEST_ARGS); status=$$?; \
+	@$(PYTEST) $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 test-integration: $(UV) ## Only the slow tests (real models, real audio) and browser tests
 	@bash scripts/system_packages.sh
-	@$(UV) run pytest -q -m "slow or browser" $(PYTEST_ARGS); status=$$?; \
+	@$(PYTEST) -m "slow or browser" $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no integration tests" >&2; exit 1; fi; exit $$status
 
 check: lint format-check typecheck test ## ruff check + ruff format --check + mypy + pytest

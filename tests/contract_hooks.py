@@ -1,11 +1,11 @@
 """schemathesis hooks for tests/test_contract.py (loaded through SCHEMATHESIS_HOOKS in the schemathesis process).
 
 Schema-valid requests are given what no schema can state, so that they are really accepted: real audio where the
-contract says "a file" or "an http(s) URL" (random bytes are bad audio, a documented 400), one reference voice per
-known speaker name (the counts must match; references must be 2-10 s of a voice), and the text to translate when
-neither the query nor the body carries it. One change is for speed only: Whisper `base` gets English (the clip's
-language) rather than a random one. Everything else stays as generated. Schema-invalid (negative) requests
-are left alone: they must be refused.
+contract says "a file" or "an http(s) URL" (random bytes are bad audio, a documented 400), one reference voice per known
+speaker name (the counts must match; references must be 2-10 s of a voice), response_format=json beside
+include[]=logprobs (json only), and the text to translate when neither the query nor the body carries it. One change is
+for speed only: Whisper `base` gets English (the clip's language) rather than a random one. Everything else stays as
+generated. Schema-invalid (negative) requests are left alone: they must be refused.
 """
 
 from __future__ import annotations
@@ -55,8 +55,12 @@ def map_case(context: Any, case: Case) -> Case:
         if names:
             body["response_format"] = "diarized_json"  # known voices are for diarized_json only (a 400 otherwise)
             body["known_speaker_references[]"] = [VOICE_URL for _ in names]
-        elif "known_speaker_references[]" in body:
-            del body["known_speaker_references[]"]  # references need names
+            if isinstance(body.get("include[]"), list):
+                body["include[]"] = [item for item in body["include[]"] if item != "logprobs"]  # json only
+        else:
+            body.pop("known_speaker_references[]", None)  # references need names
+            if isinstance(body.get("include[]"), list) and "logprobs" in body["include[]"]:
+                body["response_format"] = "json"  # log probabilities come in json only (as at OpenAI; else a 400)
         if isinstance(body.get("audio_file_url"), str):
             body["audio_file_url"] = AUDIO_URL
     if path in ("/asr", "/detect-language") and isinstance(body, dict) and "audio_file" in body:

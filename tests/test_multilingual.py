@@ -26,7 +26,8 @@ from tests.whisper_base import words_of
 # "morgen" came back as "tomorrow" or not at all, "Tasse" as "cup" or "a coffee", "mit dem Zug" as "by train" or
 # "go" on a loaded machine, where Whisper's temperature fallback samples), and German words it must not (it is
 # English, not a transcript).
-ENGLISH_WORDS = ("berlin", "coffee", "milk")
+# words every translation by `base` has (it sometimes drops the proper noun "Berlin": not asserted)
+ENGLISH_WORDS = ("coffee", "milk")
 GERMAN_ONLY_WORDS = ("morgen", "zug", "kaffee", "milch")
 TIMEOUT = 180.0
 

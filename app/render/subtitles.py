@@ -57,13 +57,14 @@ def render_vtt(transcript: Transcript) -> str:
 
 
 def build_cues(transcript: Transcript) -> list[Cue]:
-    """Cues in order, never overlapping, each with start < end."""
+    """Cues in order, never overlapping, each with start < end, none longer than MAX_CUE_SECONDS."""
     groups = _group(_tokens(transcript.segments))
     timed: list[tuple[int, int]] = []
     previous_end = 0
     for group in groups:
         start = max(group[0].start_ms, previous_end)
-        end = max(max(t.end_ms for t in group), start + 1)
+        # a single very slow word (its letters seconds apart) is shown for MAX_CUE_SECONDS, not for its whole span
+        end = min(max(max(t.end_ms for t in group), start + 1), start + round(MAX_CUE_SECONDS * 1000))
         timed.append((start, end))
         previous_end = end
     cues = []
@@ -128,7 +129,7 @@ def _must_break(previous: _Token, token: _Token) -> bool:
 
 
 def _fits(tokens: list[_Token]) -> bool:
-    """A single token always fits (a very long word or a very slow one stands alone)."""
+    """A single token always fits (a very long word or a very slow one stands alone: `build_cues` caps its time)."""
     if len(tokens) == 1:
         return True
     if max(t.end_ms for t in tokens) - tokens[0].start_ms > MAX_CUE_SECONDS * 1000:

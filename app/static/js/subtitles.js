@@ -63,7 +63,7 @@ function wrap(words) {
   return lines;
 }
 
-// A single token always fits (a very long word or a very slow one stands alone).
+// A single token always fits (a very long word or a very slow one stands alone: buildCues caps its time).
 function fits(toks) {
   if (toks.length === 1) return true;
   if (Math.max(...toks.map((t) => t.end)) - toks[0].start > SUBTITLE.maxCueMs) return false;
@@ -138,7 +138,8 @@ export function buildCues(segments, duration = 0) {
   let previousEnd = 0;
   for (const g of groups) {
     const start = Math.max(g[0].start, previousEnd);
-    const end = Math.max(Math.max(...g.map((t) => t.end)), start + 1);
+    // a single very slow word (its letters seconds apart) is shown for maxCueMs, not for its whole span
+    const end = Math.min(Math.max(Math.max(...g.map((t) => t.end)), start + 1), start + SUBTITLE.maxCueMs);
     timed.push([start, end]);
     previousEnd = end;
   }
