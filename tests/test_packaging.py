@@ -349,6 +349,7 @@ def test_make_targets_exist(target: str) -> None:
 
 CHECKS = [["uv", "run", "ruff", "check", "."], ["uv", "run", "ruff", "format", "--check", "."], ["uv", "run", "mypy"]]
 SYSTEM_PACKAGES = ["bash", "scripts/system_packages.sh"]
+PYTEST = ["uv", "run", "pytest", "-q", "-n", "3", "--dist", "loadfile"]  # TEST_WORKERS=3 by default
 
 
 @pytest.mark.parametrize(
@@ -357,19 +358,19 @@ SYSTEM_PACKAGES = ["bash", "scripts/system_packages.sh"]
         (["install"], [["uv", "sync"]]),
         (["run"], [["uv", "run", "python", "-m", "app"]]),
         (["download-weights-local", "MODEL=v3_ctc"], [["uv", "run", "python", "-m", "app", "download", "v3_ctc"]]),
-        (["test"], [SYSTEM_PACKAGES, ["uv", "run", "pytest", "-q", "-n", "3", "--dist", "loadfile"]]),
+        (["test"], [SYSTEM_PACKAGES, PYTEST]),
         (
             ["test", "PYTEST_ARGS=-k catalog -x"],
-            [SYSTEM_PACKAGES, ["uv", "run", "pytest", "-q", "-n", "3", "--dist", "loadfile", "-k", "catalog", "-x"]],
+            [SYSTEM_PACKAGES, [*PYTEST, "-k", "catalog", "-x"]],
         ),
-        (["test-integration"], [SYSTEM_PACKAGES, ["uv", "run", "pytest", "-q", "-n", "3", "--dist", "loadfile", "-m", "slow or browser"]]),
-        (["check"], [*CHECKS, SYSTEM_PACKAGES, ["uv", "run", "pytest", "-q", "-n", "3", "--dist", "loadfile"]]),
+        (["test-integration"], [SYSTEM_PACKAGES, [*PYTEST, "-m", "slow or browser"]]),
+        (["check"], [*CHECKS, SYSTEM_PACKAGES, PYTEST]),
         (
             ["pre-commit"],
             [
                 *CHECKS,
                 SYSTEM_PACKAGES,
-                ["uv", "run", "pytest", "-q", "-n", "3", "--dist", "loadfile"],
+                PYTEST,
                 ["docker", "compose", "version"],
                 ["docker", "compose", "--profile", "tools", "config", "--quiet"],
             ],
