@@ -60,7 +60,7 @@ check: lint format-check typecheck test ## ruff check + ruff format --check + my
 compose-config: ## Validate compose.yaml (needs docker compose, or docker-compose)
 	@if $(COMPOSE) version >/dev/null 2>&1; then $(COMPOSE) --profile tools config --quiet; \
 	elif command -v docker-compose >/dev/null; then docker-compose --profile tools config --quiet; \
-	else echo "compose-config: no docker compose here, skipped (tests/test_packaging.py still checks the file)"; fi
+	else echo "compose-config: no docker compose here, skipped (tests/packaging/test_packaging.py still checks the file)"; fi
 
 pre-commit: check compose-config ## Everything before a commit
 

@@ -6,7 +6,7 @@
 #   espeak-ng                    synthetic voices for diarization conversations
 #   strace                       the privacy test (no outbound connection)
 #   make                         the packaging tests run the Makefile's targets
-#   npm                          installs the JavaScript clients tests/test_clients.py drives (and the Node.js 22
+#   npm                          installs the JavaScript clients tests/clients/test_clients.py drives (and the Node.js 22
 #                                they need, from npm's `node` package: Debian's own nodejs may be older)
 set -euo pipefail
 

@@ -1,4 +1,4 @@
-"""The third-party clients tests/test_clients.py drives, installed as their users install them, apart from the
+"""The third-party clients tests/clients/test_clients.py drives, installed as their users install them, apart from the
 project's environment, and cached between runs.
 
 - Python (OpenAI SDK, LiteLLM, livekit-plugins-openai): a venv made by uv from `tests/clients/requirements.txt`

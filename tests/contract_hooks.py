@@ -1,4 +1,4 @@
-"""schemathesis hooks for tests/test_contract.py (loaded through SCHEMATHESIS_HOOKS in the schemathesis process).
+"""schemathesis hooks for tests/system/test_contract.py (loaded through SCHEMATHESIS_HOOKS in the schemathesis process).
 
 Schema-valid requests are given what no schema can state, so that they are really accepted: real audio where the
 contract says "a file" or "an http(s) URL" (random bytes are bad audio, a documented 400), one reference voice per known

@@ -1,4 +1,4 @@
-"""Run inside a fresh network namespace (`unshare --net`, loopback only) by tests/test_wyoming_zeroconf.py: start
+"""Run inside a fresh network namespace (`unshare --net`, loopback only) by tests/unit/test_wyoming_zeroconf.py: start
 the Wyoming server with WYOMING_ZEROCONF on 127.0.0.1, find it with zeroconf's own browser as Home Assistant's
 discovery does, describe it at the address it advertises, stop it, and see it withdrawn. Prints one JSON line."""
 

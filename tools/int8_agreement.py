@@ -1,5 +1,5 @@
 """How far the int8 graph rewrite (app/engines/onnx_graph.py) moves a random-weight GigaAM v3 CTC's output, against
-int8's own error, on this CPU's kernels or another's: the figures behind tests/test_onnx_graph.py's thresholds.
+int8's own error, on this CPU's kernels or another's: the figures behind tests/unit/test_onnx_graph.py's thresholds.
 
     python -m tools.int8_agreement prepare OUT [--seed N]   # natively (needs torch): fp32, int8, rewritten + features
     python -m tools.int8_agreement check OUT                # onnxruntime only; under an emulated CPU, e.g.
@@ -24,7 +24,7 @@ import app  # noqa: F401  (telemetry off before onnxruntime loads)
 
 def prepare(out: Path, seed: int) -> None:
     from app.engines.onnx_graph import optimized_folder
-    from tests.test_onnx_graph import speech_features
+    from tests.unit.test_onnx_graph import speech_features
     from tools.gigaam_build import write_model_dir
 
     out.mkdir(parents=True, exist_ok=True)

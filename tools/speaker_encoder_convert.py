@@ -6,7 +6,7 @@ The network is Resemblyzer's `VoiceEncoder`: a 3-layer LSTM (40 mel bands -> 256
 the last frame -> Linear 256 -> 256 -> ReLU -> L2 normalisation. `ReferenceEncoder` rebuilds it in torch on the
 weights of the installed `resemblyzer` package, which is found with `importlib.util.find_spec` and never imported
 (its import needs `pkg_resources`, gone from current setuptools). torch and resemblyzer are needed only here and in
-the test that checks the converted file against this reference (`tests/test_speaker_encoder.py`).
+the test that checks the converted file against this reference (`tests/unit/test_speaker_encoder.py`).
 
 The export is deterministic: float32 weights as in the checkpoint, TorchScript exporter, fixed opset; re-running it
 writes the same bytes. The licence notice shipped beside the file is `app/diarization/data/SPEAKER_ENCODER_LICENSE`.

@@ -6,7 +6,7 @@ computes (and `criterion="maxclust"` when too many clusters remain), so the runt
 the image for this one function). Clusters merge closest first (the distance between two clusters is the mean
 distance between their members, Lance-Williams update); average linkage has no inversions, so merging greedily by
 the smallest distance gives SciPy's dendrogram, and cutting it at a height is stopping the merges there.
-`tests/test_clustering.py` compares the partitions with SciPy's on random data.
+`tests/unit/test_clustering.py` compares the partitions with SciPy's on random data.
 
 Memory is one n x n float64 matrix (n = embeddings; 1 h of speech at 0.8 s windows is ~4500: 160 MB). Time is
 O(n^2) per pass over the matrix, with a cached nearest neighbour per row so a merge usually touches O(n).

@@ -10,7 +10,7 @@
   features are computed here in numpy: neither torch nor the `resemblyzer` package (whose import needs
   `pkg_resources`, gone from current setuptools, and whose librosa features cost ~8 s of numba warm-up) is used at
   run time.
-  `tests/test_diarize.py` checks the features against librosa's, `tests/test_speaker_encoder.py` the converted
+  `tests/unit/test_diarize.py` checks the features against librosa's, `tests/unit/test_speaker_encoder.py` the converted
   encoder against the torch network on real speech.
 - Windows of 1.6 s (the encoder's native partial length) every 0.8 s inside each region; shorter regions give one
   window. Clustering is average-linkage agglomerative on cosine distance, cut at `DISTANCE_THRESHOLD` (one

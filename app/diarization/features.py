@@ -1,7 +1,7 @@
 """The speaker encoder's input features, in numpy: Resemblyzer's mel frames and volume normalisation.
 
 Resemblyzer computes them with librosa (whose numba warm-up costs ~8 s); these are the same numbers
-(`tests/test_diarize.py` checks them against librosa's).
+(`tests/unit/test_diarize.py` checks them against librosa's).
 """
 
 from __future__ import annotations

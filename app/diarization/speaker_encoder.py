@@ -5,7 +5,7 @@ L2 normalisation) and its weights are Resemblyzer's (Apache-2.0, notice in
 `app/diarization/data/SPEAKER_ENCODER_LICENSE`), converted once from its `pretrained.pt` by
 `python -m tools.speaker_encoder_convert` into the bundled `app/diarization/data/speaker_encoder.onnx` (5.7 MB,
 float32). No torch and no `resemblyzer` at run time;
-`tests/test_speaker_encoder.py` checks the file against the torch network on real speech.
+`tests/unit/test_speaker_encoder.py` checks the file against the torch network on real speech.
 
 Windows are run in batches of equal frame count: an LSTM's last hidden state depends on every frame it saw, so a
 short window is never padded to the length of the others.

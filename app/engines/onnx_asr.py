@@ -230,6 +230,6 @@ def check_preprocessor(spec: OnnxAsrLoader, folder: Path, asr: Any) -> None:
 def decode_as_trained(spec: OnnxAsrLoader, asr: Any) -> None:
     """Give onnx-asr's greedy RNN-T decoder the per-frame token limit the model's own decoder has (GigaAM: 10, where
     the published config.json says 3: a frame that would emit more loses them). onnx-asr reads it from `config`
-    at every decoding (`_max_tokens_per_step`); tests/test_e2e_decoding.py pins both against gigaam's decoder."""
+    at every decoding (`_max_tokens_per_step`); tests/unit/test_e2e_decoding.py pins both against gigaam's decoder."""
     if spec.max_tokens_per_step is not None:
         asr.config["max_tokens_per_step"] = spec.max_tokens_per_step

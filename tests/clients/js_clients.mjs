@@ -1,5 +1,5 @@
 // The JavaScript clients, each making the calls it makes by default, against a running server.
-// Run by tests/test_clients.py with the Node.js 22 of this folder's node_modules:
+// Run by tests/clients/test_clients.py with the Node.js 22 of this folder's node_modules:
 //   node js_clients.mjs CASE BASE_URL AUDIO_DIR PCM24K_FILE
 // BASE_URL is https:// (NODE_EXTRA_CA_CERTS names the server's ca.pem, as README tells users); one JSON line out.
 import fs from "node:fs";

@@ -1,6 +1,6 @@
 """The Python clients, each making the calls it makes by default, against a running server.
 
-Run by tests/test_clients.py in the clients' own venv (tests/client_envs.py), never imported by the suite:
+Run by tests/clients/test_clients.py in the clients' own venv (tests/client_envs.py), never imported by the suite:
     python python_clients.py CASE BASE_URL AUDIO_DIR [SILENT_SECONDS]
 One JSON line out (the test asserts on it); a failure is a traceback and exit status 1.
 """

@@ -17,7 +17,7 @@ from app.errors import ModelUnavailable
 from tests.server import AUDIO
 from tools.speaker_encoder_convert import load_reference
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS = ["endgame_nagg_nell.wav", "two_cities.wav", "beckett.wav"]
 
 

@@ -18,7 +18,7 @@ from openai import OpenAI
 from openai.types.audio import TranscriptionDiarized
 
 from tests.server import ServerProcess
-from tests.test_openai_api import assert_openai_error, assert_readable_cues, parse_cues
+from tests.system.test_openai_api import assert_openai_error, assert_readable_cues, parse_cues
 
 
 def closed_port() -> int:

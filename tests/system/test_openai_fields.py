@@ -2,7 +2,7 @@
 probability, from the engine's own scores) and `languages[]` (the languages the audio may be in).
 
 Whisper tiny.en through the real server; the random-weight GigaAM through its engine (its tokens are noise, their
-scores are real). `languages[]` under MODEL=auto is in tests/test_auto_routing.py.
+scores are real). `languages[]` under MODEL=auto is in tests/system/test_auto_routing.py.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 from openai import OpenAI
 
 from tests import gigaam_fixture
+from tests.api.test_api_inprocess import AUTH, NOT_AUDIO, error_of
+from tests.api.test_api_inprocess import client as inprocess_client  # noqa: F401  (the in-process app, no model)
 from tests.audio_helpers import BECKETT, load
 from tests.server import ServerProcess
-from tests.test_api_inprocess import AUTH, NOT_AUDIO, error_of
-from tests.test_api_inprocess import client as inprocess_client  # noqa: F401  (the in-process app, no model)
 
 tiny_gigaam_models_dir = gigaam_fixture.tiny_gigaam_models_dir  # the fixture, for this module
 TIMEOUT = 120.0

@@ -28,7 +28,7 @@ from app.languages import LANGUAGES
 from app.settings import SettingsError, load_settings
 from tests.realtime_client import pcm24k, stream, ws_url
 from tests.server import AUDIO, ROOT, ServerProcess, tiny_server
-from tests.test_openai_api import assert_openai_error
+from tests.system.test_openai_api import assert_openai_error
 from tests.whisper_base import words_of
 
 TIMEOUT = 180.0

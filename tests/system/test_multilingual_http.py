@@ -18,7 +18,7 @@ from app.engines.registry import find_model
 from app.settings import SettingsError, load_settings
 from app.transcription.routing import AutoRouter, auto_router
 from tests.server import AUDIO, ServerProcess, tiny_server
-from tests.test_openai_api import assert_openai_error
+from tests.system.test_openai_api import assert_openai_error
 
 TIMEOUT = 180.0
 ROUTE = "/v1/audio/transcriptions"

@@ -69,7 +69,7 @@ def test_a_bad_flag_names_its_parameter() -> None:
     assert info.value.about == "stream"
 
 
-def test_numbers() -> None:  # /diarize's `timestamp` is a typed parameter: tests/test_api_inprocess.py
+def test_numbers() -> None:  # /diarize's `timestamp` is a typed parameter: tests/api/test_api_inprocess.py
     assert finite(12.5, "timestamp_offset") == 12.5
     for bad in ("nan", "inf", "-inf"):
         with pytest.raises(InvalidInput) as info:

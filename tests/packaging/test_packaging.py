@@ -33,7 +33,7 @@ SUITE_NEEDS = {
     "chromium-driver": "the page's browser tests",
     "espeak-ng": "synthetic voices",
     "strace": "the privacy test",
-    "npm": "the JavaScript clients of tests/test_clients.py",
+    "npm": "the JavaScript clients of tests/clients/test_clients.py",
     "make": "these tests run the Makefile",
 }
 

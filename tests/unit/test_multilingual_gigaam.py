@@ -18,7 +18,7 @@ from tests import fake_hub
 from tests.audio_helpers import load
 from tests.fake_hub import FakeHub, HubFile
 from tests.server import AUDIO
-from tests.test_gigaam_engine import read_wav
+from tests.unit.test_gigaam_engine import read_wav
 
 NAMES = ["multilingual_ctc", "multilingual_large_ctc"]
 SR = 16_000

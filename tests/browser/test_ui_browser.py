@@ -1,6 +1,6 @@
 """The page at `/` and the docs at `/docs`, driven in Debian's headless Chromium against the real server.
 
-Run: `uv run pytest tests/test_ui_browser.py -m browser -q` (needs `apt-get install -y chromium`).
+Run: `uv run pytest tests/browser/test_ui_browser.py -m browser -q` (needs `apt-get install -y chromium`).
 Set UPDATE_SCREENSHOT=1 to refresh docs/screenshot.png from the transcription test.
 """
 
@@ -34,7 +34,7 @@ from tests.server import AUDIO  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BECKETT = AUDIO / "beckett.wav"
 TWO_CITIES = AUDIO / "two_cities.wav"
 CHROMIUM_ARGS = [

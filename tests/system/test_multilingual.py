@@ -19,7 +19,7 @@ import pytest
 from openai import OpenAI
 
 from tests.server import AUDIO, ServerProcess, tiny_server
-from tests.test_openai_api import assert_openai_error
+from tests.system.test_openai_api import assert_openai_error
 from tests.whisper_base import words_of
 
 # Words a translation of GERMAN must carry (those base gets right from espeak's voice with and without word timings;

@@ -15,7 +15,7 @@ import pytest
 from openai import OpenAI
 
 from tests.server import ServerProcess
-from tests.test_openai_api import assert_openai_error
+from tests.system.test_openai_api import assert_openai_error
 
 SENTENCE = "We deployed Kubernetes on the Raspberry Pi."
 TIMEOUT = 120.0

@@ -29,7 +29,7 @@ from app.engines.protocol import Decoding
 from app.engines.registry import GIGAAM_MAX_SYMBOLS_PER_STEP
 from tests.audio_helpers import load
 from tests.server import AUDIO
-from tests.test_gigaam_engine import read_wav
+from tests.unit.test_gigaam_engine import read_wav
 
 ONNX_ASR_SPACES = re.compile(r"\A\s|\s\B|(\s)\b")  # onnx_asr.asr._AsrWithDecoding.DECODE_SPACE_PATTERN
 CORPUS = [

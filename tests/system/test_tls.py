@@ -208,7 +208,7 @@ def test_a_browser_dictates_over_https_from_a_lan_name(tls_server: ServerProcess
     who trusted ca.pem, and the test needs no NSS database (certutil) nor a change to the machine's trust store."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, TWO_CITIES
+    from tests.browser.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, TWO_CITIES
 
     args = [
         *CHROMIUM_ARGS,

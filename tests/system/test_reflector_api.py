@@ -19,7 +19,7 @@ from openai import OpenAI
 
 from tests.audio_factory import transcode
 from tests.server import AUDIO, ServerProcess, tiny_server
-from tests.test_openai_api import assert_openai_error
+from tests.system.test_openai_api import assert_openai_error
 from tools.textmetrics import word_error_rate
 
 KEY = "reflector-secret"
@@ -34,7 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("reflector-server")
     build(tmp / "models" / "opus-mt-en-ru")
     env = {"REFLECTOR_GPU_APIKEY": KEY, "ALLOW_PRIVATE_URLS": "true", "MAX_AUDIO_SECONDS": "600"}
-    env["RESUME_GRACE_SECONDS"] = "0"  # a hang-up cancels at once (resume on retry: tests/test_flaky_clients.py)
+    env["RESUME_GRACE_SECONDS"] = "0"  # a hang-up cancels at once (resume on retry: tests/system/test_flaky_clients.py)
     with tiny_server(tmp, **env) as server:
         yield server
 

@@ -14,7 +14,7 @@ from openai import OpenAI
 
 from tests.audio_factory import read_wav, tiled, write_wav
 from tests.server import ServerProcess, tiny_server
-from tests.test_openai_api import assert_openai_error
+from tests.system.test_openai_api import assert_openai_error
 
 KEY = "s3cret-key"
 
