@@ -3,9 +3,9 @@
 Schema-valid requests are given what no schema can state, so that they are really accepted: real audio where the
 contract says "a file" or "an http(s) URL" (random bytes are bad audio, a documented 400), one reference voice per known
 speaker name (the counts must match; references must be 2-10 s of a voice), response_format=json beside
-include[]=logprobs (json only), and the text to translate when neither the query nor the body carries it. One change is
-for speed only: Whisper `base` gets English (the clip's language) rather than a random one. Everything else stays as
-generated. Schema-invalid (negative) requests are left alone: they must be refused.
+include[]=logprobs (json only), `language` or `languages[]` (not both), and the text to translate when neither the query
+nor the body carries it. One change is for speed only: Whisper `base` gets English (the clip's language) rather than a
+random one. Everything else stays as generated. Schema-invalid (negative) requests are left alone: they must be refused.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def map_case(context: Any, case: Case) -> Case:
             body.pop("known_speaker_references[]", None)  # references need names
             if isinstance(body.get("include[]"), list) and "logprobs" in body["include[]"]:
                 body["response_format"] = "json"  # log probabilities come in json only (as at OpenAI; else a 400)
+        if body.get("language") and body.get("languages[]"):
+            del body["languages[]"]  # language or languages[], not both (a 400 when they differ)
         if isinstance(body.get("audio_file_url"), str):
             body["audio_file_url"] = AUDIO_URL
     if path in ("/asr", "/detect-language") and isinstance(body, dict) and "audio_file" in body:

@@ -22,7 +22,16 @@ from tests.audio_helpers import encode
 from tests.server import AUDIO
 
 Expect = Literal["speech", "refused", "either"]
-SPEECH_WORD = "fail"  # beckett.wav, as tiny.en hears it even clipped, at 8 kHz or mixed from 64 channels
+# beckett.wav ("Ever tried. Ever failed. No matter. Try again. Fail again. Fail better."): tiny.en hears at least one
+# of these even clipped, at 8 kHz or mixed from 64 channels; infinitely clipped (1e30) it once heard
+# "Every try, every pharaohs. No matter, try then." (its temperature fallback samples)
+SPEECH_WORDS = ("fail", "try", "tried", "matter", "better")
+
+
+def sounds_like_speech(text: str) -> bool:
+    return any(word in text.lower() for word in SPEECH_WORDS)
+
+
 PCM = 0x0001
 FLOAT = 0x0003
 ALAW = 0x0006

@@ -125,6 +125,11 @@ def upload_form(found: dict[str, dict[str, Any]], groups: LanguageGroups) -> dic
     openai_models = [m for models, _ in groups for m in models]
     model, language, by_model = model_and_language(groups)
     properties["model"], properties["language"] = model, language
+    # languages[] takes the codes `language` takes, model by model (and not beside a `language` that differs)
+    properties["languages[]"] = {**properties["languages[]"], "items": language}
+    for entry in by_model:
+        for choice in entry["anyOf"]:
+            choice["properties"]["languages[]"] = {"items": {"enum": choice["properties"]["language"]["enum"]}}
     reflector_only = [name for name in reflector_form["properties"] if name not in openai_form["properties"]]
     dialects = [
         {
