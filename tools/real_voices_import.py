@@ -12,7 +12,7 @@ files it needs and writes them as 16-bit FLAC (lossless), concatenating a packag
   (public domain) and its `cards` utterances (BSD-2).
 
 `python -m tools.real_voices_import [--out tests/data/voices]` (needs pip, apt-get and network access to the two
-registries).
+registries; soundfile comes into the dev environment with librosa).
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@
   synthetic voices of one engine) are nearly as close as one voice's windows and get merged; so each cluster is then
   tried as two (`_split_mixed`): the split is kept when it follows the turns (consecutive windows of a region fall
   on the same side) and the halves' centroids are apart. Measured with `python -m tools.diar_eval` (ADR 18).
+- Telephone-band speech (no power above 4 kHz, measured on the mel bands the encoder reads) brings every voice
+  closer together in the encoder's space: it is clustered with its own calibration (`NARROW_BAND`: a lower cut,
+  5 s clusters, and the speakers found again on embeddings with the recording's mean removed; ADR 67), chosen on
+  real voices (`python -m tools.diar_eval`, the real-voice set, ADR 66).
 - At most `MAX_CLUSTERED` windows (~13 min of speech) are clustered: longer files cluster blocks of consecutive
   windows spread over the file and assign the others to the nearest centroid, so memory stays bounded.
 - Labels are smoothed (a lone window between two of another speaker inside one region flips), tiny clusters are
@@ -40,9 +44,9 @@ from app.audio.regions import RegionStream, padded
 from app.audio.types import SAMPLE_RATE
 from app.audio.types import Audio as FloatArray
 from app.audio.vad import SpeechRegion, SpeechSegmenter, load_vad
-from app.diarization.clustering import DISTANCE_THRESHOLD, cluster_bounded
-from app.diarization.features import mel_frames, normalize_volume
-from app.diarization.speaker_encoder import EMBED_BATCH, EMBEDDING_SIZE, SpeakerEmbedder
+from app.diarization.clustering import NARROW_BAND, WIDE_BAND, cluster_bounded
+from app.diarization.features import is_narrow_band, mel_frames, normalize_volume
+from app.diarization.speaker_encoder import EMBED_BATCH, EMBEDDING_SIZE, MEL_BANDS, SpeakerEmbedder
 from app.worker.cancel import CancelToken
 
 WINDOW_FRAMES = 160  # 1.6 s of 10 ms mel frames: the encoder's native partial utterance
@@ -112,11 +116,10 @@ def speech_regions(audio: FloatArray, threshold: float = 0.5) -> list[tuple[floa
     ]
 
 
-def _region_windows(region: int, start: float, end: float, audio: FloatArray) -> tuple[list[_Window], list[FloatArray]]:
-    """Encoder windows (1.6 s every 0.8 s, the last one flush with the end) of one region's audio."""
+def _region_windows(region: int, start: float, end: float, mel: FloatArray) -> tuple[list[_Window], list[FloatArray]]:
+    """Encoder windows (1.6 s every 0.8 s, the last one flush with the end) of one region's mel frames."""
     if end - start < MIN_REGION_S:
         return [], []
-    mel = mel_frames(normalize_volume(audio))
     n = mel.shape[0]
     offsets = list(range(0, n - WINDOW_FRAMES + 1, STEP_FRAMES)) if n >= WINDOW_FRAMES else [0]
     if n >= WINDOW_FRAMES and offsets[-1] != n - WINDOW_FRAMES:
@@ -175,11 +178,18 @@ def _turns(
 
 
 class Embedded(msgspec.Struct):
-    """What the streamed first pass keeps: speech regions, encoder windows and their embeddings (no audio)."""
+    """What the streamed first pass keeps: speech regions, encoder windows and their embeddings (no audio), and
+    the speech's power per mel band (summed over its frames: whether it is narrow-band)."""
 
     regions: list[tuple[float, float]]
     windows: list[_Window]
     embeddings: FloatArray
+    band_power: npt.NDArray[np.float64] = msgspec.field(default_factory=lambda: np.zeros(MEL_BANDS))
+
+    @property
+    def narrow_band(self) -> bool:
+        """Telephone-band speech: almost no power above 4 kHz."""
+        return is_narrow_band(self.band_power)
 
 
 def embed_speech(
@@ -190,6 +200,7 @@ def embed_speech(
     windows: list[_Window] = []
     pending: list[FloatArray] = []
     parts: list[FloatArray] = []
+    band_power = np.zeros(MEL_BANDS)
 
     def embed_pending() -> None:
         if cancel is not None:
@@ -199,7 +210,9 @@ def embed_speech(
 
     for start, end, audio in padded_regions(audio_blocks(path_or_audio), cancel=cancel):
         regions.append((start / SAMPLE_RATE, end / SAMPLE_RATE))
-        more, mels = _region_windows(len(regions) - 1, *regions[-1], audio)
+        mel = mel_frames(normalize_volume(audio))
+        band_power += mel.sum(axis=0, dtype=np.float64)
+        more, mels = _region_windows(len(regions) - 1, *regions[-1], mel)
         windows.extend(more)
         pending.extend(mels)
         if len(pending) >= EMBED_BATCH:  # embed as we go: 1 kB per window, not the audio
@@ -207,18 +220,22 @@ def embed_speech(
     if pending:
         embed_pending()
     embeddings = np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
-    return Embedded(regions, windows, embeddings)
+    return Embedded(regions, windows, embeddings, band_power)
 
 
-def speaker_turns(embedded: Embedded, threshold: float = DISTANCE_THRESHOLD) -> list[tuple[float, float, int]]:
-    """Speaker turns (start, end, speaker 0..k-1 by first appearance) from the first pass's embeddings."""
+def speaker_turns(embedded: Embedded, threshold: float | None = None) -> list[tuple[float, float, int]]:
+    """Speaker turns (start, end, speaker 0..k-1 by first appearance) from the first pass's embeddings, clustered
+    as the audio's band calls for (`threshold` overrides its cut, for evaluations)."""
     regions, windows = embedded.regions, embedded.windows
     if not windows:
         return [(s, e, 0) for s, e in regions]
     durations = np.array([w.end - w.start for w in windows], dtype=np.float32)
     region_of = np.array([w.region for w in windows], dtype=np.int64)
     follows = np.diff(region_of, prepend=-1) == 0
-    labels = _smooth(windows, cluster_bounded(embedded.embeddings, durations, follows, threshold))
+    calibration = NARROW_BAND if embedded.narrow_band else WIDE_BAND
+    if threshold is not None:
+        calibration = msgspec.structs.replace(calibration, threshold=threshold)
+    labels = _smooth(windows, cluster_bounded(embedded.embeddings, durations, follows, calibration))
     turns = _turns(windows, labels, regions)
     order: dict[int, int] = {}
     for _, _, spk in turns:
@@ -232,7 +249,7 @@ def diarize(
     *,
     offset: float = 0.0,
     cancel: CancelToken | None = None,
-    threshold: float = DISTANCE_THRESHOLD,
+    threshold: float | None = None,
 ) -> list[DiarizationSegment]:
     """Who spoke when: speaker turns (speaker ids 0..k-1 by first appearance), times shifted by `offset`.
 
