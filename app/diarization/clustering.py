@@ -1,6 +1,6 @@
 """Speaker clustering: average-linkage agglomerative clustering on cosine distance in numpy, and the policy that
 turns embeddings of encoder windows into speakers (`cluster`, `cluster_bounded`: cut, fold, split, and for
-telephone-band audio recentre; ADR 18, ADR 66).
+telephone-band audio recentre; ADR 18, ADR 67).
 
 It computes what SciPy's `linkage(x, method="average", metric="cosine")` cut by `fcluster(criterion="distance")`
 computes (and `criterion="maxclust"` when too many clusters remain), so the runtime needs no SciPy (about 140 MB of
@@ -118,7 +118,7 @@ REFINE_ITERATIONS = 10
 
 
 class Calibration(msgspec.Struct, frozen=True):
-    """How embeddings of one kind of audio become speakers (ADR 66).
+    """How embeddings of one kind of audio become speakers (ADR 67).
 
     `threshold`: the average-linkage cut (cosine distance); `min_cluster_s`: clusters covering less speech are
     folded into their nearest neighbour; `recentre`: once the count is known, the windows are clustered again into
@@ -135,9 +135,9 @@ class Calibration(msgspec.Struct, frozen=True):
 WIDE_BAND = Calibration(DISTANCE_THRESHOLD)
 # Telephone-band speech (no power above 4 kHz): the encoder, trained on wide-band speech, puts every voice closer
 # together (mean window cosine between two real voices 0.54-0.66 instead of 0.42-0.59; within one 0.72-0.81 in both),
-# so the cut is lower; clusters must cover 5 s, since a lower cut also isolates a voice's odd windows; and the
+# so the cut is lower; clusters must cover 3 s, since a lower cut also isolates a voice's odd windows; and the
 # channel all voices share is removed before the windows are assigned. Chosen on the real-voice set's tuning seeds.
-NARROW_BAND = Calibration(0.30, min_cluster_s=5.0, recentre=True)
+NARROW_BAND = Calibration(0.30, min_cluster_s=3.0, recentre=True)
 # A cluster is split in two (once) when both halves cover >= SPLIT_MIN_SIDE_S of speech, their centroids are at
 # most SPLIT_MAX_COSINE alike, and consecutive windows of one region fall on the same side at least SPLIT_COHERENCE
 # of the time over >= SPLIT_MIN_PAIRS such pairs: a second voice comes in turns, noise in one voice does not.

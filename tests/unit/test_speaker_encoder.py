@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from app.diarization.diarize import SAMPLE_RATE, WINDOW_FRAMES, _region_windows, audio_blocks, padded_regions
-from app.diarization.features import mel_frames, normalize_volume
 from app.diarization.speaker_encoder import EMBED_BATCH, SpeakerEncoder
 from app.errors import ModelUnavailable
 from tests.server import AUDIO
@@ -27,8 +26,7 @@ def diarization_windows(path: Path) -> list[np.ndarray]:
     found = list(padded_regions(audio_blocks(path)))
     mels: list[np.ndarray] = []
     for index, (start, end, audio) in enumerate(found):
-        mel = mel_frames(normalize_volume(audio))
-        mels.extend(_region_windows(index, start / SAMPLE_RATE, end / SAMPLE_RATE, mel)[1])
+        mels.extend(_region_windows(index, start / SAMPLE_RATE, end / SAMPLE_RATE, audio)[1])
     return mels
 
 
