@@ -12,8 +12,13 @@ The evaluation set (issue 10, item 5) is built here, by code, from `tests/data` 
   quiet ends trimmed. Turns, voices and pauses all follow from the seed;
 - `TUNE_SEEDS` are for choosing thresholds, `HELD_OUT_SEEDS` for the figures we report.
 
-`python -m tools.diar_eval [--seeds held-out|tune] [--threshold X]` prints per-conversation DER (0.25 s collar),
-speaker counts, and the figures for the real recordings.
+The real-voice set (issue 27, ADR 66) is built the same way from eight real people only (`REAL_VOICES`: tests/data
+and tests/data/voices, licences in its README): one to three voices (two always of one sex), quick turns of 0.5-2 s,
+pauses of 0.1-0.6 s, each conversation also as a telephone copy (`telephone`); plus the real call of two women as
+recorded (`the_call`). `REAL_TUNE_SEEDS` / `REAL_HELD_OUT_SEEDS` as above.
+
+`python -m tools.diar_eval [--seeds held-out|tune] [--set both|espeak|real] [--threshold X]` prints both sets'
+per-conversation DER (0.25 s collar) and speaker counts, their summaries, and the figures for the real recordings.
 """
 
 from __future__ import annotations
