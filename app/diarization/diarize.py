@@ -19,6 +19,10 @@
   synthetic voices of one engine) are nearly as close as one voice's windows and get merged; so each cluster is then
   tried as two (`_split_mixed`): the split is kept when it follows the turns (consecutive windows of a region fall
   on the same side) and the halves' centroids are apart. Measured with `python -m tools.diar_eval` (ADR 18).
+- Telephone-band audio (no power above 4 kHz in the mel bands the encoder reads, judged on the first 30 s block)
+  brings every voice closer together in the encoder's space: its regions end at shorter pauses and it is clustered
+  with its own calibration (`NARROW_BAND`: a lower cut, 3 s clusters, and the speakers found again on embeddings
+  with the recording's mean removed; ADR 67), chosen on real voices (`python -m tools.diar_eval`, ADR 66).
 - At most `MAX_CLUSTERED` windows (~13 min of speech) are clustered: longer files cluster blocks of consecutive
   windows spread over the file and assign the others to the nearest centroid, so memory stays bounded.
 - Labels are smoothed (a lone window between two of another speaker inside one region flips), tiny clusters are
@@ -28,6 +32,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -40,8 +45,8 @@ from app.audio.regions import RegionStream, padded
 from app.audio.types import SAMPLE_RATE
 from app.audio.types import Audio as FloatArray
 from app.audio.vad import SpeechRegion, SpeechSegmenter, load_vad
-from app.diarization.clustering import DISTANCE_THRESHOLD, cluster_bounded
-from app.diarization.features import mel_frames, normalize_volume
+from app.diarization.clustering import NARROW_BAND, WIDE_BAND, cluster_bounded
+from app.diarization.features import is_narrow_band, mel_frames, normalize_volume
 from app.diarization.speaker_encoder import EMBED_BATCH, EMBEDDING_SIZE, SpeakerEmbedder
 from app.worker.cancel import CancelToken
 
@@ -52,6 +57,9 @@ MERGE_GAP_S = 0.5
 SPEECH_PAD_S = 0.1  # added around each speech region (never overlapping the previous one)
 MIN_SPEECH_S = 0.2
 MIN_SILENCE_S = 0.3  # a pause this long ends a region (short turns of a dialogue stay apart)
+# In telephone-band audio a shorter pause does (ADR 67): quick turns of a call keep fewer changes of speaker inside
+# one region. Not in wide-band audio: espeak's sentences fell apart into windows too short to tell voices apart.
+NARROW_BAND_MIN_SILENCE_S = 0.15
 BLOCK_SECONDS = 30.0  # decode block
 
 
@@ -80,11 +88,16 @@ def audio_blocks(source: Path | str | FloatArray) -> Iterator[FloatArray]:
 
 
 def padded_regions(
-    blocks: Iterable[FloatArray], threshold: float = 0.5, cancel: CancelToken | None = None
+    blocks: Iterable[FloatArray],
+    threshold: float = 0.5,
+    cancel: CancelToken | None = None,
+    min_silence_seconds: float = MIN_SILENCE_S,
 ) -> Iterator[tuple[int, int, FloatArray]]:
     """Speech regions (start, end in samples, with SPEECH_PAD_S padding that never overlaps the previous region)
     with their audio, each as soon as it is final; only the audio a future region may still need is held."""
-    segmenter = SpeechSegmenter(threshold=threshold, min_speech_seconds=MIN_SPEECH_S, min_silence_seconds=MIN_SILENCE_S)
+    segmenter = SpeechSegmenter(
+        threshold=threshold, min_speech_seconds=MIN_SPEECH_S, min_silence_seconds=min_silence_seconds
+    )
     stream = RegionStream(load_vad().stream(), segmenter)
     pad = round(SPEECH_PAD_S * SAMPLE_RATE)
     last_end = 0
@@ -175,21 +188,32 @@ def _turns(
 
 
 class Embedded(msgspec.Struct):
-    """What the streamed first pass keeps: speech regions, encoder windows and their embeddings (no audio)."""
+    """What the streamed first pass keeps: speech regions, encoder windows and their embeddings (no audio), and
+    whether the audio is telephone-band (`narrow_band`)."""
 
     regions: list[tuple[float, float]]
     windows: list[_Window]
     embeddings: FloatArray
+    narrow_band: bool = False
 
 
 def embed_speech(
     path_or_audio: Path | str | FloatArray, encoder: SpeakerEmbedder, *, cancel: CancelToken | None = None
 ) -> Embedded:
-    """Speech regions and the embedding of every encoder window, streamed (memory flat in the audio's length)."""
+    """Speech regions and the embedding of every encoder window, streamed (memory flat in the audio's length).
+
+    The first decoded block (30 s) says whether the audio is telephone-band: that sets the pause that ends a region
+    and, later, the clustering's calibration.
+    """
     regions: list[tuple[float, float]] = []
     windows: list[_Window] = []
     pending: list[FloatArray] = []
     parts: list[FloatArray] = []
+    blocks = audio_blocks(path_or_audio)
+    first = next(blocks, None)
+    narrow = first is not None and is_narrow_band(mel_frames(first).sum(axis=0, dtype=np.float64))
+    min_silence = NARROW_BAND_MIN_SILENCE_S if narrow else MIN_SILENCE_S
+    audio_stream = itertools.chain([] if first is None else [first], blocks)
 
     def embed_pending() -> None:
         if cancel is not None:
@@ -197,7 +221,7 @@ def embed_speech(
         parts.append(encoder.embed(pending))
         pending.clear()
 
-    for start, end, audio in padded_regions(audio_blocks(path_or_audio), cancel=cancel):
+    for start, end, audio in padded_regions(audio_stream, cancel=cancel, min_silence_seconds=min_silence):
         regions.append((start / SAMPLE_RATE, end / SAMPLE_RATE))
         more, mels = _region_windows(len(regions) - 1, *regions[-1], audio)
         windows.extend(more)
@@ -207,18 +231,22 @@ def embed_speech(
     if pending:
         embed_pending()
     embeddings = np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_SIZE), dtype=np.float32)
-    return Embedded(regions, windows, embeddings)
+    return Embedded(regions, windows, embeddings, narrow)
 
 
-def speaker_turns(embedded: Embedded, threshold: float = DISTANCE_THRESHOLD) -> list[tuple[float, float, int]]:
-    """Speaker turns (start, end, speaker 0..k-1 by first appearance) from the first pass's embeddings."""
+def speaker_turns(embedded: Embedded, threshold: float | None = None) -> list[tuple[float, float, int]]:
+    """Speaker turns (start, end, speaker 0..k-1 by first appearance) from the first pass's embeddings, clustered
+    as the audio's band calls for (`threshold` overrides its cut, for evaluations)."""
     regions, windows = embedded.regions, embedded.windows
     if not windows:
         return [(s, e, 0) for s, e in regions]
     durations = np.array([w.end - w.start for w in windows], dtype=np.float32)
     region_of = np.array([w.region for w in windows], dtype=np.int64)
     follows = np.diff(region_of, prepend=-1) == 0
-    labels = _smooth(windows, cluster_bounded(embedded.embeddings, durations, follows, threshold))
+    calibration = NARROW_BAND if embedded.narrow_band else WIDE_BAND
+    if threshold is not None:
+        calibration = msgspec.structs.replace(calibration, threshold=threshold)
+    labels = _smooth(windows, cluster_bounded(embedded.embeddings, durations, follows, calibration))
     turns = _turns(windows, labels, regions)
     order: dict[int, int] = {}
     for _, _, spk in turns:
@@ -232,7 +260,7 @@ def diarize(
     *,
     offset: float = 0.0,
     cancel: CancelToken | None = None,
-    threshold: float = DISTANCE_THRESHOLD,
+    threshold: float | None = None,
 ) -> list[DiarizationSegment]:
     """Who spoke when: speaker turns (speaker ids 0..k-1 by first appearance), times shifted by `offset`.
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.diarization.clustering import cluster, cluster_bounded
+from app.diarization.clustering import NARROW_BAND, WIDE_BAND, Calibration, cluster, cluster_bounded
 from app.diarization.diarize import DiarizationSegment, Embedded, _Window, diarize, speaker_turns
 from app.diarization.features import mel_filterbank, mel_frames
 from app.diarization.speaker_encoder import SpeakerEncoder
@@ -146,14 +146,16 @@ def test_turns_are_ordered_disjoint_and_numbered(layout: list[tuple[float, float
         assert turns == []
 
 
-def test_bounded_clustering_agrees_with_full() -> None:
-    """Clustering a sample of blocks and assigning the rest to centroids finds the same voices as clustering all."""
+@pytest.mark.parametrize("calibration", [WIDE_BAND, NARROW_BAND], ids=["wide", "narrow"])
+def test_bounded_clustering_agrees_with_full(calibration: Calibration) -> None:
+    """Clustering a sample of blocks and assigning the rest to centroids finds the same voices as clustering all
+    (with telephone-band recentring too)."""
     x = _voices(3, 900, 3, 0.3)
     durations = np.full(len(x), 1.6, dtype=np.float32)
     follows = np.ones(len(x), dtype=bool)
     follows[::5] = False  # regions of five windows
-    full = cluster(x, durations, follows=follows)
-    sampled = cluster_bounded(x, durations, follows, max_clustered=200)
+    full = cluster(x, durations, calibration, follows=follows)
+    sampled = cluster_bounded(x, durations, follows, calibration, max_clustered=200)
     assert len(np.unique(full)) == len(np.unique(sampled)) == 3
     pairs = {(int(a), int(b)) for a, b in zip(full, sampled, strict=True)}
     assert len(pairs) == 3  # the same partition up to names
