@@ -98,6 +98,13 @@ def diarization_error_rate(reference: Sequence[Turn], hypothesis: Sequence[Turn]
     return DerResult(der, missed * RESOLUTION, false_alarm * RESOLUTION, confusion * RESOLUTION, total * RESOLUTION)
 
 
+def speech_regions(audio: npt.NDArray[np.float32]) -> list[tuple[float, float]]:
+    """Speech regions in seconds, as the diarizer finds them (Silero VAD, short silences split, small padding)."""
+    from app.diarization.diarize import SAMPLE_RATE, audio_blocks, padded_regions
+
+    return [(start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end, _ in padded_regions(audio_blocks(audio))]
+
+
 def build_conversation(
     sources: Sequence[tuple[npt.NDArray[np.float32], int]], order: Sequence[tuple[int, int]], gap: float = 0.6
 ) -> tuple[npt.NDArray[np.float32], list[Turn]]:
@@ -106,7 +113,7 @@ def build_conversation(
     `sources[i]` is (16 kHz samples, speaker id); `order` lists (source index, utterance index) where utterances
     are the speech regions of each source (Silero VAD, cut generously). Turns are separated by `gap` s of silence.
     """
-    from app.diarization.diarize import SAMPLE_RATE, speech_regions
+    from app.diarization.diarize import SAMPLE_RATE
 
     utterances = [speech_regions(audio) for audio, _ in sources]
     silence = np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32)
@@ -196,7 +203,7 @@ def synthesize(voice: str, text: str, rate: int = 160) -> npt.NDArray[np.float32
 
 def speech_stream(audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """A recording's speech regions (Silero, padded) end to end: no long pause inside."""
-    from app.diarization.diarize import SAMPLE_RATE, speech_regions
+    from app.diarization.diarize import SAMPLE_RATE
 
     regions = speech_regions(audio)
     return np.concatenate([audio[round(s * SAMPLE_RATE) : round(e * SAMPLE_RATE)] for s, e in regions])

@@ -1,33 +1,17 @@
 """Offline speaker diarization: Silero VAD regions -> speaker embeddings -> clustering -> speaker turns.
 
-- Speech regions come from `app.audio.vad` (the same streaming Silero on onnxruntime as the transcription
-  pipeline): the file is decoded block by block (`app.audio.decode`), and each region is turned into encoder
-  windows and embedded as soon as it is final. Only the audio a future region may still need and the embeddings
-  (1 kB per 0.8 s) are kept, so memory does not grow with the file as a decoded copy (~230 MB per hour) would.
-- Embeddings come from Resemblyzer's pretrained speaker encoder (a 3-layer LSTM over 40-band mel frames), run on
-  onnxruntime by `app.diarization.speaker_encoder` from the ONNX file bundled in `app/diarization/data/` (converted
-  once from Resemblyzer's `pretrained.pt` by `tools/speaker_encoder_convert.py`; Apache-2.0, notice beside it). Its mel
-  features are computed here in numpy: neither torch nor the `resemblyzer` package (whose import needs
-  `pkg_resources`, gone from current setuptools, and whose librosa features cost ~8 s of numba warm-up) is used at
-  run time.
-  `tests/unit/test_diarize.py` checks the features against librosa's, `tests/unit/test_speaker_encoder.py` the converted
-  encoder against the torch network on real speech.
-- Windows of 1.6 s (the encoder's native partial length) every 0.8 s inside each region; shorter regions give one
-  window. Clustering is average-linkage agglomerative on cosine distance, cut at `DISTANCE_THRESHOLD` (one
-  speaker's windows merge below ~0.32, two distinct voices separate at ~0.47), so the number of speakers is
-  estimated, and a single speaker results when all embeddings are close. Voices that sound alike (two readers, two
-  synthetic voices of one engine) are nearly as close as one voice's windows and get merged; so each cluster is then
-  tried as two (`_split_mixed`): the split is kept when it follows the turns (consecutive windows of a region fall
-  on the same side) and the halves' centroids are apart. Measured with `python -m tools.diar_eval` (ADR 18).
-- Telephone-band audio (no power above 4 kHz in the mel bands the encoder reads, judged on the first 30 s block)
-  brings every voice closer together in the encoder's space: its regions end at shorter pauses and it is clustered
-  with its own calibration (`NARROW_BAND`: a lower cut, 3 s clusters, and the speakers found again on embeddings
-  with the recording's mean removed; ADR 67), chosen on real voices (`python -m tools.diar_eval`, ADR 66).
-- At most `MAX_CLUSTERED` windows (~13 min of speech) are clustered: longer files cluster blocks of consecutive
-  windows spread over the file and assign the others to the nearest centroid, so memory stays bounded.
-- Labels are smoothed (a lone window between two of another speaker inside one region flips), tiny clusters are
-  folded into the nearest big one, pieces are merged into turns, and speakers are numbered 0..k-1 in order of
-  first appearance.
+- Regions come from the streaming Silero VAD (`app.audio.regions`) over the file decoded block by block; each is
+  cut into encoder windows (1.6 s every 0.8 s) and embedded as soon as it is final, so only the embeddings (1 kB
+  per 0.8 s) and the audio a future region may need are held: memory stays flat in the file's length.
+- Embeddings: Resemblyzer's speaker encoder on onnxruntime (`speaker_encoder.py`, bundled ONNX, Apache-2.0), over
+  numpy mel features (`features.py`); no torch or resemblyzer at run time.
+- Clustering (`clustering.py`, ADR 18): average linkage on cosine distance cut at a threshold, so the count is
+  estimated; a cluster holding two voices that take turns is split. Telephone-band audio (no power above 4 kHz,
+  judged on the first 30 s block) ends regions at shorter pauses and has its own calibration (ADR 66, 67).
+  At most `MAX_CLUSTERED` windows are clustered; the rest join the nearest centroid. Measured with
+  `python -m tools.diar_eval`.
+- Labels are smoothed (a lone window inside one region flips), pieces merge into turns, and speakers are numbered
+  0..k-1 in order of first appearance.
 """
 
 from __future__ import annotations
@@ -116,13 +100,6 @@ def padded_regions(
         yield from take(stream.feed(block))
         stream.release_before(stream.horizon - pad)
     yield from take(stream.finish())
-
-
-def speech_regions(audio: FloatArray, threshold: float = 0.5) -> list[tuple[float, float]]:
-    """Speech regions in seconds (Silero VAD with short silences split, small padding)."""
-    return [
-        (start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end, _ in padded_regions(audio_blocks(audio), threshold)
-    ]
 
 
 def _region_windows(region: int, start: float, end: float, audio: FloatArray) -> tuple[list[_Window], list[FloatArray]]:
