@@ -125,15 +125,8 @@ def form_fields(form: Form, kind: type[F]) -> F:
         value = form.first(name)
         if value is None or value == "":
             continue
-        data[name] = _flag(value, name) if field.type is bool else value
+        data[name] = parse_bool(value, name) if field.type is bool else value
     return convert(data, kind, where="form field")
-
-
-def _flag(value: str, param: str) -> bool:
-    try:
-        return parse_flag(value)
-    except ValueError:
-        raise InvalidInput(f"Invalid value for '{param}': expected true or false, got '{value}'", about=param) from None
 
 
 def convert(data: object, kind: type[T], *, where: str, about: str | None = None, strict: bool = False) -> T:
