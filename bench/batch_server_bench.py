@@ -34,11 +34,11 @@ def main() -> None:
     args = parser.parse_args()
     path = build_input(parse_size(args.size), args.size)
     name = {"none": "fp32", "int8": "int8"}
+    server = ["--model", "v3_ctc", "--models-dir", str(MODELS), "--server-child", str(path)]
     variants = [
         ab.Variant(
             f"{name[q]} batch {b}",
-            ["env", f"BATCH_SIZE={b}", f"QUANTIZATION={q}", sys.executable, "-m", "bench.server_bench"]
-            + ["--model", "v3_ctc", "--models-dir", str(MODELS), "--server-child", str(path)],
+            ["env", f"BATCH_SIZE={b}", f"QUANTIZATION={q}", sys.executable, "-m", "bench.server_bench", *server],
         )
         for q in args.quantization
         for b in args.batches

@@ -104,9 +104,7 @@ def alone_and_batched(model: onnx.ModelProto, names: tuple[str, str], version: s
 
 
 @pytest.mark.parametrize("name", list(KINDS))
-def test_published_graph_leaks_padding_and_the_masked_one_does_not(
-    models: Path, speech: np.ndarray, name: str
-) -> None:
+def test_published_graph_leaks_padding_and_the_masked_one_does_not(models: Path, speech: np.ndarray, name: str) -> None:
     version, _, graph, names = KINDS[name]
     chunks = three_chunks(speech)
     published = onnx.load(str(models / name / graph))
@@ -133,6 +131,18 @@ def test_engine_gives_the_same_tokens_alone_and_batched(models: Path, speech: np
     assert sum(len(w.word) for r in one_by_one for s in r.segments for w in s.words) > 20  # tokens to compare
 
 
+def test_int8_runs_one_chunk_at_a_time_whatever_batch_size_says(models: Path, speech: np.ndarray) -> None:
+    """Dynamic int8 quantizes activations with one scale per tensor, over the whole batch: not exact, so not made."""
+    from tools.gigaam_build import quantize_int8
+
+    quantize_int8(models / "v3_ctc" / "v3_ctc.onnx", models / "v3_ctc" / "v3_ctc.int8.onnx")
+    runs: list[int] = []
+    engine = load("v3_ctc", models, quantization="int8", num_threads=2, batch_size=4, on_batch=runs.append)
+    engine.transcribe(three_chunks(speech, (10, 9, 8.2)), Decoding(language="ru"))
+    assert runs == [1, 1, 1]
+    assert not [p for p in (models / ".optimized").iterdir() if p.name.startswith("v3_ctc.int8") and "masks" in p.name]
+
+
 def test_a_graph_traced_with_a_batch_keeps_its_attention_mask(models: Path, speech: np.ndarray, tmp_path: Path) -> None:
     """Exports traced with more than one utterance carry gigaam's own attention mask: the pass leaves it alone and
     masks only the subsampling (which gigaam leaves unmasked whatever the batch)."""
@@ -149,6 +159,16 @@ def test_a_graph_traced_with_a_batch_keeps_its_attention_mask(models: Path, spee
     assert (masks.frames, masks.attention, masks.already_masked) == (2, 0, 2)
     for single, row in alone_and_batched(traced, ("features", "feature_lengths"), "v3", three_chunks(speech)):
         assert np.abs(single - row).max() < 1e-3
+
+
+def test_the_pass_finds_its_own_masks_and_adds_none(models: Path) -> None:
+    """Masks already there (as in exports that have them) are recognised at every site: a second pass is a no-op."""
+    graph = onnx.load(str(models / "v3_ctc" / "v3_ctc.onnx"))
+    assert add_padding_masks(graph).added == 4
+    before = graph.SerializeToString()
+    again = add_padding_masks(graph)
+    assert (again.added, again.already_masked) == (0, 4)
+    assert graph.SerializeToString() == before
 
 
 def test_graphs_without_a_lengths_input_are_not_touched(models: Path) -> None:

@@ -2,8 +2,8 @@
 
 onnx-asr decodes greedily and reports, per token, the encoder frame where it was emitted. Chunks are recognised in
 batches of up to BATCH_SIZE (ADR 58): the graphs get padding masks (`app.engines.onnx_masks`) and each chunk's
-features are computed from its own samples, so a chunk's tokens do not depend on its batch-mates (fp32; int8's
-per-tensor activation scale spans the batch, see ADR 58). Tokens come from a
+features are computed from its own samples, so a chunk's tokens do not depend on its batch-mates. int8 runs one
+chunk at a time (its per-tensor activation scale would span the batch). Tokens come from a
 SentencePiece-style vocabulary where `▁` (which onnx-asr turns into a leading space) starts a new word; we turn
 them into words: start = time of the word's first token, end = time of the token after its last one (capped), or
 the last token's time plus one frame, clamped to the chunk.
@@ -217,11 +217,17 @@ class OnnxAsrLoader(msgspec.Struct, frozen=True, kw_only=True):
     # (onnx-asr's default 3). GigaAM's own decoder allows 10 (ADR 51).
     max_tokens_per_step: int | None = None
 
+    def batch_size_for(self, engines: EngineSettings) -> int:
+        """Chunks per run: `batch_size`, but one for int8 (ADR 58: dynamic int8 quantizes activations with one
+        scale over the whole batch, so a chunk's tokens would depend on its batch-mates)."""
+        return 1 if engines.onnx_quantization is not None else self.batch_size
+
     def passes(self, engines: EngineSettings) -> GraphPasses:
         """The rewrites this model's graphs get: int8 ones for onnxruntime's CPU kernels (on the CPU with
         OPTIMIZE_GRAPHS on), padding masks when chunks are batched (fp32 graphs otherwise run well as published)."""
         cpu = engines.onnx_quantization is not None and engines.optimize_graphs
-        return GraphPasses(cpu=cpu and resolve_device(engines.device) == "cpu", padding_masks=self.batch_size > 1)
+        batched = self.batch_size_for(engines) > 1
+        return GraphPasses(cpu=cpu and resolve_device(engines.device) == "cpu", padding_masks=batched)
 
     def graphs(self, folder: Path, engines: EngineSettings) -> AbstractContextManager[GraphFolder]:
         """The folder to load from: the rewritten graphs (built once, cached in MODELS_DIR/.optimized), or `folder`
@@ -258,7 +264,7 @@ def load_onnx_asr(spec: OnnxAsrLoader, folder: Path, engines: EngineSettings) ->
         ) from exc
     check_preprocessor(spec, folder, model.asr)
     decode_as_trained(spec, model.asr)
-    batch_size = spec.batch_size
+    batch_size = spec.batch_size_for(engines)
     if batch_size > 1 and not graphs.rewritten:
         log.warning("batches of one: the model's graphs could not be given padding masks", extra={"model": name})
         batch_size = 1

@@ -147,7 +147,7 @@ def add_padding_masks(model: onnx.ModelProto) -> PaddingMasks:
             continue
         seen.add(track.name)
         for node in consumers.get(track.name, []):
-            if node.input[0] != track.name and node.op_type not in _WITH_CONSTANT:
+            if node.input[0] != track.name and node.op_type not in _WITH_CONSTANT and node.op_type != "Where":
                 continue
             following = _follow(node, track, value, constants)
             if following is None and node.op_type in _MASKING and masked_by(node.output[0]):

@@ -156,9 +156,9 @@ MODELS: dict[str, ModelEntry] = {
 def speech_loader(
     entry: ModelEntry, batch_size: int, on_batch: Callable[[int], None] | None = None
 ) -> OnnxAsrLoader | WhisperLoader:
-    """`entry`'s loader as the server runs it: onnx-asr engines recognise up to BATCH_SIZE chunks per onnxruntime
-    run (ADR 58; `on_batch` is told each run's size); Whisper decodes chunk by chunk (ADR 15), BATCH_SIZE does not
-    apply to it."""
+    """`entry`'s loader as the server runs it: fp32 onnx-asr engines recognise up to BATCH_SIZE chunks per
+    onnxruntime run (ADR 58; `on_batch` is told each run's size), int8 ones one at a time; Whisper decodes chunk by
+    chunk (ADR 15), BATCH_SIZE does not apply to it."""
     if isinstance(entry.loader, OnnxAsrLoader):
         return msgspec.structs.replace(entry.loader, batch_size=batch_size, on_batch=on_batch)
     return entry.loader

@@ -105,12 +105,13 @@ def test_rewrite_is_built_once_and_rebuilt_when_the_weights_change(
     folder = models / "v3_rnnt"
     files = MODELS["v3_rnnt"].weights.files_for("int8")  # type: ignore[union-attr]
     cache = models / CACHE_DIR / "v3_rnnt.int8+cpu"
-    with caplog.at_level(logging.INFO, logger="app.engines.onnx_graph"), optimized_folder(folder, files, "int8", CPU) as f:
+    logs = logging.INFO, "app.engines.onnx_graph"
+    with caplog.at_level(*logs), optimized_folder(folder, files, "int8", CPU) as f:
         assert f.path == cache
     built = (cache / "v3_rnnt_encoder.int8.onnx").stat().st_mtime_ns
     assert any(r.getMessage() == "model graph rewritten" for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="app.engines.onnx_graph"), optimized_folder(folder, files, "int8", CPU) as f:
+    with caplog.at_level(*logs), optimized_folder(folder, files, "int8", CPU) as f:
         assert f.path == cache
     assert not caplog.records  # a second start reads the cache
     assert (cache / "v3_rnnt_encoder.int8.onnx").stat().st_mtime_ns == built
@@ -182,10 +183,10 @@ def test_download_prepares_the_cpu_graphs_so_the_first_start_loads_them(
     (tmp_path / ".env").write_text(f"MODEL=v3_ctc\nMODELS_DIR={tmp_path / 'models'}\nQUANTIZATION=int8\n")
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     assert download_main([]) == 0
-    cache = tmp_path / "models" / CACHE_DIR / "v3_ctc.int8+cpu+masks"  # BATCH_SIZE=4: exact batches need masks
-    assert f"v3_ctc: graphs rewritten (int8+cpu+masks) in {cache}" in capsys.readouterr().out
+    cache = tmp_path / "models" / CACHE_DIR / "v3_ctc.int8+cpu"
+    assert f"v3_ctc: graphs rewritten (int8+cpu) in {cache}" in capsys.readouterr().out
     caplog.clear()  # the download's own lines
-    with caplog.at_level(logging.INFO, logger="app.engines.onnx_graph"):  # the server's loader, BATCH_SIZE=4
-        engine = speech_loader(MODELS["v3_ctc"], 4)(tmp_path / "models" / "v3_ctc", settings_for(tmp_path / "models"))
+    with caplog.at_level(logging.INFO, logger="app.engines.onnx_graph"):  # the server's loader
+        engine = speech_loader(MODELS["v3_ctc"], 1)(tmp_path / "models" / "v3_ctc", settings_for(tmp_path / "models"))
     rewrites = [r for r in caplog.records if r.name == "app.engines.onnx_graph"]
     assert engine.info.name == "v3_ctc" and not rewrites  # the cached graphs were used as they are
