@@ -13,7 +13,7 @@ Two passes, each chosen by the loader (`GraphPasses`):
   graphs traced with a batch of one lack, so a chunk's output does not depend on its batch-mates.
 
 A graph neither pass changes is linked, not copied. The cache is `MODELS_DIR/.optimized/<model>.<variant>/` (the
-variant names the quantization and the passes, e.g. `int8+cpu+masks`): the rewritten graphs, links to the other
+variant names the quantization and the passes, e.g. `int8+cpu`, `fp32+masks`): the rewritten graphs, links to the other
 files, and a stamp naming the source folder and files (size, mtime), the passes, the onnxruntime version and
 `REWRITE_VERSION` (any change rebuilds it). The rewrite runs in a child process
 (`python -m app.engines.onnx_graph SRC DST [--cpu] [--masks]`), so its peak memory (the whole graph as protobuf) is
@@ -67,7 +67,7 @@ class GraphPasses(msgspec.Struct, frozen=True, kw_only=True):
         return self.cpu or self.padding_masks
 
     def variant(self, quantization: str | None) -> str:
-        """The cache folder's suffix: the quantization and the passes, e.g. `int8+cpu+masks`."""
+        """The cache folder's suffix: the quantization and the passes, e.g. `int8+cpu`, `fp32+masks`."""
         passes = [name for name, on in (("cpu", self.cpu), ("masks", self.padding_masks)) if on]
         return "+".join([quantization or "fp32", *passes])
 
