@@ -177,7 +177,7 @@ def test_the_pass_finds_its_own_masks_and_adds_none(models: Path) -> None:
 
 def test_a_multilingual_export_keeps_its_own_masks(tiny_multilingual_models_dir: Path) -> None:
     """GigaAM Multilingual is exported with a batch (gigaam's newer export): its attention masks and the subsampling
-    mask it has are found and kept; the one subsampling input it leaves unmasked gets one (tests/
+    mask it has are found and kept; the one subsampling input it leaves unmasked gets one (tests/unit/
     test_multilingual_gigaam.py checks the engine's batches on it)."""
     graph = onnx.load(str(tiny_multilingual_models_dir / "multilingual_ctc" / "multilingual_ctc.onnx"))
     masks = add_padding_masks(graph)
