@@ -34,7 +34,7 @@ class SettingsError(ValueError):
 class AudioSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Decoding, VAD and chunking: what the transcription pipeline is given as it is."""
 
-    batch_size: Positive = 4  # VAD chunks per engine call
+    batch_size: Positive = 1  # chunks per engine call: an exact batch for fp32 onnx-asr (ADRs 58, 59)
     vad_threshold: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.5
     vad_min_duration: float = 15.0
     vad_max_duration: float = 22.0

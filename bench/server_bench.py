@@ -6,7 +6,7 @@ For each input size it:
 - starts the real server (`python -m app`) and reads its idle RSS, uploads the file with `stream=true` (a streamed
   multipart body), and measures the wall time (-> real-time factor), the time from the last uploaded byte to the
   first `transcript.text.delta` event, and the server's peak RSS (VmHWM; one server per input);
-- runs the same pipeline with no server in a fresh subprocess (`load_engine` + `TranscriptionRun`, same settings)
+- runs the same pipeline with no server in a fresh subprocess (the server's loader + `TranscriptionRun`, same settings)
   and measures its real-time factor and peak RSS.
 
 Server and engine alone alternate over --rounds rounds, each in a fresh process (bench/ab.py): every figure is a
@@ -286,7 +286,7 @@ def direct_child(path: Path, torch_engine: bool = False) -> None:
     """Inside the fresh subprocess: load the engine (ours, or with `torch_engine` the torch implementation of GigaAM,
     bench/torch_gigaam.py), run the pipeline as the server does, print JSON."""
     from app.engines.protocol import Decoding, Engine
-    from app.engines.registry import find_model, load_engine
+    from app.engines.registry import find_model, prepare_model, speech_loader
     from app.settings import load_settings
     from app.transcription.pipeline import TranscriptionRun
     from app.worker.cancel import CancelToken
@@ -299,8 +299,10 @@ def direct_child(path: Path, torch_engine: bool = False) -> None:
         from bench.torch_gigaam import TorchGigaam
 
         engine: Engine = TorchGigaam(settings.engines.model, settings.engines.num_threads)
-    else:
-        engine = load_engine(settings.engines.model, settings.engines, settings.hub)
+    else:  # as the server loads it (BATCH_SIZE reaches the onnx-asr engines)
+        entry = find_model(settings.engines.model, settings.engines.models_dir)
+        folder = prepare_model(entry, settings.engines, settings.hub)
+        engine = speech_loader(entry, settings.audio.batch_size)(folder, settings.engines)
     loaded = time.monotonic()
     info = find_model(settings.engines.model, settings.engines.models_dir).info
     # As Transcriber.plan: a single-language model gets its language, others detect it.

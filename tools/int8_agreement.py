@@ -23,14 +23,15 @@ import app  # noqa: F401  (telemetry off before onnxruntime loads)
 
 
 def prepare(out: Path, seed: int) -> None:
-    from app.engines.onnx_graph import optimized_folder
+    from app.engines.onnx_graph import GraphPasses, optimized_folder
     from tests.unit.test_onnx_graph import speech_features
     from tools.gigaam_build import write_model_dir
 
     out.mkdir(parents=True, exist_ok=True)
     write_model_dir(out / "model", size="tiny", int8=True, seed=seed)
-    with optimized_folder(out / "model", ["v3_ctc.int8.onnx", "v3_vocab.txt", "config.json"], "int8") as folder:
-        shutil.copy(folder / "v3_ctc.int8.onnx", out / "rewritten.int8.onnx")
+    files = ["v3_ctc.int8.onnx", "v3_vocab.txt", "config.json"]
+    with optimized_folder(out / "model", files, "int8", GraphPasses(cpu=True)) as folder:
+        shutil.copy(folder.path / "v3_ctc.int8.onnx", out / "rewritten.int8.onnx")
     features, lengths = speech_features()
     np.savez(out / "features.npz", features=features, lengths=lengths)
 

@@ -31,7 +31,9 @@ class Services:
             admitted=lambda: self.runner.admitted,
         )
         self.residency = Residency(settings.engines.max_loaded_models, on_change=self._model_changed)
-        self.transcriber = Transcriber(settings, self.runner, self.residency)
+        self.transcriber = Transcriber(
+            settings, self.runner, self.residency, on_engine_batch=self.metrics.observe_engine_batch
+        )
         # what is offered and what is resident: /v1/models, /health, the contract (SettingsError for an unknown model)
         self.catalog = ModelCatalog(
             settings.engines, self.transcriber.model_info, self.transcriber.router, self.residency

@@ -11,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 _RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 _LIVE_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 32)
 _SECONDS_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 
@@ -45,6 +46,14 @@ class Metrics:
         )
         self._detection_seconds = Histogram(
             "stt_language_detection_seconds", "Seconds spent detecting a language", buckets=_SECONDS_BUCKETS, registry=r
+        )
+
+        # Batching (issue 25): how many chunks each onnxruntime run of a GigaAM/Parakeet model recognised together
+        self._engine_batch = Histogram(
+            "stt_engine_batch_chunks",
+            "Chunks per engine call (onnx-asr models; Whisper decodes chunk by chunk)",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
 
         # Flaky clients (issue 14)
@@ -117,6 +126,9 @@ class Metrics:
     def language_detected(self, language: str | None, seconds: float) -> None:
         self._detections.labels(language=language or "none").inc()
         self._detection_seconds.observe(seconds)
+
+    def observe_engine_batch(self, chunks: int) -> None:
+        self._engine_batch.observe(chunks)
 
     def set_uploads(self, in_progress: int) -> None:
         self._uploads.set(in_progress)

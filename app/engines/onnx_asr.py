@@ -1,6 +1,9 @@
 """Engines running on onnxruntime through onnx-asr (GigaAM, Parakeet): shared loading, batching and word timing.
 
-onnx-asr decodes greedily and reports, per token, the encoder frame where it was emitted. Tokens come from a
+onnx-asr decodes greedily and reports, per token, the encoder frame where it was emitted. Chunks are recognised in
+batches of up to BATCH_SIZE (ADR 58): the graphs get padding masks (`app.engines.onnx_masks`) and each chunk's
+features are computed from its own samples, so a chunk's tokens do not depend on its batch-mates. int8 runs one
+chunk at a time (its per-tensor activation scale would span the batch). Tokens come from a
 SentencePiece-style vocabulary where `▁` (which onnx-asr turns into a leading space) starts a new word; we turn
 them into words: start = time of the word's first token, end = time of the token after its last one (capped), or
 the last token's time plus one frame, clamped to the chunk.
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ import onnxruntime as rt
 
 from app.audio.types import SAMPLE_RATE, Audio
 from app.engines.devices import onnx_providers, resolve_device
-from app.engines.onnx_graph import optimized_folder
+from app.engines.onnx_graph import GraphFolder, GraphPasses, optimized_folder
 from app.engines.protocol import ChunkResult, Decoding, ModelInfo
 from app.errors import InvalidInput, ModelUnavailable
 from app.settings import EngineSettings
@@ -104,14 +107,47 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_pad_ratio: float =
     return batches
 
 
+class RowFeatures:
+    """onnx-asr's preprocessor run on each chunk's own samples, the features then padded (with zeros) to a batch.
+
+    onnx-asr pads the waveforms of a batch with zeros before computing features; GigaAM v2's (and NeMo's) centred
+    STFT reflects the signal at its end, so a padded chunk's last frames differ from the same chunk alone (measured:
+    up to 7.2 in log-mel on the last two frames). Per-chunk features are what a batch of one sees."""
+
+    def __init__(self, preprocessor: Any) -> None:
+        self._preprocessor = preprocessor
+
+    def __call__(self, waveforms: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if waveforms.shape[0] == 1:
+            return self._preprocessor(waveforms, lengths)  # type: ignore[no-any-return]
+        rows = [self._preprocessor(waveforms[i : i + 1, : lengths[i]], lengths[i : i + 1]) for i in range(len(lengths))]
+        frames = max(features.shape[-1] for features, _ in rows)
+        batch = np.zeros((len(rows), *rows[0][0].shape[1:-1], frames), dtype=rows[0][0].dtype)
+        for i, (features, _) in enumerate(rows):
+            batch[i, ..., : features.shape[-1]] = features[0]
+        return batch, np.concatenate([row_lengths for _, row_lengths in rows])
+
+
 class OnnxAsrEngine:
     """A loaded onnx-asr model behind the Engine protocol. Greedy decoding; no prompt, no translation."""
 
-    def __init__(self, info: ModelInfo, model: Any, *, frame: float, batch_size: int = 1) -> None:
+    def __init__(
+        self,
+        info: ModelInfo,
+        model: Any,
+        *,
+        frame: float,
+        batch_size: int = 1,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self._info = info
         self._model = model  # onnx_asr TimestampedResultsAsrAdapter
         self._frame = frame
         self.batch_size = max(1, batch_size)
+        self._on_batch = on_batch  # told the number of chunks of each batch run (the stt_engine_batch_chunks metric)
+        if self.batch_size > 1:
+            # onnx-asr has no option for it: its preprocessor is the model's `_preprocessor` (pinned version)
+            model.asr._preprocessor = RowFeatures(model.asr._preprocessor)
 
     @property
     def info(self) -> ModelInfo:
@@ -136,6 +172,8 @@ class OnnxAsrEngine:
         for batch in plan_batches([audio[i].size for i in usable], self.batch_size):
             indices = [usable[b] for b in batch]
             outputs = self._model.recognize([audio[i] for i in indices], sample_rate=SAMPLE_RATE)
+            if self._on_batch is not None:
+                self._on_batch(len(indices))
             for i, out in zip(indices, outputs, strict=True):
                 results[i] = ChunkResult(self._segments(out, audio[i].size / SAMPLE_RATE, decoding.logprobs), detected)
         seconds = sum(a.size for a in audio) / SAMPLE_RATE
@@ -170,7 +208,8 @@ class OnnxAsrLoader(msgspec.Struct, frozen=True, kw_only=True):
     onnx_asr_name: str  # the name onnx-asr knows the model by
     frame_seconds: float  # encoder frame: feature hop x subsampling
     weights: ModelSpec  # its files (the int8 graphs to rewrite for the CPU are among them)
-    batch_size: int = 1
+    batch_size: int = 1  # chunks per onnxruntime run: the server sets BATCH_SIZE (registry.speech_loader)
+    on_batch: Callable[[int], None] | None = None  # told each run's chunk count (a metric)
     # the onnx-asr feature extractor the model was trained with; its config.json selects it (GigaAM: "version"),
     # and loading refuses a folder that would get another (a GigaAM config.json without "version" gets v2's)
     preprocessor: str | None = None
@@ -178,14 +217,26 @@ class OnnxAsrLoader(msgspec.Struct, frozen=True, kw_only=True):
     # (onnx-asr's default 3). GigaAM's own decoder allows 10 (ADR 51).
     max_tokens_per_step: int | None = None
 
-    def cpu_graphs(self, folder: Path, engines: EngineSettings) -> AbstractContextManager[Path]:
-        """The folder to load from: the int8 graphs rewritten for onnxruntime's CPU kernels (built once, cached in
-        MODELS_DIR/.optimized) on the CPU with OPTIMIZE_GRAPHS on; `folder` itself otherwise (fp32 graphs run well
-        as published)."""
+    def batch_size_for(self, engines: EngineSettings) -> int:
+        """Chunks per run: `batch_size`, but one for int8 (ADR 58: dynamic int8 quantizes activations with one
+        scale over the whole batch, so a chunk's tokens would depend on its batch-mates)."""
+        return 1 if engines.onnx_quantization is not None else self.batch_size
+
+    def passes(self, engines: EngineSettings) -> GraphPasses:
+        """The rewrites this model's graphs get: int8 ones for onnxruntime's CPU kernels (on the CPU with
+        OPTIMIZE_GRAPHS on), padding masks when chunks are batched (fp32 graphs otherwise run well as published)."""
+        cpu = engines.onnx_quantization is not None and engines.optimize_graphs
+        batched = self.batch_size_for(engines) > 1
+        return GraphPasses(cpu=cpu and resolve_device(engines.device) == "cpu", padding_masks=batched)
+
+    def graphs(self, folder: Path, engines: EngineSettings) -> AbstractContextManager[GraphFolder]:
+        """The folder to load from: the rewritten graphs (built once, cached in MODELS_DIR/.optimized), or `folder`
+        itself when no pass applies."""
         quantization = engines.onnx_quantization
-        if quantization is None or not engines.optimize_graphs or resolve_device(engines.device) != "cpu":
-            return nullcontext(folder)
-        return optimized_folder(folder, self.weights.files_for(quantization), quantization)
+        passes = self.passes(engines)
+        if not passes.any():
+            return nullcontext(GraphFolder(folder, rewritten=True))
+        return optimized_folder(folder, self.weights.files_for(quantization), quantization, passes)
 
     def __call__(self, folder: Path, engines: EngineSettings) -> OnnxAsrEngine:
         return load_onnx_asr(self, folder, engines)
@@ -197,10 +248,10 @@ def load_onnx_asr(spec: OnnxAsrLoader, folder: Path, engines: EngineSettings) ->
 
     name = spec.info.name
     try:
-        with spec.cpu_graphs(folder, engines) as load_from:
+        with spec.graphs(folder, engines) as graphs:
             model = onnx_asr.load_model(
                 spec.onnx_asr_name,
-                load_from,
+                graphs.path,
                 quantization=engines.onnx_quantization,
                 sess_options=session_options(engines.num_threads),
                 providers=onnx_providers(resolve_device(engines.device)),
@@ -213,7 +264,13 @@ def load_onnx_asr(spec: OnnxAsrLoader, folder: Path, engines: EngineSettings) ->
         ) from exc
     check_preprocessor(spec, folder, model.asr)
     decode_as_trained(spec, model.asr)
-    return OnnxAsrEngine(spec.info, model.with_timestamps(), frame=spec.frame_seconds, batch_size=spec.batch_size)
+    batch_size = spec.batch_size_for(engines)
+    if batch_size > 1 and not graphs.rewritten:
+        log.warning("batches of one: the model's graphs could not be given padding masks", extra={"model": name})
+        batch_size = 1
+    return OnnxAsrEngine(
+        spec.info, model.with_timestamps(), frame=spec.frame_seconds, batch_size=batch_size, on_batch=spec.on_batch
+    )
 
 
 def check_preprocessor(spec: OnnxAsrLoader, folder: Path, asr: Any) -> None:

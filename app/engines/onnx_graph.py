@@ -1,20 +1,24 @@
-"""Faster CPU graphs for published int8 ONNX models, rewritten once and cached beside the weights.
+"""Graphs rewritten once for how we run them, cached beside the weights: faster int8 on the CPU, exact batches.
 
-Dynamic int8 quantization (`quantize_dynamic`, how the published `*.int8.onnx` GigaAM and NeMo files were made)
-turns every Conv into ConvInteger, for which onnxruntime has no fast CPU kernel: on the full-size v3 CTC it took 40 %
-of the time, more than all fp32 convolutions together (onnx-asr's own benchmark shows v3 int8 slower than fp32). A
-pointwise (kernel 1) ConvInteger becomes `Transpose -> DynamicQuantizeMatMul -> Transpose` (the same int8 weights and
-per-tensor activation quantization, on the VNNI/AVX2 int8 GEMM); any other ConvInteger (subsampling, depthwise)
-becomes an fp32 Conv over its dequantized weights (small; more exact than before). fp32 graphs have nothing to
-rewrite and are loaded as published (no copy).
+Two passes, each chosen by the loader (`GraphPasses`):
+- `cpu` (int8 on the CPU, OPTIMIZE_GRAPHS): dynamic int8 quantization (`quantize_dynamic`, how the published
+  `*.int8.onnx` GigaAM and NeMo files were made) turns every Conv into ConvInteger, for which onnxruntime has no fast
+  CPU kernel: on the full-size v3 CTC it took 40 % of the time, more than all fp32 convolutions together (onnx-asr's
+  own benchmark shows v3 int8 slower than fp32). A pointwise (kernel 1) ConvInteger becomes
+  `Transpose -> DynamicQuantizeMatMul -> Transpose` (the same int8 weights and per-tensor activation quantization, on
+  the VNNI/AVX2 int8 GEMM); any other ConvInteger (subsampling, depthwise) becomes an fp32 Conv over its dequantized
+  weights (small; more exact than before). The result is then pre-optimised by onnxruntime (extended level) and saved,
+  so neither the rewrite nor those passes run again at the next start.
+- `padding_masks` (BATCH_SIZE above one): `app.engines.onnx_masks` adds the attention and subsampling masks that
+  graphs traced with a batch of one lack, so a chunk's output does not depend on its batch-mates.
 
-The rewritten graph is then pre-optimised by onnxruntime (extended level: hardware-independent fusions) and saved, so
-neither the rewrite nor those passes run again at the next start. The cache is
-`MODELS_DIR/.optimized/<model>.<quantization>/`: the rewritten graphs, links to the other files, and a stamp naming
-the source folder and files (size, mtime), the onnxruntime version and `REWRITE_VERSION` (any change rebuilds it).
-The rewrite runs in a child process (`python -m app.engines.onnx_graph SRC DST`), so its peak memory (the whole
-graph as protobuf) is never the server's.
-CPU only: DynamicQuantizeMatMul is a CPU kernel, and GPU providers fuse their own way.
+A graph neither pass changes is linked, not copied. The cache is `MODELS_DIR/.optimized/<model>.<variant>/` (the
+variant names the quantization and the passes, e.g. `int8+cpu`, `fp32+masks`): the rewritten graphs, links to the other
+files, and a stamp naming the source folder and files (size, mtime), the passes, the onnxruntime version and
+`REWRITE_VERSION` (any change rebuilds it). The rewrite runs in a child process
+(`python -m app.engines.onnx_graph SRC DST [--cpu] [--masks]`), so its peak memory (the whole graph as protobuf) is
+never the server's. The `cpu` pass is for the CPU only: DynamicQuantizeMatMul is a CPU kernel, and GPU providers
+fuse their own way.
 """
 
 from __future__ import annotations
@@ -32,14 +36,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import onnxruntime as rt
+
+from app.engines.onnx_masks import PaddingMasks, add_padding_masks
 
 if TYPE_CHECKING:
     import onnx
 
 log = logging.getLogger(__name__)
 
-REWRITE_VERSION = 1
+REWRITE_VERSION = 2
 CACHE_DIR = ".optimized"
 STAMP = "stamp.json"
 APP_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `app` package
@@ -50,12 +57,47 @@ class RewriteFailed(Exception):
     """The child process could not rewrite a graph (the original is used)."""
 
 
-def rewrite_graph(model: onnx.ModelProto) -> int:
-    """Rewrite `model` in place; returns how many ConvInteger nodes were replaced."""
-    replaced = _replace_conv_integer(model)
+class GraphPasses(msgspec.Struct, frozen=True, kw_only=True):
+    """Which rewrites a model's graphs get before loading."""
+
+    cpu: bool = False  # int8 ConvInteger -> DynamicQuantizeMatMul / fp32 Conv, pre-optimised for the CPU
+    padding_masks: bool = False  # attention and subsampling masks, so batches are exact
+
+    def any(self) -> bool:
+        return self.cpu or self.padding_masks
+
+    def variant(self, quantization: str | None) -> str:
+        """The cache folder's suffix: the quantization and the passes, e.g. `int8+cpu`, `fp32+masks`."""
+        passes = [name for name, on in (("cpu", self.cpu), ("masks", self.padding_masks)) if on]
+        return "+".join([quantization or "fp32", *passes])
+
+    def flags(self) -> list[str]:
+        return [flag for flag, on in (("--cpu", self.cpu), ("--masks", self.padding_masks)) if on]
+
+
+class Rewritten(msgspec.Struct, frozen=True):
+    """What the passes changed in one graph (or in all of a model's)."""
+
+    conv_integer: int = 0
+    masks: PaddingMasks = msgspec.field(default_factory=PaddingMasks)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.conv_integer or self.masks.added)
+
+    def __add__(self, other: Rewritten) -> Rewritten:
+        a, b = self.masks, other.masks
+        masks = PaddingMasks(a.frames + b.frames, a.attention + b.attention, a.already_masked + b.already_masked)
+        return Rewritten(self.conv_integer + other.conv_integer, masks)
+
+
+def rewrite_graph(model: onnx.ModelProto, passes: GraphPasses) -> Rewritten:
+    """Rewrite `model` in place with `passes`; says what changed."""
+    replaced = _replace_conv_integer(model) if passes.cpu else 0
     if replaced:
         _prune_initializers(model.graph)
-    return replaced
+    masks = add_padding_masks(model) if passes.padding_masks else PaddingMasks()
+    return Rewritten(replaced, masks)
 
 
 def _index(graph: onnx.GraphProto) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]]:
@@ -165,14 +207,18 @@ def _prune_initializers(graph: onnx.GraphProto) -> None:
     graph.initializer.extend(kept)
 
 
-def rewrite_file(source: Path, target: Path) -> int:
-    """Rewrite one graph file and save it, pre-optimised by onnxruntime, at `target` (nothing written if unchanged)."""
+def rewrite_file(source: Path, target: Path, passes: GraphPasses) -> Rewritten:
+    """Rewrite one graph file and save it at `target` (pre-optimised by onnxruntime for the `cpu` pass); nothing is
+    written if the passes change nothing."""
     import onnx
 
     model = onnx.load(str(source))
-    replaced = rewrite_graph(model)
-    if not replaced:
-        return 0
+    rewritten_model = rewrite_graph(model, passes)
+    if not rewritten_model.changed:
+        return rewritten_model
+    if not passes.cpu:
+        onnx.save(model, str(target))
+        return rewritten_model
     rewritten = target.with_name(target.name + ".rewritten")
     try:
         onnx.save(model, str(rewritten))
@@ -184,16 +230,17 @@ def rewrite_file(source: Path, target: Path) -> int:
         rt.InferenceSession(str(rewritten), options, providers=["CPUExecutionProvider"])
     finally:
         rewritten.unlink(missing_ok=True)
-    return replaced
+    return rewritten_model
 
 
-def _stamp(folder: Path, graphs: Sequence[str]) -> dict[str, object]:
+def _stamp(folder: Path, graphs: Sequence[str], passes: GraphPasses) -> dict[str, object]:
     sources = {}
     for name in graphs:
         info = (folder / name).stat()
         sources[name] = [info.st_size, info.st_mtime_ns]
     return {
         "rewrite_version": REWRITE_VERSION,
+        "passes": msgspec.to_builtins(passes),
         "onnxruntime": rt.__version__,
         "folder": str(folder.resolve()),  # the links point there: a moved MODELS_DIR rebuilds
         "sources": sources,
@@ -212,13 +259,13 @@ def rewritable_graphs(folder: Path, files: Sequence[str]) -> list[str]:
     ]
 
 
-def _build(folder: Path, graphs: Sequence[str], target: Path) -> int:
+def _build(folder: Path, graphs: Sequence[str], target: Path, passes: GraphPasses) -> Rewritten:
     """Fill `target` with the rewritten graphs and links to every other file of `folder`."""
-    replaced = 0
+    total = Rewritten()
     target.mkdir(parents=True, exist_ok=True)
     for name in graphs:
         result = subprocess.run(
-            [sys.executable, "-m", "app.engines.onnx_graph", str(folder / name), str(target / name)],
+            [sys.executable, "-m", "app.engines.onnx_graph", str(folder / name), str(target / name), *passes.flags()],
             capture_output=True,
             text=True,
             check=False,
@@ -227,30 +274,43 @@ def _build(folder: Path, graphs: Sequence[str], target: Path) -> int:
         if result.returncode != 0:
             tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise RewriteFailed(f"{name}: {tail}")
-        replaced += int(result.stdout.strip().splitlines()[-1])
+        total += msgspec.json.decode(result.stdout.strip().splitlines()[-1], type=Rewritten)
     for entry in folder.iterdir():
         if entry.is_file() and not (target / entry.name).exists():
             (target / entry.name).symlink_to(entry.resolve())
-    return replaced
+    return total
+
+
+class GraphFolder(msgspec.Struct, frozen=True):
+    """Where to load a model from, and whether every graph of it went through the passes asked for."""
+
+    path: Path
+    rewritten: bool  # False: some graph is as published (too large to rewrite, or the rewrite failed)
 
 
 @contextmanager
-def optimized_folder(folder: Path, files: Sequence[str], variant: str) -> Iterator[Path]:
+def optimized_folder(
+    folder: Path, files: Sequence[str], quantization: str | None, passes: GraphPasses
+) -> Iterator[GraphFolder]:
     """The folder to load the model in `folder` from: its cached rewrite (built now if missing or stale).
 
-    `files` are the model's files for this `variant` (its quantization: `fp32`, `int8`), each variant cached apart.
+    `files` are the model's files for this `quantization` (None: fp32); each variant (quantization and passes) is
+    cached apart.
 
     Falls back to a temporary copy (removed when the block ends) where MODELS_DIR is read-only, and to `folder`
-    itself when nothing needs rewriting or the rewrite fails (logged; the model still loads, only slower).
+    itself when there is no graph the passes can read or the rewrite fails (logged; the model still loads, as
+    published: slower, and batches not known to be exact).
     """
+    onnx_files = [name for name in files if name.endswith(".onnx")]
     graphs = rewritable_graphs(folder, files)
+    complete = len(graphs) == len(onnx_files)  # a graph left out (external data, over 2 GB) stays as published
     if not graphs:
-        yield folder
+        yield GraphFolder(folder, rewritten=False)
         return
-    stamp = _stamp(folder, graphs)
-    cache = folder.parent / CACHE_DIR / f"{folder.name}.{variant}"
+    stamp = _stamp(folder, graphs, passes)
+    cache = folder.parent / CACHE_DIR / f"{folder.name}.{passes.variant(quantization)}"
     if _read_stamp(cache) == stamp:
-        yield cache
+        yield GraphFolder(cache, rewritten=complete)
         return
     temporary: Path | None = None
     staging = _fresh_target(cache)
@@ -259,25 +319,33 @@ def optimized_folder(folder: Path, files: Sequence[str], variant: str) -> Iterat
             temporary = Path(tempfile.mkdtemp(prefix="stt-graph-"))
         target = staging if staging is not None else Path(temporary or "") / folder.name
         started = time.perf_counter()
-        replaced = _build(folder, graphs, target)
+        done = _build(folder, graphs, target, passes)
         (target / STAMP).write_text(json.dumps(stamp), encoding="utf-8")
         if temporary is None:
             shutil.rmtree(cache, ignore_errors=True)
             os.replace(target, cache)
             target = cache
         log.info(
-            "model graph rewritten for the CPU",
-            extra={"folder": folder.name, "conv_integer": replaced, "seconds": round(time.perf_counter() - started, 1)},
+            "model graph rewritten",
+            extra={
+                "folder": folder.name,
+                "variant": passes.variant(quantization),
+                "conv_integer": done.conv_integer,
+                "frame_masks": done.masks.frames,
+                "attention_masks": done.masks.attention,
+                "already_masked": done.masks.already_masked,
+                "seconds": round(time.perf_counter() - started, 1),
+            },
         )
     except (OSError, RewriteFailed, ValueError) as exc:
         log.warning("model graph left as published", extra={"folder": folder.name, "reason": str(exc)[:300]})
         for leftover in (staging, temporary):
             if leftover is not None:
                 shutil.rmtree(leftover, ignore_errors=True)
-        yield folder
+        yield GraphFolder(folder, rewritten=False)
         return
     try:
-        yield target
+        yield GraphFolder(target, rewritten=complete)
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -302,9 +370,11 @@ def _fresh_target(cache: Path) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m app.engines.onnx_graph SRC DST`: rewrite one graph; prints how many ConvIntegers it replaced."""
-    source, target = (Path(a) for a in (argv if argv is not None else sys.argv[1:]))
-    print(rewrite_file(source, target))
+    """`python -m app.engines.onnx_graph SRC DST [--cpu] [--masks]`: rewrite one graph; prints what changed (JSON)."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    passes = GraphPasses(cpu="--cpu" in args, padding_masks="--masks" in args)
+    source, target = (Path(a) for a in args if not a.startswith("--"))
+    print(msgspec.json.encode(rewrite_file(source, target, passes)).decode())
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Besides the table, any folder in MODELS_DIR holding a CTranslate2 Whisper conver
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -150,6 +151,17 @@ MODELS: dict[str, ModelEntry] = {
         *(whisper_entry(name, repo) for name, repo in WHISPER_REPOS.items()),
     )
 }
+
+
+def speech_loader(
+    entry: ModelEntry, batch_size: int, on_batch: Callable[[int], None] | None = None
+) -> OnnxAsrLoader | WhisperLoader:
+    """`entry`'s loader as the server runs it: fp32 onnx-asr engines recognise up to BATCH_SIZE chunks per
+    onnxruntime run (ADR 58; `on_batch` is told each run's size), int8 ones one at a time; Whisper decodes chunk by
+    chunk (ADR 15), BATCH_SIZE does not apply to it."""
+    if isinstance(entry.loader, OnnxAsrLoader):
+        return msgspec.structs.replace(entry.loader, batch_size=batch_size, on_batch=on_batch)
+    return entry.loader
 
 
 def find_model(name: str, models_dir: Path) -> ModelEntry:

@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 
 from app.engines.protocol import Decoding, Engine, ModelInfo
-from app.engines.registry import find_model, prepare_model
+from app.engines.registry import find_model, prepare_model, speech_loader
 from app.engines.whisper import WhisperEngine
 from app.errors import InvalidInput, ModelUnavailable
 from app.languages import display_name
@@ -48,12 +48,19 @@ class RunSummary(msgspec.Struct, frozen=True):
 
 
 class Transcriber:
-    def __init__(self, settings: Settings, runner: Runner, residency: Residency) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runner: Runner,
+        residency: Residency,
+        on_engine_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self.engines = settings.engines
         self.audio = settings.audio
         self.hub = settings.hub
         self.runner = runner
         self.residency = residency
+        self.on_engine_batch = on_engine_batch  # chunks per onnxruntime run of a speech model (a metric)
         # MODEL=auto's routing table, checked once (SettingsError naming AUTO_ROUTES when it cannot work)
         self.router = auto_router(settings.engines, self.model_info)
         # who detects languages: auto's detector, else AUTO_DETECT_MODEL or the smallest allowed multilingual Whisper
@@ -69,7 +76,7 @@ class Transcriber:
         return self.residency.get(
             ModelKey("speech", name),
             lambda: prepare_model(entry, self.engines, self.hub),
-            lambda folder: entry.loader(folder, self.engines),
+            lambda folder: speech_loader(entry, self.audio.batch_size, self.on_engine_batch)(folder, self.engines),
         )
 
     def detector(self) -> WhisperEngine:

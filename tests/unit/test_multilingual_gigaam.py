@@ -148,6 +148,6 @@ def test_download_lays_out_what_onnx_asr_loads(
     assert download_main([name]) == 0
     repo = MODELS[name].weights.repo  # type: ignore[union-attr]
     assert [p for p, _ in published.cdn_requests()] == [f"/cdn/{repo}/{name}.int8.onnx"]
-    assert f"{name}: graphs rewritten for the CPU in" in capsys.readouterr().out
+    assert f"{name}: graphs rewritten (int8+cpu) in" in capsys.readouterr().out
     engine = load(name, models, quantization="int8", endpoint=fake_hub.closed_port_endpoint())
     assert preprocessor_of(engine) == "gigaam_v3"

@@ -17,9 +17,9 @@ import onnxruntime as rt
 import pytest
 
 from app.audio.decode import decode_all
-from app.engines.onnx_graph import CACHE_DIR, optimized_folder
+from app.engines.onnx_graph import CACHE_DIR, GraphPasses, optimized_folder
 from app.engines.protocol import Decoding
-from app.engines.registry import MODELS, load_engine
+from app.engines.registry import MODELS, load_engine, speech_loader
 from app.settings import EngineSettings
 from app.weights.cli import main as download_main
 from tests import fake_hub
@@ -61,6 +61,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+CPU = GraphPasses(cpu=True)  # the int8 rewrite alone (BATCH_SIZE=1)
+
+
 def settings_for(models_dir: Path, quantization: str = "int8", **extra: object) -> EngineSettings:
     return EngineSettings(models_dir=models_dir, quantization=quantization, num_threads=2, device="cpu", **extra)  # type: ignore[arg-type]
 
@@ -70,8 +73,8 @@ def test_int8_graph_loses_its_conv_integer_and_gives_the_same_tokens(models: Pat
     this machine, measured here: the fp32 graph the int8 one was quantized from is the reference."""
     published = models / "v3_ctc" / "v3_ctc.int8.onnx"
     assert "ConvInteger" in ops(published)  # what quantize_dynamic makes of every Conv
-    with optimized_folder(models / "v3_ctc", ["v3_ctc.int8.onnx", "v3_vocab.txt", "config.json"], "int8") as folder:
-        rewritten = folder / "v3_ctc.int8.onnx"
+    with optimized_folder(models / "v3_ctc", ["v3_ctc.int8.onnx", "v3_vocab.txt", "config.json"], "int8", CPU) as f:
+        rewritten = f.path / "v3_ctc.int8.onnx"
         assert "ConvInteger" not in ops(rewritten)
         features, lengths = speech_features()
         feeds = {"features": features, "feature_lengths": lengths}
@@ -92,8 +95,8 @@ def test_int8_graph_loses_its_conv_integer_and_gives_the_same_tokens(models: Pat
 
 
 def test_fp32_graphs_have_nothing_to_rewrite_and_load_as_published(models: Path) -> None:
-    with optimized_folder(models / "v3_ctc", ["v3_ctc.onnx", "v3_vocab.txt", "config.json"], "fp32") as folder:
-        assert (folder / "v3_ctc.onnx").resolve() == (models / "v3_ctc" / "v3_ctc.onnx").resolve()
+    with optimized_folder(models / "v3_ctc", ["v3_ctc.onnx", "v3_vocab.txt", "config.json"], None, CPU) as f:
+        assert (f.path / "v3_ctc.onnx").resolve() == (models / "v3_ctc" / "v3_ctc.onnx").resolve()
 
 
 def test_rewrite_is_built_once_and_rebuilt_when_the_weights_change(
@@ -101,21 +104,22 @@ def test_rewrite_is_built_once_and_rebuilt_when_the_weights_change(
 ) -> None:
     folder = models / "v3_rnnt"
     files = MODELS["v3_rnnt"].weights.files_for("int8")  # type: ignore[union-attr]
-    cache = models / CACHE_DIR / "v3_rnnt.int8"
-    with caplog.at_level(logging.INFO, logger="app.engines.onnx_graph"), optimized_folder(folder, files, "int8") as f:
-        assert f == cache
+    cache = models / CACHE_DIR / "v3_rnnt.int8+cpu"
+    logs = logging.INFO, "app.engines.onnx_graph"
+    with caplog.at_level(*logs), optimized_folder(folder, files, "int8", CPU) as f:
+        assert f.path == cache
     built = (cache / "v3_rnnt_encoder.int8.onnx").stat().st_mtime_ns
-    assert any(r.getMessage() == "model graph rewritten for the CPU" for r in caplog.records)
+    assert any(r.getMessage() == "model graph rewritten" for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="app.engines.onnx_graph"), optimized_folder(folder, files, "int8") as f:
-        assert f == cache
+    with caplog.at_level(*logs), optimized_folder(folder, files, "int8", CPU) as f:
+        assert f.path == cache
     assert not caplog.records  # a second start reads the cache
     assert (cache / "v3_rnnt_encoder.int8.onnx").stat().st_mtime_ns == built
     assert (cache / "v3_vocab.txt").resolve() == (folder / "v3_vocab.txt").resolve()  # the rest is linked
     source = folder / "v3_rnnt_encoder.int8.onnx"
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 1_000_000_000))
-    with optimized_folder(folder, files, "int8") as f:
-        assert (f / "v3_rnnt_encoder.int8.onnx").stat().st_mtime_ns != built
+    with optimized_folder(folder, files, "int8", CPU) as f:
+        assert (f.path / "v3_rnnt_encoder.int8.onnx").stat().st_mtime_ns != built
     assert not [p for p in (models / CACHE_DIR).iterdir() if p.name.startswith(".")]  # no staging left behind
 
 
@@ -138,8 +142,8 @@ def test_unwritable_models_dir_rewrites_into_a_temporary_folder_removed_after_lo
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr("tempfile.tempdir", None)
-    with optimized_folder(tmp_path / "ro" / "v3_ctc", ["v3_ctc.int8.onnx"], "int8") as folder:
-        assert folder.is_relative_to(scratch) and "ConvInteger" not in ops(folder / "v3_ctc.int8.onnx")
+    with optimized_folder(tmp_path / "ro" / "v3_ctc", ["v3_ctc.int8.onnx"], "int8", CPU) as f:
+        assert f.path.is_relative_to(scratch) and "ConvInteger" not in ops(f.path / "v3_ctc.int8.onnx")
     assert not list(scratch.iterdir())
 
 
@@ -149,10 +153,10 @@ def test_a_graph_the_rewrite_cannot_read_loads_as_published(
     folder = tmp_path / "v3_ctc"
     shutil.copytree(models / "v3_ctc", folder)
     (folder / "v3_ctc.int8.onnx").write_bytes(b"not a graph")
-    with caplog.at_level(logging.WARNING), optimized_folder(folder, ["v3_ctc.int8.onnx"], "int8") as loaded:
-        assert loaded == folder
+    with caplog.at_level(logging.WARNING), optimized_folder(folder, ["v3_ctc.int8.onnx"], "int8", CPU) as loaded:
+        assert loaded.path == folder and not loaded.rewritten
     assert any(r.getMessage() == "model graph left as published" for r in caplog.records)
-    assert not (tmp_path / CACHE_DIR / "v3_ctc.int8").exists()
+    assert not (tmp_path / CACHE_DIR / "v3_ctc.int8+cpu").exists()
 
 
 def test_optimize_graphs_off_loads_the_published_folder(models: Path, tmp_path: Path) -> None:
@@ -179,10 +183,10 @@ def test_download_prepares_the_cpu_graphs_so_the_first_start_loads_them(
     (tmp_path / ".env").write_text(f"MODEL=v3_ctc\nMODELS_DIR={tmp_path / 'models'}\nQUANTIZATION=int8\n")
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     assert download_main([]) == 0
-    cache = tmp_path / "models" / CACHE_DIR / "v3_ctc.int8"
-    assert f"v3_ctc: graphs rewritten for the CPU in {cache}" in capsys.readouterr().out
+    cache = tmp_path / "models" / CACHE_DIR / "v3_ctc.int8+cpu"
+    assert f"v3_ctc: graphs rewritten (int8+cpu) in {cache}" in capsys.readouterr().out
     caplog.clear()  # the download's own lines
-    with caplog.at_level(logging.INFO, logger="app.engines.onnx_graph"):
-        engine = load_engine("v3_ctc", settings_for(tmp_path / "models"))
+    with caplog.at_level(logging.INFO, logger="app.engines.onnx_graph"):  # the server's loader
+        engine = speech_loader(MODELS["v3_ctc"], 1)(tmp_path / "models" / "v3_ctc", settings_for(tmp_path / "models"))
     rewrites = [r for r in caplog.records if r.name == "app.engines.onnx_graph"]
     assert engine.info.name == "v3_ctc" and not rewrites  # the cached graphs were used as they are
