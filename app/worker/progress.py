@@ -1,0 +1,101 @@
+"""How far queued work has got and how long it will still take: the queue's view of each piece of work.
+
+A `Ticket` follows one piece of transcription work (a request, a stream, a job) through the Runner: its audio length
+(when known), its model, the audio seconds done so far (reported by the pipeline after each batch) and when its
+worker time began. `Speeds` measures worker seconds per audio second of each model on this machine from the work
+that finished; `Ticket.remaining` estimates what a ticket still needs: from its own pace once it has made progress,
+else from its model's measured speed.
+
+A ticket is written on the worker thread and read on the event loop: plain attributes, each written by one side.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+# Speeds keeps the last few runs of each model: recent enough to follow the machine's load, enough to smooth one.
+SPEED_SAMPLES = 8
+
+
+class Speeds:
+    """Worker seconds per audio second of each model, over its last SPEED_SAMPLES finished runs."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, deque[tuple[float, float]]] = {}
+
+    def observe(self, model: str, audio_seconds: float, worker_seconds: float) -> None:
+        if audio_seconds > 0 and worker_seconds > 0:
+            self._runs.setdefault(model, deque(maxlen=SPEED_SAMPLES)).append((audio_seconds, worker_seconds))
+
+    def rate(self, model: str | None) -> float | None:
+        """Worker seconds per audio second (long runs weigh more), or None before the model's first run."""
+        runs = self._runs.get(model or "")
+        if not runs:
+            return None
+        return sum(seconds for _, seconds in runs) / sum(audio for audio, _ in runs)
+
+
+class Ticket:
+    """One piece of work in the queue. `audio_seconds`: its length when known (None: unknown, counted as nothing)."""
+
+    def __init__(self, audio_seconds: float | None = None, model: str | None = None) -> None:
+        self.audio_seconds = audio_seconds
+        self.model = model
+        self.done_seconds = 0.0  # audio transcribed so far: never decreases
+        self.started: float | None = None  # monotonic: when its first piece of work began on the worker
+        self._piece_started: float | None = None  # the piece running now (a route's detection, the transcription)
+        self._piece_done_from = 0.0  # done_seconds when that piece began
+        self._reported: float | None = None  # monotonic: the last progress report of that piece
+
+    @property
+    def running(self) -> bool:
+        return self._piece_started is not None
+
+    @property
+    def fraction(self) -> float | None:
+        """0..1 by audio seconds done; None while the length is unknown."""
+        if not self.audio_seconds:
+            return None
+        return min(1.0, self.done_seconds / self.audio_seconds)
+
+    def begin(self) -> None:
+        """Worker thread: one of its pieces of work starts."""
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        self._piece_started = now
+        self._piece_done_from = self.done_seconds
+        self._reported = None
+
+    def advance(self, done_seconds: float) -> None:
+        """Worker thread: the audio up to `done_seconds` is transcribed (a length the header understated grows)."""
+        if done_seconds > self.done_seconds:
+            self.done_seconds = done_seconds
+            if self.audio_seconds is not None and done_seconds > self.audio_seconds:
+                self.audio_seconds = done_seconds
+            self._reported = time.monotonic()
+
+    def end(self) -> tuple[float, float]:
+        """Worker thread: the piece of work ends. Returns (audio seconds it transcribed, worker seconds it took)."""
+        started = self._piece_started if self._piece_started is not None else time.monotonic()
+        self._piece_started = None
+        return self.done_seconds - self._piece_done_from, time.monotonic() - started
+
+    def remaining(self, speeds: Speeds, now: float) -> float | None:
+        """Worker seconds this work still needs (unknown length: nothing); None when no speed is known yet.
+
+        Running with progress made: its own pace up to the last report, less the time since (the estimate counts
+        down between batches instead of jumping at each); else its model's measured speed, less the time it has
+        been running."""
+        if self.audio_seconds is None:
+            return 0.0
+        left = max(self.audio_seconds - self.done_seconds, 0.0)
+        started, reported = self._piece_started, self._reported
+        done = self.done_seconds - self._piece_done_from
+        if started is not None and reported is not None and done > 0:
+            return max(left * (reported - started) / done - (now - reported), 0.0)
+        rate = speeds.rate(self.model)
+        if rate is None:
+            return None
+        return max(left * rate - (now - started if started is not None else 0.0), 0.0)
