@@ -3,7 +3,7 @@
 A `Ticket` follows one piece of transcription work (a request, a stream, a job) through the Runner: its audio length
 (when known), its model, the audio seconds done so far (reported by the pipeline after each batch) and when its
 worker time began. `Speeds` measures worker seconds per audio second of each model on this machine from the work
-that finished; `Ticket.remaining` estimates what a ticket still needs: from its own pace once it has made progress,
+that finished; `Ticket.remaining` estimates what a ticket still needs: from its own recent pace once it has made progress,
 else from its model's measured speed.
 
 A ticket is written on the worker thread and read on the event loop: plain attributes, each written by one side.
@@ -16,6 +16,9 @@ from collections import deque
 
 # Speeds keeps the last few runs of each model: recent enough to follow the machine's load, enough to smooth one.
 SPEED_SAMPLES = 8
+# A running ticket's pace weighs each earlier report half as much as the next: it follows a change of the machine's
+# load (other work on a shared machine) within a couple of batches, and one odd batch moves it only half-way.
+PACE_DECAY = 0.5
 
 
 class Speeds:
@@ -46,7 +49,9 @@ class Ticket:
         self.started: float | None = None  # monotonic: when its first piece of work began on the worker
         self._piece_started: float | None = None  # the piece running now (a route's detection, the transcription)
         self._piece_done_from = 0.0  # done_seconds when that piece began
-        self._reported: float | None = None  # monotonic: the last progress report of that piece
+        self._reported: float | None = None  # monotonic: the last progress report of that piece (or its start)
+        self._paced_seconds = 0.0  # worker seconds and audio seconds of its reports so far, each decayed by the next
+        self._paced_audio = 0.0
 
     @property
     def running(self) -> bool:
@@ -64,17 +69,21 @@ class Ticket:
         now = time.monotonic()
         if self.started is None:
             self.started = now
-        self._piece_started = now
+        self._piece_started = self._reported = now
         self._piece_done_from = self.done_seconds
-        self._reported = None
+        self._paced_seconds = self._paced_audio = 0.0
 
     def advance(self, done_seconds: float) -> None:
         """Worker thread: the audio up to `done_seconds` is transcribed (a length the header understated grows)."""
         if done_seconds > self.done_seconds:
+            now = time.monotonic()
+            if self._reported is not None:
+                self._paced_seconds = PACE_DECAY * self._paced_seconds + (now - self._reported)
+                self._paced_audio = PACE_DECAY * self._paced_audio + (done_seconds - self.done_seconds)
             self.done_seconds = done_seconds
             if self.audio_seconds is not None and done_seconds > self.audio_seconds:
                 self.audio_seconds = done_seconds
-            self._reported = time.monotonic()
+            self._reported = now
 
     def end(self) -> tuple[float, float]:
         """Worker thread: the piece of work ends. Returns (audio seconds it transcribed, worker seconds it took)."""
@@ -85,16 +94,15 @@ class Ticket:
     def remaining(self, speeds: Speeds, now: float) -> float | None:
         """Worker seconds this work still needs (unknown length: nothing); None when no speed is known yet.
 
-        Running with progress made: its own pace up to the last report, less the time since (the estimate counts
+        Running with progress made: its own recent pace, less the time since its last report (the estimate counts
         down between batches instead of jumping at each); else its model's measured speed, less the time it has
         been running."""
         if self.audio_seconds is None:
             return 0.0
         left = max(self.audio_seconds - self.done_seconds, 0.0)
         started, reported = self._piece_started, self._reported
-        done = self.done_seconds - self._piece_done_from
-        if started is not None and reported is not None and done > 0:
-            return max(left * (reported - started) / done - (now - reported), 0.0)
+        if started is not None and reported is not None and self._paced_audio > 0:
+            return max(left * self._paced_seconds / self._paced_audio - (now - reported), 0.0)
         rate = speeds.rate(self.model)
         if rate is None:
             return None
