@@ -3,8 +3,8 @@
 A `Ticket` follows one piece of transcription work (a request, a stream, a job) through the Runner: its audio length
 (when known), its model, the audio seconds done so far (reported by the pipeline after each batch) and when its
 worker time began. `Speeds` measures worker seconds per audio second of each model on this machine from the work
-that finished; `Ticket.remaining` estimates what a ticket still needs: from its own recent pace once it has made progress,
-else from its model's measured speed.
+that finished; `Ticket.remaining` estimates what a ticket still needs: from its own recent pace once it has made
+progress, else from its model's measured speed.
 
 A ticket is written on the worker thread and read on the event loop: plain attributes, each written by one side.
 """
