@@ -183,8 +183,9 @@ def test_three_jobs_run_in_order_and_cancelling_the_running_one_starts_the_next(
     assert [r.status_code for r in submitted] == [202, 202, 202]
     first, second, third = (r.json() for r in submitted)
     assert [j["position"] for j in (first, second, third)] == [0, 1, 2]
-    listed = httpx.get(f"{server.url}/v1/jobs").json()["data"]
-    assert [j["id"] for j in listed][:3] == [third["id"], second["id"], first["id"]]  # newest first
+    listed = httpx.get(f"{server.url}/v1/jobs").json()["data"]  # the queue, as everyone sees it: no whole ids
+    assert [j["short_id"] for j in listed][:3] == [short(third), short(second), short(first)]  # newest first
+    assert not [j for j in listed if "id" in j] and [j["position"] for j in listed][:3] == [2, 1, 0]
     health = httpx.get(f"{server.url}/health").json()
     assert health["jobs"]["queued"] + health["jobs"]["running"] == 3 and health["queue"]["waiting"] >= 1
     assert 'stt_jobs{status="queued"}' in httpx.get(f"{server.url}/metrics").text
@@ -199,8 +200,8 @@ def test_three_jobs_run_in_order_and_cancelling_the_running_one_starts_the_next(
 
     seen: list[tuple[str, str]] = []
     while True:  # one snapshot of both (the list), so that no state change falls between two requests
-        held = {j["id"]: j for j in httpx.get(f"{server.url}/v1/jobs").json()["data"]}
-        states = (held[second["id"]], held[third["id"]])
+        held = {j["short_id"]: j for j in httpx.get(f"{server.url}/v1/jobs").json()["data"]}
+        states = (held[short(second)], held[short(third)])
         seen.append((states[0]["status"], states[1]["status"]))
         if states[1]["status"] == "succeeded":
             break
@@ -219,6 +220,11 @@ def test_three_jobs_run_in_order_and_cancelling_the_running_one_starts_the_next(
     server.wait_until_idle()
     assert server.temp_entries() == []
     assert_private(server, [first["id"], second["id"], third["id"]])
+
+
+def short(job: dict[str, Any]) -> str:
+    """The job's id as the queue (and the log) shows it."""
+    return str(job["id"])[: len("job_") + 6]
 
 
 def job_of_status(server: ServerProcess, job_id: str) -> int:
@@ -274,14 +280,17 @@ def test_refusals_are_in_openai_shape_and_hold_nothing(server: ServerProcess, au
     junk = audio / "junk.wav"
     junk.write_bytes(b"not audio at all\n" * 50)
     refused(submit(server, junk), 400, "file")
-    held = {j["id"] for j in httpx.get(f"{server.url}/v1/jobs").json()["data"]}
+    held = {j["short_id"] for j in httpx.get(f"{server.url}/v1/jobs").json()["data"]}
     long = submit(server, tiled_wav(BECKETT, audio / "queued.wav", 120)).json()
     waiting = submit(server, BECKETT).json()
     early = result(server, waiting["id"])
     refused(early, 409, "job_id", "job_not_finished")
     for job in (waiting, long):
         httpx.delete(f"{server.url}/v1/jobs/{job['id']}")
-    assert {j["id"] for j in httpx.get(f"{server.url}/v1/jobs").json()["data"]} == held | {long["id"], waiting["id"]}
+    assert {j["short_id"] for j in httpx.get(f"{server.url}/v1/jobs").json()["data"]} == held | {
+        short(long),
+        short(waiting),
+    }
     server.wait_until_idle()
     assert server.temp_entries() == []
 

@@ -7,7 +7,8 @@
 - `GET /v1/jobs/{id}/result?response_format=...`: rendered when fetched from the one stored transcript. Jobs
   always compute word timings (ADR 55), so every format is there and the timed ones equal the synchronous route's.
 - `DELETE /v1/jobs/{id}`: cancels a queued or running job (its work stops at its next batch boundary, its audio goes
-  at once), or forgets a finished one. `GET /v1/jobs`: the jobs held, newest first.
+  at once), or forgets a finished one. `GET /v1/jobs`: the queue, the jobs held newest first, each with its id only
+  as logs show it (the whole id is its submitter's: a list handing ids out would make them guessable by anyone).
 
 Held in memory only (`app/job_store.py`); logs name a job by `short_id`, never by its whole id.
 """
@@ -37,7 +38,7 @@ from app.diarization.speakers import KnownVoice
 from app.errors import AppError, Cancelled, InvalidInput, JobUnfinished, UnknownJob
 from app.job_store import HeldJob, JobResult, Outcome, short_id
 from app.render import verbose_flags
-from app.render.jobs import Job, JobDeleted, JobError, JobList
+from app.render.jobs import Job, JobDeleted, JobError, JobList, JobState, JobSummary
 from app.render.sse import ErrorBody
 from app.settings import ResponseFormat
 from app.transcript import Task
@@ -76,19 +77,17 @@ RESULT = contract.declared(
 )
 
 
-def job_body(job: HeldJob, runner: Runner) -> Job:
-    """The job as a client sees it now."""
+def job_state(job: HeldJob, runner: Runner) -> JobState:
+    """Where the job stands now."""
     status = job.status
     ticket = job.ticket
     standing = runner.standing(ticket) if status in ("queued", "running") else None
     duration = job.result.transcript.duration if job.result is not None else ticket.audio_seconds
     eta = None if standing is None or standing.eta_seconds is None else round(standing.eta_seconds, 1)
-    return Job(
-        id=job.id,
+    return JobState(
         status=status,
         task=job.task,
         model=job.model,
-        response_format=job.response_format,
         created_at=int(job.created_at),
         started_at=_unix(job.started_at),
         finished_at=_unix(job.finished_at),
@@ -97,8 +96,19 @@ def job_body(job: HeldJob, runner: Runner) -> Job:
         progress=1.0 if status == "succeeded" else _rounded(ticket.fraction),
         position=None if standing is None else standing.position,
         eta_seconds=eta,
-        error=None if job.error is None else JobError(**msgspec.structs.asdict(job.error)),
     )
+
+
+def job_body(job: HeldJob, runner: Runner) -> Job:
+    """The job as its submitter (who has its id) sees it."""
+    error = None if job.error is None else JobError(**msgspec.structs.asdict(job.error))
+    state = msgspec.structs.asdict(job_state(job, runner))
+    return Job(**state, id=job.id, response_format=job.response_format, error=error)
+
+
+def job_summary(job: HeldJob, runner: Runner) -> JobSummary:
+    """The job as the queue shows it to everyone: no whole id."""
+    return JobSummary(**msgspec.structs.asdict(job_state(job, runner)), short_id=job.short_id)
 
 
 def _unix(seconds: float | None) -> int | None:
@@ -211,10 +221,18 @@ async def run_job(services: Services, job: HeldJob, path: Path, plan: Plan, voic
     services.metrics.job_finished(job.status, audio or 0.0, processing or 0.0)
 
 
-@get(JOBS_PATH, summary="The jobs held, newest first", operation_class=LIST)
+@get(
+    JOBS_PATH,
+    summary="The queue: the jobs held, newest first",
+    description=(
+        "Every job held, with its status, progress, place in the queue and ETA, and its id only as logs show it "
+        "(`short_id`): the whole id, the only way to a job's result, is given to its submitter alone."
+    ),
+    operation_class=LIST,
+)
 async def list_jobs(request: AnyRequest) -> JobList:
     services = services_of(request)
-    return JobList(data=[job_body(job, services.runner) for job in services.jobs.jobs()])
+    return JobList(data=[job_summary(job, services.runner) for job in services.jobs.jobs()])
 
 
 @get(

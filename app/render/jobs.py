@@ -1,4 +1,5 @@
-"""The bodies of the jobs resource (POST/GET/DELETE /v1/jobs): a job as clients poll it, the list, a deletion."""
+"""The bodies of the jobs resource (POST/GET/DELETE /v1/jobs): a job as its submitter polls it, the queue as
+everyone sees it (`JobSummary`: no whole id, so the list never hands out what fetches a result), a deletion."""
 
 from __future__ import annotations
 
@@ -25,18 +26,13 @@ class JobError(msgspec.Struct):
     code: str | None
 
 
-class Job(msgspec.Struct, kw_only=True):
-    """A job as it stands: its status, its progress and, while it waits or runs, its place in the queue and the
+class JobState(msgspec.Struct, kw_only=True):
+    """Where a job stands: its status, its progress and, while it waits or runs, its place in the queue and the
     estimated seconds until it is done (from this model's measured speed on this machine)."""
 
-    id: Annotated[str, msgspec.Meta(description="`job_` and 128 random bits: the only way to reach the job")]
-    object: Literal["job"] = "job"
     status: JobStatus
     task: Task
     model: Annotated[str, msgspec.Meta(description="The model asked for; the one that ran once chosen")]
-    response_format: Annotated[
-        ResponseFormat, msgspec.Meta(description="The result's format when GET .../result names none")
-    ]
     created_at: UnixSeconds
     started_at: UnixSeconds | None
     finished_at: UnixSeconds | None
@@ -54,14 +50,31 @@ class Job(msgspec.Struct, kw_only=True):
     eta_seconds: Annotated[
         NonNegative | None, msgspec.Meta(description="Estimated seconds until done (None: no speed measured yet)")
     ]
+
+
+class Job(JobState, kw_only=True):
+    """A job, as POST /v1/jobs answers it and GET /v1/jobs/{id} shows it."""
+
+    id: Annotated[str, msgspec.Meta(description="`job_` and 128 random bits: the only way to reach the job")]
+    object: Literal["job"] = "job"
+    response_format: Annotated[
+        ResponseFormat, msgspec.Meta(description="The result's format when GET .../result names none")
+    ]
     error: JobError | None
+
+
+class JobSummary(JobState, kw_only=True):
+    """A job in the queue as everyone sees it: its id only as logs show it, enough to tell one's own jobs apart."""
+
+    short_id: Annotated[str, msgspec.Meta(description="The id's first characters (never enough to reach the job)")]
+    object: Literal["job.summary"] = "job.summary"
 
 
 class JobList(msgspec.Struct, kw_only=True):
     """The jobs held, newest first."""
 
     object: Literal["list"] = "list"
-    data: list[Job]
+    data: list[JobSummary]
 
 
 class JobDeleted(msgspec.Struct, kw_only=True):
