@@ -16,6 +16,7 @@ Held in memory only (`app/job_store.py`); logs name a job by `short_id`, never b
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +37,7 @@ from app.api.requests import AnyRequest, record_of, services_of
 from app.audio.decode import probe_audio
 from app.diarization.speakers import KnownVoice
 from app.errors import AppError, Cancelled, InvalidInput, JobUnfinished, UnknownJob
-from app.job_store import HeldJob, JobResult, Outcome, short_id
+from app.job_store import ID_PREFIX, HeldJob, JobResult, Outcome, short_id
 from app.render import verbose_flags
 from app.render.jobs import Job, JobDeleted, JobError, JobList, JobState, JobSummary
 from app.render.sse import ErrorBody
@@ -49,6 +50,7 @@ from app.worker.runner import Runner
 
 log = structlog.get_logger("app.jobs")
 JOBS_PATH = "/v1/jobs"
+JOB_ID = re.compile(ID_PREFIX + r"[A-Za-z0-9_-]{16,64}")
 
 # The contract: Litestar infers the parameters and answers (Structs of app/render/jobs.py); the form, the result's
 # media types and the error statuses are declared.
@@ -128,10 +130,10 @@ def _task(value: str | None) -> Task:
 
 
 def _named(request: AnyRequest, job_id: str) -> None:
-    """The request's log line names the job by its short id."""
+    """The request's log line names the job by its short id (an id not of our making: `other`, never as sent)."""
     record = record_of(request.scope)
     if record is not None:
-        record.job = short_id(job_id)
+        record.job = short_id(job_id) if JOB_ID.fullmatch(job_id) else "other"
 
 
 @post(

@@ -156,6 +156,8 @@ def job_form(found: dict[str, dict[str, Any]], catalog: ModelCatalog) -> dict[st
     translation takes a model that translates (named, when MODEL does not) and no diarized_json."""
     upload, form = found["TranscriptionForm"], found["JobForm"]
     properties = {name: value for name, value in upload["properties"].items() if name != "stream"}
+    openai_models = upload["anyOf"][0]["properties"]["model"]["enum"]  # not Reflector's names: its form is not taken
+    properties["model"] = {**properties["model"], "enum": openai_models}
     translators = translation_models(catalog)
     translation: dict[str, Any] = {
         "properties": {
