@@ -7,9 +7,9 @@ Each round is a fresh server (`NUM_THREADS=2`) transcribing `two_cities.wav` til
 trace is each progress report (seen by the first poll after it) and the server's `eta_seconds` at each poll. For the
 polls after a quarter of the audio (and before the last tenth of the run), against the time that really remained:
 
-- `server`: the server's own figure (a running job's recent pace, each earlier report weighing PACE_DECAY (0.5) of
-  the next, counting down between reports);
-- `decay_0.75`: the same with each earlier report weighing 0.75 of the next (rebuilt from the trace);
+- `server`: the server's own figure (a running job's recent pace, each earlier report weighing PACE_DECAY (0.75)
+  of the next, counting down between reports);
+- `decay_0.5`: the same with each earlier report weighing half the next (rebuilt from the trace);
 - `whole_run`: the average pace since the job began (every report weighing the same), counting down the same way;
 - `last_batch`: the pace of the last batch alone, counting down.
 
@@ -41,7 +41,8 @@ from tests.server import AUDIO, tiny_server  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 POLL_SECONDS = 0.1
-ESTIMATORS = ("server", "decay_0.75", "whole_run", "last_batch")
+ESTIMATORS = ("server", "decay_0.5", "whole_run", "last_batch")
+OTHER_DECAY = 0.5
 
 
 def trace(model: str, minutes: float) -> tuple[list[tuple[float, float, float | None]], float, float, float]:
@@ -72,16 +73,17 @@ def estimates(polls: list[tuple[float, float, float | None]], started: float) ->
     """What each estimator says at each poll, from the reports seen up to it (a report: progress moved)."""
     out: dict[str, list[float | None]] = {name: [] for name in ESTIMATORS}
     reports: list[tuple[float, float]] = [(started, 0.0)]
-    decayed = [0.0, 0.0]  # worker seconds and progress, each earlier report weighing 0.75 of the next
+    decayed = [0.0, 0.0]  # worker seconds and progress, each earlier report weighing OTHER_DECAY of the next
     for at, progress, server_eta in polls:
         if progress > reports[-1][1]:
             last_at, last_progress = reports[-1]
-            decayed = [0.75 * decayed[0] + at - last_at, 0.75 * decayed[1] + progress - last_progress]
+            d = OTHER_DECAY
+            decayed = [d * decayed[0] + at - last_at, d * decayed[1] + progress - last_progress]
             reports.append((at, progress))
         out["server"].append(server_eta)
         (t0, p0), (t1, p1) = reports[-2] if len(reports) > 1 else reports[0], reports[-1]
         left, since = 1.0 - p1, at - t1
-        out["decay_0.75"].append(None if decayed[1] <= 0 else max(left * decayed[0] / decayed[1] - since, 0.0))
+        out["decay_0.5"].append(None if decayed[1] <= 0 else max(left * decayed[0] / decayed[1] - since, 0.0))
         out["whole_run"].append(None if p1 <= 0 else max(left * (t1 - started) / p1 - since, 0.0))
         out["last_batch"].append(None if p1 <= p0 else max(left * (t1 - t0) / (p1 - p0) - since, 0.0))
     return out

@@ -36,9 +36,9 @@ def test_a_running_ticket_is_estimated_from_its_own_recent_pace_counting_down(mo
     assert ticket.remaining(speeds, clock.now + 2.0) == pytest.approx(75.0 * 0.2 - 2.0)  # counts down
     clock.now += 2.5
     ticket.advance(50.0)  # the machine got twice as fast: 0.1 s per second
-    # the earlier report weighs half: (0.5 * 5 + 2.5) / (0.5 * 25 + 25) = 0.133..., nearer the recent 0.1 than the
-    # whole run's average 0.15
-    assert ticket.remaining(speeds, clock.now) == pytest.approx(50.0 * (0.5 * 5.0 + 2.5) / (0.5 * 25.0 + 25.0))
+    # the earlier report weighs PACE_DECAY of the recent one: nearer the recent 0.1 than the whole run's average 0.15
+    pace = (progress.PACE_DECAY * 5.0 + 2.5) / (progress.PACE_DECAY * 25.0 + 25.0)
+    assert 0.1 < pace < 0.15 and ticket.remaining(speeds, clock.now) == pytest.approx(50.0 * pace)
     assert ticket.fraction == 0.5
     ticket.advance(10.0)  # progress never goes back
     assert ticket.done_seconds == 50.0

@@ -16,9 +16,9 @@ from collections import deque
 
 # Speeds keeps the last few runs of each model: recent enough to follow the machine's load, enough to smooth one.
 SPEED_SAMPLES = 8
-# A running ticket's pace weighs each earlier report half as much as the next: it follows a change of the machine's
-# load (other work on a shared machine) within a couple of batches, and one odd batch moves it only half-way.
-PACE_DECAY = 0.5
+# A running ticket's pace weighs each earlier report 0.75 of the next: it follows a change of the machine's load
+# (other work on a shared machine) within a few batches, and one odd batch moves it a quarter of the way (ADR 57).
+PACE_DECAY = 0.75
 
 
 class Speeds:
