@@ -6,7 +6,8 @@ worker time began. `Speeds` measures worker seconds per audio second of each mod
 that finished; `Ticket.remaining` estimates what a ticket still needs: from its own recent pace once it has made
 progress, else from its model's measured speed.
 
-A ticket is written on the worker thread and read on the event loop: plain attributes, each written by one side.
+A ticket is written on the worker thread and read on the event loop: plain attributes, each written by one side;
+what must be read together (a pace's seconds and audio, a model's runs) is one object, replaced or copied whole.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from collections import deque
 
 # Speeds keeps the last few runs of each model: recent enough to follow the machine's load, enough to smooth one.
 SPEED_SAMPLES = 8
-# A running ticket's pace weighs each earlier report 0.75 of the next: it follows a change of the machine's load
-# (other work on a shared machine) within a few batches, and one odd batch moves it a quarter of the way (ADR 57).
+# A running ticket's pace weighs what it did PACE_AUDIO_SECONDS of audio earlier 0.75 of what it does now: it follows
+# a change of the machine's load (other work on a shared machine) within a few batches, one odd batch moves it a
+# quarter of the way, and it is the same whether a report covers one chunk or four (BATCH_SIZE; ADR 57).
 PACE_DECAY = 0.75
+PACE_AUDIO_SECONDS = 80.0  # about one report's audio with BATCH_SIZE=4 (the first chunk goes alone)
 
 
 class Speeds:
@@ -33,7 +36,7 @@ class Speeds:
 
     def rate(self, model: str | None) -> float | None:
         """Worker seconds per audio second (long runs weigh more), or None before the model's first run."""
-        runs = self._runs.get(model or "")
+        runs = tuple(self._runs.get(model or "", ()))  # one copy: the worker thread may append meanwhile
         if not runs:
             return None
         return sum(seconds for _, seconds in runs) / sum(audio for audio, _ in runs)
@@ -50,8 +53,8 @@ class Ticket:
         self._piece_started: float | None = None  # the piece running now (a route's detection, the transcription)
         self._piece_done_from = 0.0  # done_seconds when that piece began
         self._reported: float | None = None  # monotonic: the last progress report of that piece (or its start)
-        self._paced_seconds = 0.0  # worker seconds and audio seconds of its reports so far, each decayed by the next
-        self._paced_audio = 0.0
+        self._pace = (0.0, 0.0)  # worker seconds and audio seconds of its reports so far, each decayed by the next
+        self._reports = 0  # progress reports of the piece running now
 
     @property
     def running(self) -> bool:
@@ -71,15 +74,22 @@ class Ticket:
             self.started = now
         self._piece_started = self._reported = now
         self._piece_done_from = self.done_seconds
-        self._paced_seconds = self._paced_audio = 0.0
+        self._pace = (0.0, 0.0)
+        self._reports = 0
 
     def advance(self, done_seconds: float) -> None:
         """Worker thread: the audio up to `done_seconds` is transcribed (a length the header understated grows)."""
         if done_seconds > self.done_seconds:
             now = time.monotonic()
             if self._reported is not None:
-                self._paced_seconds = PACE_DECAY * self._paced_seconds + (now - self._reported)
-                self._paced_audio = PACE_DECAY * self._paced_audio + (done_seconds - self.done_seconds)
+                step, took = done_seconds - self.done_seconds, now - self._reported
+                if self._reports < 2:  # the first report alone, then without it: it carries the start-up costs
+                    self._pace = (took, step)
+                else:
+                    seconds, audio = self._pace
+                    decay = PACE_DECAY ** (step / PACE_AUDIO_SECONDS)
+                    self._pace = (decay * seconds + took, decay * audio + step)
+                self._reports += 1
             self.done_seconds = done_seconds
             if self.audio_seconds is not None and done_seconds > self.audio_seconds:
                 self.audio_seconds = done_seconds
@@ -101,8 +111,9 @@ class Ticket:
             return 0.0
         left = max(self.audio_seconds - self.done_seconds, 0.0)
         started, reported = self._piece_started, self._reported
-        if started is not None and reported is not None and self._paced_audio > 0:
-            return max(left * self._paced_seconds / self._paced_audio - (now - reported), 0.0)
+        paced_seconds, paced_audio = self._pace
+        if started is not None and reported is not None and paced_audio > 0:
+            return max(left * paced_seconds / paced_audio - (now - reported), 0.0)
         rate = speeds.rate(self.model)
         if rate is None:
             return None

@@ -8,6 +8,8 @@ import asyncio
 import threading
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.worker import progress
 from app.worker.cancel import CancelToken
@@ -26,25 +28,60 @@ class Clock:
 def test_a_running_ticket_is_estimated_from_its_own_recent_pace_counting_down(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
     monkeypatch.setattr(progress.time, "monotonic", clock)
-    ticket = Ticket(100.0, "m")
+    step = progress.PACE_AUDIO_SECONDS  # one report's audio: the earlier one then weighs PACE_DECAY of the next
+    ticket = Ticket(5 * step, "m")
     speeds = Speeds()
     assert ticket.remaining(speeds, clock.now) is None  # nothing measured, no progress: unknown
     ticket.begin()
-    clock.now += 5.0
-    ticket.advance(25.0)  # 0.2 s of work per second of audio
-    assert ticket.remaining(speeds, clock.now) == pytest.approx(75.0 * 0.2)
-    assert ticket.remaining(speeds, clock.now + 2.0) == pytest.approx(75.0 * 0.2 - 2.0)  # counts down
-    clock.now += 2.5
-    ticket.advance(50.0)  # the machine got twice as fast: 0.1 s per second
-    # the earlier report weighs PACE_DECAY of the recent one: nearer the recent 0.1 than the whole run's average 0.15
-    pace = (progress.PACE_DECAY * 5.0 + 2.5) / (progress.PACE_DECAY * 25.0 + 25.0)
-    assert 0.1 < pace < 0.15 and ticket.remaining(speeds, clock.now) == pytest.approx(50.0 * pace)
-    assert ticket.fraction == 0.5
-    ticket.advance(10.0)  # progress never goes back
-    assert ticket.done_seconds == 50.0
-    ticket.advance(120.0)  # the header understated the length: it grows
-    assert ticket.audio_seconds == 120.0 and ticket.fraction == 1.0
-    assert ticket.end() == (120.0, 7.5)  # what the piece did, for the model's speed
+    clock.now += 0.5 * step
+    ticket.advance(step)  # the first chunk, with the start-up costs: 0.5 s of work per second of audio
+    assert ticket.remaining(speeds, clock.now) == pytest.approx(4 * step * 0.5)  # all there is to go by
+    clock.now += 0.2 * step
+    ticket.advance(2 * step)  # 0.2 s per second: the first report no longer counts
+    assert ticket.remaining(speeds, clock.now) == pytest.approx(3 * step * 0.2)
+    assert ticket.remaining(speeds, clock.now + 2.0) == pytest.approx(3 * step * 0.2 - 2.0)  # counts down
+    clock.now += 0.1 * step
+    ticket.advance(3 * step)  # the machine got twice as fast: 0.1 s per second
+    # nearer the recent 0.1 than the average 0.15 of the two
+    pace = (progress.PACE_DECAY * 0.2 + 0.1) / (progress.PACE_DECAY + 1)
+    assert 0.1 < pace < 0.15 and ticket.remaining(speeds, clock.now) == pytest.approx(2 * step * pace)
+    assert ticket.fraction == 0.6
+    ticket.advance(step / 2)  # progress never goes back
+    assert ticket.done_seconds == 3 * step
+    ticket.advance(6 * step)  # the header understated the length: it grows
+    assert ticket.audio_seconds == 6 * step and ticket.fraction == 1.0
+    assert ticket.end() == (6 * step, pytest.approx(0.8 * step))  # what the piece did, for the model's speed
+
+
+@given(
+    st.floats(0.02, 1.0),  # the first chunk's work seconds per audio second (start-up costs included)
+    st.lists(st.floats(0.02, 0.5), min_size=1, max_size=12),  # then per 80 s of audio
+    st.sampled_from([1, 2, 4, 8]),  # reports per 80 s of audio: batches ... or a chunk each (BATCH_SIZE=1)
+)
+def test_a_pace_does_not_depend_on_how_often_progress_is_reported(first: float, rates: list[float], split: int) -> None:
+    """The same work, reported once per 80 s of audio or `split` times as often (BATCH_SIZE=4 or 1), gives the same
+    estimate: the weight of what was done earlier decays with the audio done since, not with the number of reports
+    (the first report, one chunk in either case, is dropped once there is another)."""
+
+    def estimate(pieces: int) -> float:
+        now = [0.0]
+        ticket = Ticket(20.0 + len(rates) * progress.PACE_AUDIO_SECONDS + 1.0, "m")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(progress.time, "monotonic", lambda: now[0])
+            ticket.begin()
+            now[0] += first * 20.0
+            ticket.advance(20.0)  # the first chunk goes alone
+            step = progress.PACE_AUDIO_SECONDS / pieces
+            for rate in rates:
+                for _ in range(pieces):
+                    now[0] += rate * step
+                    ticket.advance(ticket.done_seconds + step)
+        remaining = ticket.remaining(Speeds(), now[0])
+        assert remaining is not None
+        return remaining
+
+    coarse, fine = estimate(1), estimate(split)
+    assert fine == pytest.approx(coarse, rel=1e-9)
 
 
 def test_speeds_weigh_long_runs_more_and_forget_old_ones() -> None:
