@@ -3,7 +3,8 @@ reload finds it again (its id in localStorage, its audio in IndexedDB), and the 
 reader: speakers coloured and named, the third segment's time seeks the player there. The server's log of the whole
 test holds no job id in full and none of the words spoken.
 
-Run: `uv run pytest tests/test_jobs_browser.py -m browser -q`. The screenshot goes to /tmp/jobs-reader.png.
+Run: `uv run pytest tests/browser/test_jobs_browser.py -m browser -q`. The reader's screenshot goes to the test's
+tmp_path (`jobs-reader.png`; keep it with `--basetemp DIR`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `make test` installs it (scripts/system_packages.sh)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 DIALOGUE = AUDIO / "endgame_nagg_nell.wav"  # two voices, short turns (tests/data/README.md)
-SCREENSHOT = Path("/tmp/jobs-reader.png")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def until(page: Page, expression: str, timeout: float = 60.0) -> None:
 
 
 def test_a_dropped_file_is_a_job_that_survives_a_reload_and_opens_as_a_reader(
-    server: ServerProcess, browser: Browser
+    server: ServerProcess, browser: Browser, tmp_path: Path
 ) -> None:
     urls: list[str] = []
     errors: list[str] = []
@@ -107,7 +107,7 @@ def test_a_dropped_file_is_a_job_that_survives_a_reload_and_opens_as_a_reader(
     assert page.evaluate("document.getElementById('player').currentTime") == pytest.approx(word_start, abs=0.01)
     expect(first_word).to_have_class(re.compile(r"\bspoken\b"))
 
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(tmp_path / "jobs-reader.png"), full_page=True)
     assert errors == []
     remote = [u for u in urls if urlparse(u).scheme not in ("blob", "data") and urlparse(u).hostname != "127.0.0.1"]
     assert remote == []
