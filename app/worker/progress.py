@@ -21,7 +21,7 @@ SPEED_SAMPLES = 8
 # a change of the machine's load (other work on a shared machine) within a few batches, one odd batch moves it a
 # quarter of the way, and it is the same whether a report covers one chunk or four (BATCH_SIZE; ADR 57).
 PACE_DECAY = 0.75
-PACE_AUDIO_SECONDS = 80.0  # about one report's audio with BATCH_SIZE=4 (the first chunk goes alone)
+PACE_AUDIO_SECONDS = 80.0  # about one report's audio with BATCH_SIZE=4, four with BATCH_SIZE=1 (the default)
 
 
 class Speeds:
