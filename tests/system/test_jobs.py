@@ -16,6 +16,7 @@ answered in under 15 s beside two hung-up 10-minute ones" is a figure of tiny.en
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import threading
 import time
@@ -340,9 +341,11 @@ def test_a_stream_waiting_its_turn_is_told_its_place(server: ServerProcess, ten_
             elif line.startswith("data:"):
                 data.append(line)
     assert re.fullmatch(r": queued position=1( eta=\d+s)?", comments[0]), comments
-    assert data[-1] == "data: [DONE]" and any("transcript.text.done" in d for d in data)
+    assert data[-1] == "data: [DONE]"
+    (done,) = [json.loads(d.removeprefix("data: ")) for d in data[:-1] if "transcript.text.done" in d]
     server.wait_until_idle()
     assert server.temp_entries() == []
+    assert_private(server, [long], [done["text"]])
 
 
 @pytest.mark.timeout(300)
@@ -370,6 +373,7 @@ def test_two_hung_up_ten_minute_requests_give_way_to_a_new_job(
     assert job["status"] == "succeeded", job
     server.wait_until_idle()
     assert server.temp_entries() == []
+    assert_private(server, [job["id"]], [result(server, job["id"], response_format="text").text])
 
 
 def test_refusals_are_in_openai_shape_and_hold_nothing(server: ServerProcess, ten_minutes: Path, audio: Path) -> None:
