@@ -62,6 +62,14 @@ class ShuttingDown(RetryLater):
     restarted, will)."""
 
 
+class UnknownJob(AppError):
+    """No job is held under that id: it never existed, it expired or was deleted, or the server restarted."""
+
+
+class JobUnfinished(AppError):
+    """A job's result was asked for while it has none: it is still queued or running, it failed, or was cancelled."""
+
+
 class ModelUnavailable(AppError):
     """A model's weights are missing and cannot be fetched (or do not load); the message says what to do."""
 

@@ -15,7 +15,7 @@ from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 
 from app import VERSION
-from app.api import contract, health, openai, realtime, reflector, transcriptions, whisper_asr
+from app.api import contract, health, job_routes, openai, realtime, reflector, transcriptions, whisper_asr
 from app.api.deps import Services
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.middleware import RequestMiddleware
@@ -40,6 +40,14 @@ async def _unload_when_idle(services: Services) -> None:
         quiet_for = time.monotonic() - services.runner.last_activity
         if services.residency.keys and services.runner.admitted == 0 and quiet_for >= idle_after:
             await asyncio.wrap_future(services.runner.run_internal(lambda: services.residency.unload_idle(idle_after)))
+
+
+async def _expire_jobs(services: Services) -> None:
+    """Drop finished jobs whose time to live is over, even when nobody asks for any (results leave memory)."""
+    period = max(0.5, min(30.0, services.settings.jobs.jobs_ttl_seconds / 4))
+    while True:
+        await asyncio.sleep(period)
+        services.jobs.sweep()
 
 
 def create_app(settings: Settings, *, tls: ServerCertificate | None = None) -> Litestar:
@@ -73,6 +81,7 @@ def create_app(settings: Settings, *, tls: ServerCertificate | None = None) -> L
                 ca_file=None if tls.ca_file is None else str(tls.ca_file),
                 names=",".join(tls.names),
             )
+        expiry = asyncio.create_task(_expire_jobs(services))
         scheme = "https" if tls is not None else "http"
         log.info("ready", model=settings.engines.model, host=settings.http.host, port=settings.http.port, scheme=scheme)
         try:
@@ -82,7 +91,9 @@ def create_app(settings: Settings, *, tls: ServerCertificate | None = None) -> L
                 janitor.cancel()
             if wyoming is not None:
                 await wyoming.stop()
+            expiry.cancel()
             services.resumable.abandon_all()
+            services.jobs.cancel_all()
             # After the job in progress (if any) has stopped; a job that will not stop does not hold shutdown up.
             with contextlib.suppress(TimeoutError):
                 unload = services.runner.run_internal(services.residency.unload_all)
@@ -97,6 +108,7 @@ def create_app(settings: Settings, *, tls: ServerCertificate | None = None) -> L
             *reflector.ROUTES,
             *realtime.ROUTES,
             *whisper_asr.ROUTES,
+            *job_routes.ROUTES,
             health.health,
             health.metrics,
             health.ca_certificate,

@@ -205,6 +205,14 @@ class WyomingSettings(msgspec.Struct, frozen=True, kw_only=True):
     wyoming_zeroconf: str = ""  # advertise the server on mDNS (_wyoming._tcp.local.) under this name; empty: don't
 
 
+class JobSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Jobs (POST /v1/jobs): held in memory only, each result for JOBS_TTL_SECONDS after it finished."""
+
+    jobs_ttl_seconds: PositiveSeconds = 3600.0
+    jobs_ttl_refresh: bool = True  # fetching a finished job (or its result) restarts its time to live
+    max_jobs: Positive = 32  # jobs held at once: queued, running, and finished ones not yet expired
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every setting, in the groups the code that uses them takes as they are. Each field of a group is read from
     the variable of its name in capitals (`engines.num_threads` <- NUM_THREADS)."""
@@ -218,6 +226,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     realtime: RealtimeSettings = msgspec.field(default_factory=RealtimeSettings)
     wyoming: WyomingSettings = msgspec.field(default_factory=WyomingSettings)
+    jobs: JobSettings = msgspec.field(default_factory=JobSettings)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

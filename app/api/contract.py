@@ -39,6 +39,7 @@ from app.api.schemas import REF, declared_schemas
 from app.errors import (
     InputTooLarge,
     InvalidInput,
+    JobUnfinished,
     ModelUnavailable,
     QueueFull,
     ShuttingDown,
@@ -46,6 +47,7 @@ from app.errors import (
     SourceNotFound,
     SourceTimeout,
     StorageFull,
+    UnknownJob,
     UploadStalled,
 )
 
@@ -110,11 +112,16 @@ ERROR_WHEN: Mapping[type[Exception], str] = {
     InputTooLarge: "The upload (or download) is larger than MAX_UPLOAD_MB, or the JSON body too large",
     ClientGone: "The client closed the connection before the answer (logged; nobody reads this)",
     SourceFailed: "The audio URL could not be fetched",
-    QueueFull: "The queue (MAX_QUEUE) or the upload slots (MAX_UPLOADS) are full: retry after Retry-After seconds",
+    QueueFull: (
+        "The queue (MAX_QUEUE), the upload slots (MAX_UPLOADS) or, for jobs, the jobs held (MAX_JOBS) are full: retry "
+        "after Retry-After seconds"
+    ),
     ModelUnavailable: "The model cannot be loaded or fetched on this server",
     SourceTimeout: "The audio URL did not answer within URL_TIMEOUT_SECONDS (or sent too slowly)",
     ShuttingDown: "The server is shutting down: retry after Retry-After seconds (on it once restarted, or another)",
     StorageFull: "The server's storage is full (its TMPDIR): retry after Retry-After seconds",
+    UnknownJob: "No job has this id: it expired (JOBS_TTL_SECONDS), was deleted, or the server restarted",
+    JobUnfinished: "The job has no result: it is still queued or running, it failed, or it was cancelled",
 }
 RETRY_AFTER = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.INTEGER, minimum=0), description="Seconds to wait before retrying"

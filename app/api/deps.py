@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.api.metrics import Metrics
 from app.api.resume import ResumableJobs
 from app.diarization.service import Diarizer
+from app.job_store import JobStore
 from app.settings import Settings
 from app.tls import ServerCertificate
 from app.transcription.catalog import ModelCatalog
@@ -30,6 +31,7 @@ class Services:
             on_abandoned=self.metrics.cancelled,
             admitted=lambda: self.runner.admitted,
         )
+        self.jobs = JobStore(settings.jobs)  # POST /v1/jobs: held in memory only
         self.residency = Residency(settings.engines.max_loaded_models, on_change=self._model_changed)
         self.transcriber = Transcriber(
             settings, self.runner, self.residency, on_engine_batch=self.metrics.observe_engine_batch

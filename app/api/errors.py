@@ -20,6 +20,7 @@ from app.errors import (
     AppError,
     InputTooLarge,
     InvalidInput,
+    JobUnfinished,
     ModelUnavailable,
     QueueFull,
     RetryLater,
@@ -28,6 +29,7 @@ from app.errors import (
     SourceNotFound,
     SourceTimeout,
     StorageFull,
+    UnknownJob,
     UploadStalled,
 )
 from app.render.sse import ErrorBody
@@ -48,7 +50,9 @@ HTTP_ERRORS: tuple[tuple[type[AppError], int, str], ...] = (
     (InvalidInput, 400, "invalid_request_error"),
     (Unauthorized, 401, "invalid_request_error"),
     (SourceNotFound, 404, "invalid_request_error"),
+    (UnknownJob, 404, "invalid_request_error"),
     (UploadStalled, 408, "invalid_request_error"),
+    (JobUnfinished, 409, "invalid_request_error"),
     (InputTooLarge, 413, "invalid_request_error"),
     (SourceTimeout, 504, "server_error"),
     (SourceFailed, 502, "server_error"),
@@ -67,6 +71,7 @@ _TYPES_BY_STATUS = {
     404: "invalid_request_error",
     405: "invalid_request_error",
     408: "invalid_request_error",
+    409: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
     429: "rate_limit_error",

@@ -27,9 +27,19 @@ class ResidentModel(msgspec.Struct, frozen=True):
 class QueueState(msgspec.Struct, frozen=True):
     admitted: int  # requests holding a queue slot (running or waiting)
     running: int
+    waiting: int  # requests' and jobs' work waiting for the worker
     max: int  # MAX_QUEUE
     uploading: int  # requests whose upload is being read
     max_uploads: int  # MAX_UPLOADS
+
+
+class JobsState(msgspec.Struct, frozen=True):
+    """The jobs held (POST /v1/jobs)."""
+
+    queued: int  # waiting their turn
+    running: int
+    held: int  # every job held, finished ones not yet expired included
+    max: int  # MAX_JOBS
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -41,6 +51,7 @@ class Health(msgspec.Struct, frozen=True):
     auto: AutoRouting | None  # MODEL=auto's routes, detector and which of their models are resident
     queue: QueueState
     tls: TlsSummary | None  # the certificate served: its fingerprints and names (None: plain http)
+    jobs: JobsState
 
 
 @get(
@@ -54,6 +65,7 @@ async def health(request: AnyRequest) -> Health:
     settings = services.settings
     runner = services.runner
     catalog = services.catalog
+    counts = services.jobs.counts()
     return Health(
         status="ok",
         model=settings.engines.model,
@@ -64,11 +76,18 @@ async def health(request: AnyRequest) -> Health:
         queue=QueueState(
             admitted=runner.admitted,
             running=runner.running,
+            waiting=runner.waiting,
             max=settings.limits.max_queue,
             uploading=runner.uploading,
             max_uploads=settings.limits.max_uploads,
         ),
         tls=None if services.tls is None else services.tls.summary(),
+        jobs=JobsState(
+            queued=counts["queued"],
+            running=counts["running"],
+            held=sum(counts.values()),
+            max=settings.jobs.max_jobs,
+        ),
     )
 
 
@@ -95,5 +114,6 @@ async def metrics(request: AnyRequest) -> Response[bytes]:
     running = services.runner.running
     services.metrics.set_queue(services.runner.admitted - running, running)
     services.metrics.set_uploads(services.runner.uploading)
+    services.metrics.set_jobs(services.jobs.counts().items())
     body, content_type = services.metrics.render()
     return Response(body, media_type=content_type)

@@ -6,6 +6,8 @@ route templates (not raw paths), status codes, model names from ALLOWED_MODELS.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -60,6 +62,10 @@ class Metrics:
         self._uploads = Gauge("stt_uploads_in_progress", "Requests whose body is still streaming in", registry=r)
         self._upload_timeouts = Counter("stt_upload_timeouts", "Uploads dropped with 408 (no progress)", registry=r)
         self._resumed = Counter("stt_resumed_requests", "Retried requests that attached to a running job", registry=r)
+
+        # Jobs (POST /v1/jobs): held by status, and finished ones with the audio and worker time they took
+        self._jobs = Gauge("stt_jobs", "Jobs held (POST /v1/jobs), by status", ["status"], registry=r)
+        self._jobs_finished = Counter("stt_jobs_finished", "Jobs whose work ended, by outcome", ["status"], registry=r)
 
         # Live dictation (/v1/realtime)
         self._live_sessions = Gauge("stt_realtime_sessions", "Open live sessions", registry=r)
@@ -138,6 +144,21 @@ class Metrics:
 
     def resumed(self) -> None:
         self._resumed.inc()
+
+    def set_jobs(self, counts: Iterable[tuple[str, int]]) -> None:
+        for status, count in counts:
+            self._jobs.labels(status=status).set(count)
+
+    def job_finished(self, status: str, audio_seconds: float, processing_seconds: float) -> None:
+        """A job's work ended: counted by outcome; its audio and worker seconds feed the totals and the RTF."""
+        self._jobs_finished.labels(status=status).inc()
+        if audio_seconds > 0:
+            self._audio_seconds.inc(audio_seconds)
+        if processing_seconds > 0:
+            self._processing_seconds.inc(processing_seconds)
+            self._request_seconds.observe(processing_seconds)
+        if audio_seconds > 0 and processing_seconds > 0:
+            self._rtf.observe(processing_seconds / audio_seconds)
 
     def set_live_sessions(self, count: int) -> None:
         self._live_sessions.set(count)

@@ -26,14 +26,18 @@ log = structlog.get_logger("app.request")
 # button reads (no content in any of them).
 PUBLIC_PREFIXES = ("/static/", "/docs", "/schema")
 PUBLIC_PATHS = frozenset({"/", "/health", "/metrics", "/status", "/favicon.ico", "/ca.pem"})  # a CA is public
+JOB_PREFIX = "/v1/jobs/"
 
 
 def _route_label(path: str) -> str:
-    """A low-cardinality name for logs and metrics (no query strings, no ids)."""
+    """A low-cardinality name for logs and metrics (no query strings, no ids: a job's id is its only key)."""
     if path.startswith("/static/"):
         return "/static"
     if path.startswith(("/docs", "/schema")):
         return "/docs"
+    if path.startswith(JOB_PREFIX):
+        _, _, rest = path.removeprefix(JOB_PREFIX).partition("/")
+        return JOB_PREFIX + "{id}" + ("/" + rest if rest else "")
     return path
 
 
@@ -182,6 +186,7 @@ class RequestMiddleware:
             "detection_seconds": None if record.detection_seconds is None else round(record.detection_seconds, 3),
             "error": record.error,
             "resumed": True if record.resumed else None,
+            "job": record.job,
         }
         log.info("request", **{k: v for k, v in fields.items() if v is not None})
         if self.metrics is not None:

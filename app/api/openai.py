@@ -6,7 +6,7 @@ Reflector's form too).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +18,7 @@ from litestar.response import Stream
 from app import render
 from app.api import contract
 from app.api.errors import describe, internal_error
-from app.api.forms import Form, decode_data_url
+from app.api.forms import Form, UploadedFile, decode_data_url
 from app.api.jobs import MODEL_HEADER, RequestJob
 from app.api.params import (
     KNOWN_REFERENCES,
@@ -34,18 +34,19 @@ from app.api.params import (
 )
 from app.api.requests import AnyRequest, services_of
 from app.api.resume import one_item
-from app.api.sse import sse_response
+from app.api.sse import queue_standing, sse_response
 from app.audio.decode import probe_audio
 from app.diarization.service import Diarizer
 from app.diarization.speakers import KnownVoice, load_known_voices, split_by_speaker
 from app.errors import AppError, Cancelled, InvalidInput
 from app.model_names import OPENAI_TRANSCRIPTION_MODELS
-from app.settings import AUTO_MODEL
-from app.transcript import DiarizedSegment, Segment, Task
+from app.settings import AUTO_MODEL, ResponseFormat
+from app.transcript import DiarizedSegment, Segment, Task, Transcript
 from app.transcription.catalog import AutoRouting, OfferedModel
-from app.transcription.request import Plan
+from app.transcription.request import Plan, TranscriptionRequest
 from app.transcription.service import RunSummary, Transcribed, Transcriber
 from app.worker.cancel import CancelToken
+from app.worker.progress import Ticket
 
 log = structlog.get_logger("app.api")
 # Litestar appends `; charset=utf-8` to every text/* media type: these carry none of their own (one, not two).
@@ -69,7 +70,15 @@ StreamItem = Segment | BySpeaker | RunSummary
 
 
 def render_answer(answer: Answer, options: Options) -> Response[bytes | str]:
-    transcript = answer.transcript if isinstance(answer, Transcribed) else answer.transcribed.transcript
+    if isinstance(answer, Transcribed):
+        return render_transcript(answer.transcript, options)
+    return render_transcript(answer.transcribed.transcript, options, answer.by_speaker.segments)
+
+
+def render_transcript(
+    transcript: Transcript, options: Options, by_speaker: Sequence[DiarizedSegment] = ()
+) -> Response[bytes | str]:
+    """A transcript in the format `options` asks for; diarized_json shows `by_speaker`."""
     match options.response_format:
         case "json":
             return Response(render.render_json(transcript, logprobs=options.logprobs), media_type="application/json")
@@ -86,8 +95,8 @@ def render_answer(answer: Answer, options: Options) -> Response[bytes | str]:
         case "vtt":
             return Response(render.render_vtt(transcript), media_type=TEXT_MEDIA["vtt"])
         case "diarized_json":  # the transcript's segments split and labelled by speaker
-            segments = answer.by_speaker.segments if isinstance(answer, DiarizedTranscript) else ()
-            return Response(render.render_diarized_json(segments, transcript.duration), media_type="application/json")
+            body = render.render_diarized_json(by_speaker, transcript.duration)
+            return Response(body, media_type="application/json")
 
 
 async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[bytes | str] | Stream:
@@ -98,35 +107,35 @@ async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[byt
     the model now, so that a stream's header can name it); the answer is rendered or streamed from that work."""
     services = job.services
     settings = services.settings
-    fields = form_fields(form, TranscriptionFields)  # a translation's language, if sent, is not used
-    options = parse_options(fields, settings.http.default_response_format)
+    checked = check_upload(form, task, settings.http.default_response_format)
+    options, known, upload = checked.options, checked.known, checked.upload
     diarized = options.response_format == "diarized_json"
-    if diarized and task == "translate":
-        raise InvalidInput("response_format 'diarized_json' is for transcriptions only", about="response_format")
-    known = parse_known_speakers(form, fields)
-    if known is not None and not diarized:
-        raise InvalidInput("known_speaker_names[] needs response_format=diarized_json", about="known_speaker_names")
-    upload = single_file(form)
-    plan = services.transcriber.plan(transcription_request(form, fields, task, options))
+    plan = services.transcriber.plan(checked.request)
     job.uses_model(plan.model)
     key = form.request_key(f"{task}:openai")
     work = job.resume(key)
     if work is None:
         # Refuse what cannot be decoded (or is declared too long) now, with a plain 400, before queueing or streaming.
-        await asyncio.to_thread(probe_audio, upload.path, float(settings.audio.max_audio_seconds))
+        duration = await asyncio.to_thread(probe_audio, upload.path, float(settings.audio.max_audio_seconds))
         voices = await asyncio.to_thread(known_voices, known, settings.speakers.speakers_dir) if known else []
         job.admit()
-        plan = job.routed(await job.run(services.transcriber.route(upload.path, plan, job.cancel)))
+        ticket = Ticket(duration)  # its place in the queue, its progress
+        plan = job.routed(await job.run(services.transcriber.route(upload.path, plan, job.cancel, ticket)))
         cancel = CancelToken()
         speakers = SpeakerStep(services.diarizer, upload.path, voices, cancel) if diarized else None
-        items = transcription_work(services.transcriber, upload.path, plan, cancel, options.stream, speakers)
+        items = transcription_work(services.transcriber, upload.path, plan, cancel, options.stream, speakers, ticket)
         work = job.share(key, items, cancel, model=plan.model)
+        work.ticket = ticket
     headers = {MODEL_HEADER: work.model}  # the model that transcribed the answer
     if options.stream:
         timed = options.response_format in TIMED_FORMATS and not diarized  # diarized: speaker segments at the end
         events = transcript_events(job, work.follow(), timed=timed, logprobs=options.logprobs)
         return sse_response(
-            events, keepalive_seconds=settings.http.keepalive_seconds, owned=job.hand_over(), headers=headers
+            events,
+            keepalive_seconds=settings.http.keepalive_seconds,
+            owned=job.hand_over(),
+            headers=headers,
+            waiting=None if work.ticket is None else queue_standing(services.runner, work.ticket),
         )
     answer: Answer = await job.run(work.result(), on_worker=False)
     transcribed = answer if isinstance(answer, Transcribed) else answer.transcribed
@@ -137,6 +146,29 @@ async def answer_upload(job: RequestJob, form: Form, task: Task) -> Response[byt
     return response
 
 
+class CheckedUpload(msgspec.Struct, frozen=True):
+    """An OpenAI-form upload whose fields are checked (not its audio yet): what to transcribe and how to answer."""
+
+    upload: UploadedFile
+    request: TranscriptionRequest
+    options: Options
+    known: KnownSpeakers | None  # diarized_json's voices, when the form names some
+
+
+def check_upload(form: Form, task: Task, default_format: ResponseFormat) -> CheckedUpload:
+    """The form's fields converted and checked together (a translation's language, if sent, is not used)."""
+    fields = form_fields(form, TranscriptionFields)
+    options = parse_options(fields, default_format)
+    diarized = options.response_format == "diarized_json"
+    if diarized and task == "translate":
+        raise InvalidInput("response_format 'diarized_json' is for transcriptions only", about="response_format")
+    known = parse_known_speakers(form, fields)
+    if known is not None and not diarized:
+        raise InvalidInput("known_speaker_names[] needs response_format=diarized_json", about="known_speaker_names")
+    upload = single_file(form)
+    return CheckedUpload(upload, transcription_request(form, fields, task, options), options, known)
+
+
 def transcription_work(
     transcriber: Transcriber,
     path: Path,
@@ -144,19 +176,26 @@ def transcription_work(
     cancel: CancelToken,
     stream: bool,
     speakers: SpeakerStep | None,
+    ticket: Ticket | None = None,
 ) -> AsyncIterator[Answer] | AsyncIterator[StreamItem]:
     """The work of one upload as a resumable job's items: one answer, or a stream's segments (then, with
-    `speakers`, the segments by speaker) and its summary."""
+    `speakers`, the segments by speaker) and its summary. `ticket`: its place in the queue and its progress."""
     if not stream:
-        return one_item(_answer(transcriber, path, plan, cancel, speakers))
-    items = transcriber.stream(path, plan, cancel)
+        return one_item(transcribe_answer(transcriber, path, plan, cancel, speakers, ticket))
+    items = transcriber.stream(path, plan, cancel, ticket)
     return items if speakers is None else _with_speakers(items, speakers)
 
 
-async def _answer(
-    transcriber: Transcriber, path: Path, plan: Plan, cancel: CancelToken, speakers: SpeakerStep | None
+async def transcribe_answer(
+    transcriber: Transcriber,
+    path: Path,
+    plan: Plan,
+    cancel: CancelToken,
+    speakers: SpeakerStep | None,
+    ticket: Ticket | None = None,
 ) -> Answer:
-    transcribed = await transcriber.transcribe(path, plan, cancel)
+    """The transcription of `path`, then (with `speakers`) who said what."""
+    transcribed = await transcriber.transcribe(path, plan, cancel, ticket)
     if speakers is None:
         return transcribed
     return DiarizedTranscript(transcribed, await speakers(list(transcribed.transcript.segments)))

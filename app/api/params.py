@@ -277,6 +277,12 @@ class TranscriptionForm(TranscriptionFields, kw_only=True):
     )
 
 
+class JobForm(TranscriptionForm, kw_only=True):
+    """POST /v1/jobs: the transcription form (never streamed) and what to do with the speech."""
+
+    task: Task = "transcribe"
+
+
 async def read_json(request: AnyRequest, kind: type[S], *, required: str | None) -> S | None:
     """A small JSON object body decoded into `kind`; None when the body is empty and nothing is `required`."""
     chunks: list[bytes] = []

@@ -48,6 +48,7 @@ from app.render.reflector import TranslatedText, reflector_transcript, render_tr
 from app.settings import AUTO_MODEL
 from app.transcription.request import Plan, TranscriptionRequest
 from app.worker.cancel import CancelToken
+from app.worker.progress import Ticket
 
 JSON = "application/json"
 
@@ -98,15 +99,16 @@ async def answer_upload(job: RequestJob, form: Form) -> Response[bytes | str]:
     plan = reflector_plan(job.services, upload_plan.model, form.first("language"))
     job.uses_model(plan.model)
     files = [form.files[i] for i in upload_plan.file_indices]
-    for upload in files:  # every file must decode before any is queued
-        await asyncio.to_thread(probe_audio, upload.path, float(job.services.settings.audio.max_audio_seconds))
+    limit = float(job.services.settings.audio.max_audio_seconds)
+    durations = [await asyncio.to_thread(probe_audio, u.path, limit) for u in files]  # all decode before any queues
     results = []
     models: list[str] = []  # with MODEL=auto, each file is routed by its own language
     audio = processing = 0.0
     transcriber = job.services.transcriber
-    for upload in files:
-        routed = job.routed(await job.run(transcriber.route(upload.path, plan, job.cancel)))
-        transcribed = await job.run(transcriber.transcribe(upload.path, routed, job.cancel))
+    for upload, duration in zip(files, durations, strict=True):
+        ticket = Ticket(duration)
+        routed = job.routed(await job.run(transcriber.route(upload.path, plan, job.cancel, ticket)))
+        transcribed = await job.run(transcriber.transcribe(upload.path, routed, job.cancel, ticket))
         results.append(reflector_transcript(transcribed.transcript.words, filename=upload.filename))
         models.append(routed.model)
         audio += transcribed.transcript.duration
@@ -140,12 +142,14 @@ async def transcriptions_from_url(request: AnyRequest) -> Response[bytes]:
         shared = job.resume(key)
         if shared is None:
             workdir = job.resources.enter_context(request_workdir())
-            path, _ = await fetch_audio(job, url, workdir)
+            path, duration = await fetch_audio(job, url, workdir)
             job.admit()
             transcriber = job.services.transcriber
-            plan = job.routed(await job.run(transcriber.route(path, plan, job.cancel)))
+            ticket = Ticket(duration)
+            plan = job.routed(await job.run(transcriber.route(path, plan, job.cancel, ticket)))
             cancel = CancelToken()
-            shared = job.share(key, one_item(transcriber.transcribe(path, plan, cancel)), cancel, model=plan.model)
+            work = one_item(transcriber.transcribe(path, plan, cancel, ticket))
+            shared = job.share(key, work, cancel, model=plan.model)
         transcribed = await job.run(shared.result(), on_worker=False)
         job.finished(transcribed.transcript.duration, transcribed.processing_seconds)
         result = reflector_transcript(transcribed.transcript.words, timestamp_offset=offset)

@@ -29,6 +29,7 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     error: str | None = None  # error type only, never text of the request
     resumed: bool = False  # a retried request that attached to its running (or finished) job
     audio_field: str = "file"  # the request field errors about the audio name: `file`, or `audio_file_url`
+    job: str | None = None  # the job it submits or names, by its short id (never the whole id)
 
 
 def record_of(scope: Scope | dict[str, Any]) -> RequestRecord | None:

@@ -25,6 +25,7 @@ import msgspec
 
 from app.errors import Cancelled
 from app.worker.cancel import CancelToken
+from app.worker.progress import Ticket
 
 Item = TypeVar("Item")
 T = TypeVar("T")
@@ -56,6 +57,7 @@ class SharedJob(Generic[Item]):
         self.done = False
         self.followers = 0
         self.model = ""  # the model doing the work (the x-model header of every request that follows it)
+        self.ticket: Ticket | None = None  # its place in the queue (a stream tells it while it waits)
         self._changed = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from app.api.params import TranscriptionForm, TranslationForm
+from app.api.params import JobForm, TranscriptionForm, TranslationForm
 from app.api.reflector_params import REFLECTOR_DEFAULT_MODELS, FromUrlBody, ReflectorForm, TranslateBody
 from app.api.url_fetch import HTTP_URL_PATTERN
 from app.render.formats import DiarizedBody, JsonBody, VerboseBody
@@ -49,6 +49,7 @@ StreamEvent = DeltaEvent | DoneEvent | SegmentEvent | ErrorEvent
 SCHEMA_TYPES: tuple[Any, ...] = (
     TranscriptionForm,
     TranslationForm,
+    JobForm,
     ReflectorForm,
     FromUrlBody,
     TranslateBody,
@@ -150,6 +151,34 @@ def upload_form(found: dict[str, dict[str, Any]], groups: LanguageGroups) -> dic
     return form
 
 
+def job_form(found: dict[str, dict[str, Any]], catalog: ModelCatalog) -> dict[str, Any]:
+    """POST /v1/jobs: OpenAI's fields as /v1/audio/transcriptions declares them (never `stream`) and `task`; a
+    translation takes a model that translates (named, when MODEL does not) and no diarized_json."""
+    upload, form = found["TranscriptionForm"], found["JobForm"]
+    properties = {name: value for name, value in upload["properties"].items() if name != "stream"}
+    openai_models = upload["anyOf"][0]["properties"]["model"]["enum"]  # not Reflector's names: its form is not taken
+    properties["model"] = {**properties["model"], "enum": openai_models}
+    translators = translation_models(catalog)
+    translation: dict[str, Any] = {
+        "properties": {
+            "task": {"const": "translate"},
+            "model": {"enum": translators} if translators else {"not": {}},
+            "response_format": {"not": {"const": "diarized_json"}},
+        },
+        "required": ["task"] if catalog.default().can_translate else ["task", "model"],
+    }
+    transcription = {"properties": {"task": {"const": "transcribe"}}}
+    tasks = {"anyOf": [transcription, translation]}
+    return {
+        "title": "JobForm",
+        "description": form["description"],
+        "type": "object",
+        "properties": {**properties, "task": form["properties"]["task"]},
+        "required": ["file"],
+        "allOf": [*upload.get("allOf", []), tasks],
+    }
+
+
 def translation_form(form: dict[str, Any], catalog: ModelCatalog) -> None:
     """/v1/audio/translations' form: only the models that translate, and no diarized_json (answer_upload refuses
     it for translations); the model must be named when MODEL cannot translate."""
@@ -203,6 +232,7 @@ def declared_schemas(catalog: ModelCatalog, settings: Settings) -> dict[str, dic
             properties["response_format"]["default"] = settings.http.default_response_format
     groups = language_groups(catalog)
     found["TranscriptionForm"] = upload_form(found, groups)
+    found["JobForm"] = job_form(found, catalog)
     del found["ReflectorForm"]
     from_url = found["FromUrlBody"]
     from_url["properties"]["audio_file_url"] = AUDIO_URL

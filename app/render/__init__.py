@@ -21,6 +21,7 @@ from app.render.sse import (
     sse_done,
     sse_error,
     sse_frame,
+    sse_queued,
     sse_segment,
     sse_speaker_segment,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "sse_done",
     "sse_error",
     "sse_frame",
+    "sse_queued",
     "sse_segment",
     "sse_speaker_segment",
     "usage_seconds",

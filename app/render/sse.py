@@ -57,6 +57,13 @@ Event = DeltaEvent | DoneEvent | SegmentEvent | ErrorEvent
 _encoder = msgspec.json.Encoder()
 
 
+def sse_queued(position: int, eta_seconds: float | None) -> bytes:
+    """A comment (clients skip it) while the work waits its turn: `: queued position=N eta=Ns` (no eta until a speed
+    is measured)."""
+    eta = "" if eta_seconds is None else f" eta={round(eta_seconds)}s"
+    return f": queued position={position}{eta}\n\n".encode()
+
+
 def sse_frame(payload: bytes) -> bytes:
     """One SSE event from a single-line JSON payload."""
     return b"data: " + payload + b"\n\n"

@@ -46,6 +46,7 @@ class TranscriptionRun:
         window_seconds: float = WINDOW_SECONDS,
         between_batches: Callable[[], None] | None = None,
         small_batches: Callable[[], bool] | None = None,
+        progressed: Callable[[float], None] | None = None,
     ) -> None:
         self.path = path
         self.engine = engine
@@ -64,6 +65,8 @@ class TranscriptionRun:
         self.between_batches = between_batches
         # True while live work may arrive: batches of one chunk, so live work waits at most one chunk's decode.
         self.small_batches = small_batches
+        # Told the seconds of audio transcribed so far after each batch (and the whole length at the end).
+        self.progressed = progressed
 
     def _segmenter(self) -> SpeechSegmenter:
         a = self.audio
@@ -136,6 +139,8 @@ class TranscriptionRun:
                 batch_size = 1 if self.small_batches is not None and self.small_batches() else self.audio.batch_size
         if batch:
             yield from self._recognise(batch)
+        if self.progressed is not None:
+            self.progressed(self.duration)
 
     def _recognise(self, batch: list[tuple[Chunk, Audio]]) -> Iterator[Segment]:
         if self.between_batches is not None:
@@ -149,6 +154,8 @@ class TranscriptionRun:
                 self.language = result.language
             for segment in result.segments:
                 yield _clamped(segment, chunk.duration).shifted(chunk.start / SAMPLE_RATE)
+        if self.progressed is not None:
+            self.progressed(batch[-1][0].end / SAMPLE_RATE)
 
 
 def _clamped(segment: Segment, limit: float) -> Segment:

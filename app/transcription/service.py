@@ -24,6 +24,7 @@ from app.transcription.pipeline import TranscriptionRun
 from app.transcription.request import Detection, Plan, TranscriptionRequest, about_languages, language_hint
 from app.transcription.routing import AutoRouter, auto_router, smallest_detector
 from app.worker.cancel import CancelToken
+from app.worker.progress import Ticket
 from app.worker.residency import ModelKey, Residency
 from app.worker.runner import Runner
 
@@ -176,12 +177,12 @@ class Transcriber:
             )
         return self._checked(self._with_model(plan, name), None)
 
-    async def route(self, path: Path, plan: Plan, cancel: CancelToken) -> Plan:
+    async def route(self, path: Path, plan: Plan, cancel: CancelToken, ticket: Ticket | None = None) -> Plan:
         """`plan` with its model chosen: as it is unless it is `auto`; then by the language detected (on the worker,
-        from the file's first speech) with the detector model."""
+        from the file's first speech) with the detector model. `ticket`: the request's place in the queue."""
         if plan.routed:
             return plan
-        detection = await self.runner.run(lambda: self._detect(path, cancel, plan.languages), cancel)
+        detection = await self.runner.run(lambda: self._detect(path, cancel, plan.languages), cancel, ticket=ticket)
         router = self._router()
         if detection.language is None:  # no speech: no segments whichever model runs; take the catch-all
             fallback = router.translator_for(None) if plan.decoding.task == "translate" else router.model_for("*")
@@ -273,7 +274,7 @@ class Transcriber:
             decoding = msgspec.structs.replace(decoding, language=next(iter(info.languages)))
         return msgspec.structs.replace(plan, decoding=decoding)
 
-    def _run(self, path: Path, plan: Plan, cancel: CancelToken) -> TranscriptionRun:
+    def _run(self, path: Path, plan: Plan, cancel: CancelToken, ticket: Ticket) -> TranscriptionRun:
         if not plan.routed:
             raise RuntimeError("an auto plan must be routed (Transcriber.route) before it runs")
         return TranscriptionRun(
@@ -285,12 +286,18 @@ class Transcriber:
             chunking=plan.chunking,
             between_batches=self.runner.serve_live,
             small_batches=lambda: self.runner.live_sessions > 0,
+            progressed=ticket.advance,
         )
 
-    async def transcribe(self, path: Path, plan: Plan, cancel: CancelToken) -> Transcribed:
+    async def transcribe(
+        self, path: Path, plan: Plan, cancel: CancelToken, ticket: Ticket | None = None
+    ) -> Transcribed:
+        """The whole transcription. `ticket`: its place in the queue and its progress (the API's, to watch them)."""
+        ticket = _ticket_of(ticket, plan)
+
         def work() -> Transcribed:
             started = time.monotonic()
-            run = self._run(path, plan, cancel)
+            run = self._run(path, plan, cancel, ticket)
             segments = tuple(run.segments())
             language = run.language or plan.decoding.language or "en"
             transcript = Transcript(
@@ -298,17 +305,28 @@ class Transcriber:
             )
             return Transcribed(transcript, time.monotonic() - started)
 
-        return await self.runner.run(work, cancel)
+        return await self.runner.run(work, cancel, ticket=ticket)
 
-    def stream(self, path: Path, plan: Plan, cancel: CancelToken) -> AsyncGenerator[Segment | RunSummary]:
+    def stream(
+        self, path: Path, plan: Plan, cancel: CancelToken, ticket: Ticket | None = None
+    ) -> AsyncGenerator[Segment | RunSummary]:
         """Segments as each batch finishes, then one RunSummary."""
+        ticket = _ticket_of(ticket, plan)
 
         def produce(emit: Callable[[Segment | RunSummary], None]) -> None:
             started = time.monotonic()
-            run = self._run(path, plan, cancel)
+            run = self._run(path, plan, cancel, ticket)
             for segment in run.segments():
                 emit(segment)
             language = run.language or plan.decoding.language or "en"
             emit(RunSummary(run.duration, language, time.monotonic() - started))
 
-        return self.runner.stream(produce, cancel)
+        return self.runner.stream(produce, cancel, ticket)
+
+
+def _ticket_of(ticket: Ticket | None, plan: Plan) -> Ticket:
+    """The work's ticket, naming the model that runs it (its speed is measured under that name)."""
+    if ticket is None:
+        return Ticket(model=plan.model)
+    ticket.model = plan.model
+    return ticket

@@ -14,6 +14,10 @@ itself). Live work still runs on the one worker thread, never beside a file job.
 Shutdown (`stop_all`, on SIGTERM): from then on every slot is refused with `ShuttingDown` (503 + Retry-After), and
 every job queued or running stops with it (a running one at its next batch boundary), so in-flight requests are
 answered within seconds rather than cut off when the process exits.
+
+File work may carry a `Ticket` (`app/worker/progress.py`): its length, model and progress. The Runner starts and ends
+its pieces, measures each model's speed from them (`speeds`), and tells where a ticket stands (`standing`: the
+work ahead of it, the running one included, and the estimated seconds until it is done).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from app.errors import Cancelled, QueueFull, ShuttingDown
 from app.worker.cancel import CancelToken
+from app.worker.progress import Speeds, Ticket
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -40,6 +45,16 @@ Lane = Literal["live", "preview", "file"]
 class _Task(NamedTuple):
     run: Callable[[], None]
     future: Future[Any]
+    cancel: CancelToken | None = None  # None: housekeeping (not a request's work, never counted in the queue)
+    ticket: Ticket | None = None
+
+
+class Standing(NamedTuple):
+    """Where a ticket stands: the pieces of work before it (the running one included; 0 once its own work has
+    begun) and the estimated seconds until it is done (None until the speeds it depends on are measured)."""
+
+    position: int
+    eta_seconds: float | None
 
 
 class Runner:
@@ -61,6 +76,8 @@ class Runner:
         self._live: deque[_Task] = deque()
         self._preview: deque[_Task] = deque()
         self._jobs: deque[_Task] = deque()
+        self._current: _Task | None = None  # the file work running now
+        self.speeds = Speeds()
         self._stopped = False
         self.live_sessions = 0  # open live sessions: while there are any, file jobs keep their batches small
         self._thread = threading.Thread(target=self._serve, name="inference", daemon=True)
@@ -154,19 +171,32 @@ class Runner:
 
         future.add_done_callback(forget)
 
-    def _wrap(self, fn: Callable[[], T], cancel: CancelToken) -> Callable[[], T]:
+    def _wrap(self, fn: Callable[[], T], cancel: CancelToken, ticket: Ticket | None = None) -> Callable[[], T]:
         def job() -> T:
             cancel.raise_if_cancelled()  # the client left while the job was queued
             self._running += 1
+            if ticket is not None:
+                ticket.begin()
             try:
                 return fn()
             finally:
+                if ticket is not None:
+                    audio, seconds = ticket.end()
+                    if ticket.model:
+                        self.speeds.observe(ticket.model, audio, seconds)
                 self._running -= 1
                 self.last_activity = time.monotonic()
 
         return job
 
-    def _submit(self, fn: Callable[[], T], *, lane: Lane = "file") -> Future[T]:
+    def _submit(
+        self,
+        fn: Callable[[], T],
+        *,
+        lane: Lane = "file",
+        cancel: CancelToken | None = None,
+        ticket: Ticket | None = None,
+    ) -> Future[T]:
         future: Future[T] = Future()
 
         def task() -> None:
@@ -182,7 +212,8 @@ class Runner:
         with self._ready:
             if self._stopped:
                 raise RuntimeError("the runner is shut down")
-            {"live": self._live, "preview": self._preview, "file": self._jobs}[lane].append(_Task(task, future))
+            lanes = {"live": self._live, "preview": self._preview, "file": self._jobs}
+            lanes[lane].append(_Task(task, future, cancel, ticket))
             self._ready.notify()
         return future
 
@@ -193,8 +224,14 @@ class Runner:
                     self._ready.wait()
                 if self._stopped:
                     return
-                task = (self._live or self._preview or self._jobs).popleft()
-            task.run()
+                lane = self._live or self._preview or self._jobs
+                task = lane.popleft()
+                self._current = task if lane is self._jobs and task.cancel is not None else None
+            try:
+                task.run()
+            finally:
+                with self._ready:
+                    self._current = None
 
     def serve_live(self) -> None:
         """Run every waiting live task now. Long jobs call this on the worker thread at their batch boundaries."""
@@ -211,12 +248,39 @@ class Runner:
     def live_waiting(self) -> int:
         return len(self._live) + len(self._preview)
 
-    async def run(self, fn: Callable[[], T], cancel: CancelToken, *, lane: Lane = "file") -> T:
+    @property
+    def waiting(self) -> int:
+        """Requests' file work waiting for the worker (work already cancelled is not counted)."""
+        with self._ready:
+            return sum(1 for task in self._jobs if _counted(task))
+
+    def standing(self, ticket: Ticket) -> Standing:
+        """Where `ticket` stands now; a ticket not queued (yet) stands behind everything that is."""
+        now = time.monotonic()
+        with self._ready:
+            queued = [task for task in self._jobs if _counted(task)]
+            current = self._current
+        if ticket.started is not None:
+            return Standing(0, ticket.remaining(self.speeds, now))
+        # work stopping (its client left, its job was cancelled) ends at its next batch boundary: counted as nothing
+        stopping = current is not None and current.cancel is not None and current.cancel.cancelled
+        ahead: list[Ticket | None] = [] if current is None else [None if stopping else current.ticket]
+        for task in queued:
+            if task.ticket is ticket:
+                break
+            ahead.append(task.ticket)
+        estimates = [t.remaining(self.speeds, now) if t is not None else 0.0 for t in [*ahead, ticket]]
+        eta = None if any(e is None for e in estimates) else sum(e or 0.0 for e in estimates)
+        return Standing(len(ahead), eta)
+
+    async def run(
+        self, fn: Callable[[], T], cancel: CancelToken, *, lane: Lane = "file", ticket: Ticket | None = None
+    ) -> T:
         """Run `fn` on the worker and wait for it. If the awaiting task is cancelled, the job is told to stop.
 
         `lane="live"` or `"preview"`: ahead of waiting file jobs (live before previews), and taken at a running file
-        job's next batch boundary."""
-        future: Future[T] = self._submit(self._wrap(fn, cancel), lane=lane)
+        job's next batch boundary. `ticket`: the work's place in the queue and its progress."""
+        future: Future[T] = self._submit(self._wrap(fn, cancel, ticket), lane=lane, cancel=cancel, ticket=ticket)
         self._watch(future, cancel)
         try:
             return await asyncio.wrap_future(future)
@@ -229,7 +293,7 @@ class Runner:
         return self._submit(fn)
 
     async def stream(
-        self, produce: Callable[[Callable[[Item], None]], None], cancel: CancelToken
+        self, produce: Callable[[Callable[[Item], None]], None], cancel: CancelToken, ticket: Ticket | None = None
     ) -> AsyncGenerator[Item]:
         """Run `produce(emit)` on the worker; yield each emitted item here as soon as it is emitted.
 
@@ -245,7 +309,7 @@ class Runner:
         def job() -> None:
             produce(emit)
 
-        future = self._submit(self._wrap(job, cancel))
+        future = self._submit(self._wrap(job, cancel, ticket), cancel=cancel, ticket=ticket)
         self._watch(future, cancel)
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, _DONE))
         try:
@@ -272,4 +336,9 @@ class Runner:
             task.future.cancel()
 
 
-__all__ = ["Cancelled", "Runner"]
+def _counted(task: _Task) -> bool:
+    """A request's work still wanted (housekeeping and work whose client left are not)."""
+    return task.cancel is not None and not task.cancel.cancelled
+
+
+__all__ = ["Cancelled", "Runner", "Standing"]

@@ -124,6 +124,28 @@ def test_whisper_asr_operations(document: dict[str, Any]) -> None:
     assert detect["schema"] == {"$ref": "#/components/schemas/DetectedLanguage"}
 
 
+def test_job_operations(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    submit = paths["/v1/jobs"]["post"]
+    assert submit["requestBody"]["content"]["multipart/form-data"]["schema"] == {"$ref": "#/components/schemas/JobForm"}
+    accepted = submit["responses"]["202"]["content"]["application/json"]["schema"]
+    assert accepted == {"$ref": "#/components/schemas/Job"}  # inferred from the handler's Struct
+    assert "Retry-After" in submit["responses"]["503"]["headers"]  # MAX_JOBS, MAX_QUEUE
+    form = schema(document, "JobForm")["properties"]
+    assert "stream" not in form and form["task"]["enum"] == ["transcribe", "translate"]
+    assert set(form) >= {"file", "model", "language", "response_format", "known_speaker_names[]", "keywords[]"}
+    job = schema(document, "Job")["properties"]
+    assert set(job) >= {"id", "status", "progress", "position", "eta_seconds", "expires_at", "duration", "error"}
+    assert job["status"]["enum"] == ["queued", "running", "succeeded", "failed", "cancelled"]
+    listed = paths["/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed == {"$ref": "#/components/schemas/JobList"}
+    assert "id" not in schema(document, "JobSummary")["properties"]  # the queue shows short ids only
+    result = paths["/v1/jobs/{job_id}/result"]["get"]
+    assert {p["name"] for p in result["parameters"]} == {"job_id", "response_format", "timestamp_granularities[]"}
+    assert set(result["responses"]["200"]["content"]) == {"application/json", "text/plain", "text/vtt"}
+    assert {"404", "409"} <= set(result["responses"]) and "404" in paths["/v1/jobs/{job_id}"]["delete"]["responses"]
+
+
 def test_bearer_security(document: dict[str, Any]) -> None:
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
@@ -153,7 +175,7 @@ def _readable(report: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # its work is a few hundred transcriptions: as long as its own subprocess may take
+@pytest.mark.timeout(900)  # a few hundred transcriptions (16 operations): as long as its own subprocess may take
 def test_schemathesis_all_checks(server: ServerProcess, tmp_path: Path) -> None:
     www = tmp_path / "www"
     www.mkdir()
@@ -194,7 +216,8 @@ def test_schemathesis_all_checks(server: ServerProcess, tmp_path: Path) -> None:
     assert run.returncode == 0, summary
     generated = re.search(r"(\d+) generated", run.stdout)
     assert generated is not None and int(generated.group(1)) >= 4 * MAX_EXAMPLES, summary
-    assert re.search(r"Tested: 11\b", run.stdout), summary  # every operation
+    assert re.search(r"Tested: 16\b", run.stdout), summary  # every operation
     print(f"schemathesis --checks all: {generated.group(0)} cases, no failure (seed {SEED})")
     assert "Traceback" not in server.log()
+    server.wait_until_idle(timeout=600)  # the jobs it submitted run on after their 202
     assert server.temp_entries() == []

@@ -234,11 +234,7 @@ export function setUpFileJob() {
   for (const type of ["dragleave", "drop"]) {
     el.drop.addEventListener(type, () => el.drop.classList.remove("over"));
   }
-  el.drop.addEventListener("drop", (e) => {
-    e.preventDefault();
-    const f = e.dataTransfer && e.dataTransfer.files[0];
-    if (f) chooseFile(f);
-  });
+  el.drop.addEventListener("drop", (e) => e.preventDefault()); // a dropped file becomes a job (jobs.js)
   // A file dropped beside the zone must not navigate away from the page.
   window.addEventListener("dragover", (e) => e.preventDefault());
   window.addEventListener("drop", (e) => e.preventDefault());
