@@ -1,34 +1,30 @@
-"""Request parsing: OpenAI's upload form (into its Structs), and the flags, numbers and JSON bodies of every route.
-Reflector's own forms and bodies are in `app/api/reflector_params.py`.
+"""Request parsing: OpenAI's upload form (into its Structs), and the flags of every route.
+Reflector's own forms and JSON bodies are in `app/api/reflector_params.py`.
 
-Every refusal is `InvalidInput` (or `InputTooLarge`) about the parameter, so it leaves as a 400 naming it.
+Every refusal is `InvalidInput` about the parameter, so it leaves as a 400 naming it.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Literal, TypeVar, get_args
 
 import msgspec
 
 from app import render
-from app.api.forms import MAX_FIELD_BYTES, Form, UploadedFile, body_chunks
-from app.api.requests import AnyRequest
+from app.api.forms import MAX_FIELD_BYTES, Form, UploadedFile
 from app.audio.chunking import Chunking
 from app.diarization.speakers import MAX_KNOWN_SPEAKERS
-from app.errors import InputTooLarge, InvalidInput
+from app.errors import InvalidInput
 from app.settings import ResponseFormat, parse_flag
 from app.transcript import Task
 from app.transcription.request import TranscriptionRequest
 
-S = TypeVar("S", bound=msgspec.Struct)
 F = TypeVar("F", bound="TranslationFields")
 T = TypeVar("T")
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 Granularity = Literal["word", "segment"]
 GRANULARITIES: tuple[str, ...] = get_args(Granularity)
-MAX_JSON_BYTES = 256 * 1024
 # Formats whose answer shows times: only they need word timings (Whisper's costly alignment, ADR 21); they also make
 # Whisper's segments, and so a stream's segment events, follow the speech more finely. diarized_json splits
 # segments at speaker changes by word times.
@@ -43,12 +39,6 @@ def parse_bool(value: str | None, param: str) -> bool:
         return parse_flag(value)
     except ValueError:
         raise InvalidInput(f"Invalid value for '{param}': expected true or false, got '{value}'", about=param) from None
-
-
-def finite(value: float, param: str) -> float:
-    if not math.isfinite(value):
-        raise InvalidInput(f"'{param}' must be a finite number", about=param)
-    return value
 
 
 KNOWN_NAMES = "known_speaker_names"
@@ -281,31 +271,3 @@ class JobForm(TranscriptionForm, kw_only=True):
     """POST /v1/jobs: the transcription form (never streamed) and what to do with the speech."""
 
     task: Task = "transcribe"
-
-
-async def read_json(request: AnyRequest, kind: type[S], *, required: str | None) -> S | None:
-    """A small JSON object body decoded into `kind`; None when the body is empty and nothing is `required`."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in body_chunks(request):
-        size += len(chunk)
-        if size > MAX_JSON_BYTES:
-            raise InputTooLarge(f"The JSON body is larger than {MAX_JSON_BYTES // 1024} KB")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        if required:
-            raise InvalidInput(f"Expected a JSON body with '{required}'", about=required)
-        return None
-    try:
-        decoded = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        raise InvalidInput("The request body is not valid JSON") from None
-    return convert(decoded, kind, where="JSON field", strict=True)
-
-
-def required_text(value: str | None, param: str) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise InvalidInput(f"Missing required parameter: '{param}'", about=param)
-    return text

@@ -28,14 +28,16 @@ from app.api import contract
 from app.api.deps import Services
 from app.api.forms import Form, body_chunks
 from app.api.jobs import MODEL_HEADER, RequestJob
-from app.api.params import finite, read_json, required_text
 from app.api.reflector_params import (
     LANGUAGE_CODE,
     REFLECTOR_DEFAULT_MODELS,
     FromUrlBody,
     TranslateBody,
+    finite,
     language_code,
     plan_upload,
+    read_json,
+    required_text,
 )
 from app.api.requests import AnyRequest
 from app.api.resume import one_item, request_key

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 
-from app.api.params import parse_bool, required_text
-from app.errors import InvalidInput
+from app.api.forms import body_chunks
+from app.api.params import convert, parse_bool
+from app.api.requests import AnyRequest
+from app.errors import InputTooLarge, InvalidInput
+
+S = TypeVar("S", bound=msgspec.Struct)
+MAX_JSON_BYTES = 256 * 1024
 
 REFLECTOR_FILE_FIELDS = ("files", "files[]")
 # Model names Reflector sends that mean "this server's model" unless an operator allowed that exact name.
@@ -90,3 +96,37 @@ class TranslateBody(msgspec.Struct, kw_only=True):
     text: str | None = None
     source_language: LanguageCode | None = None
     target_language: LanguageCode | None = None
+
+
+def finite(value: float, param: str) -> float:
+    if not math.isfinite(value):
+        raise InvalidInput(f"'{param}' must be a finite number", about=param)
+    return value
+
+
+async def read_json(request: AnyRequest, kind: type[S], *, required: str | None) -> S | None:
+    """A small JSON object body decoded into `kind`; None when the body is empty and nothing is `required`."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in body_chunks(request):
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise InputTooLarge(f"The JSON body is larger than {MAX_JSON_BYTES // 1024} KB")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        if required:
+            raise InvalidInput(f"Expected a JSON body with '{required}'", about=required)
+        return None
+    try:
+        decoded = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        raise InvalidInput("The request body is not valid JSON") from None
+    return convert(decoded, kind, where="JSON field", strict=True)
+
+
+def required_text(value: str | None, param: str) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput(f"Missing required parameter: '{param}'", about=param)
+    return text

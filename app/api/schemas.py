@@ -1,5 +1,5 @@
 """The JSON schemas that must be declared by hand, built for one app: the bodies our own readers parse (the
-multipart forms that `app/api/forms.py` streams, the small JSON bodies of `params.read_json`), the answers rendered
+multipart forms that `app/api/forms.py` streams, Reflector's JSON bodies (`read_json`)), the answers rendered
 per `response_format` (and their stream events) and the error body. Litestar infers the rest of the document from
 the typed handlers (`/v1/models`, `/health`, `/diarize`, `/translate` and their query parameters).
 

@@ -9,14 +9,13 @@ from app.api.params import (
     MAX_NAME_CHARS,
     SPEAKER_NAME,
     TranscriptionFields,
-    finite,
     form_fields,
     parse_bool,
     parse_known_speakers,
     parse_options,
     transcription_request,
 )
-from app.api.reflector_params import is_reflector_form, language_code, plan_upload
+from app.api.reflector_params import finite, is_reflector_form, language_code, plan_upload
 from app.errors import InvalidInput
 
 
