@@ -108,6 +108,10 @@ class Metrics:
     ) -> None:
         """Count one finished request; audio/processing seconds (when > 0) feed the totals and the RTF histogram."""
         self._requests.labels(route=route, status=str(status)).inc()
+        self._observe_work(audio_seconds, processing_seconds)
+
+    def _observe_work(self, audio_seconds: float, processing_seconds: float) -> None:
+        """Audio and worker seconds (each when > 0) into the totals, the duration and the RTF histograms."""
         if audio_seconds > 0:
             self._audio_seconds.inc(audio_seconds)
         if processing_seconds > 0:
@@ -152,13 +156,7 @@ class Metrics:
     def job_finished(self, status: str, audio_seconds: float, processing_seconds: float) -> None:
         """A job's work ended: counted by outcome; its audio and worker seconds feed the totals and the RTF."""
         self._jobs_finished.labels(status=status).inc()
-        if audio_seconds > 0:
-            self._audio_seconds.inc(audio_seconds)
-        if processing_seconds > 0:
-            self._processing_seconds.inc(processing_seconds)
-            self._request_seconds.observe(processing_seconds)
-        if audio_seconds > 0 and processing_seconds > 0:
-            self._rtf.observe(processing_seconds / audio_seconds)
+        self._observe_work(audio_seconds, processing_seconds)
 
     def set_live_sessions(self, count: int) -> None:
         self._live_sessions.set(count)
